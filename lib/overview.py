@@ -1,0 +1,85 @@
+"""What the Overview and Jobs pages show, computed without streamlit."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+
+import pandas as pd
+
+from lib.runpod import Health, RunPodError
+from lib.store import JobRecord
+
+
+@dataclass(frozen=True)
+class EndpointHealth:
+    role: str
+    label: str
+    endpoint_id: str
+    health: Health | None
+    problem: str | None = None
+
+
+def endpoint_health(services) -> list[EndpointHealth]:
+    """Live /health of every configured endpoint; one failing endpoint does not hide the others."""
+    rows = []
+    for role, spec in services.config.endpoints.items():
+        ident = spec.id or spec.url or role
+        try:
+            health = services.jobs(role).health()
+            rows.append(EndpointHealth(role, spec.label, ident, health))
+        except RunPodError as exc:
+            rows.append(EndpointHealth(role, spec.label, ident, None, str(exc)))
+    return rows
+
+
+def spend_today(store, now: datetime | None = None) -> float:
+    """Estimated spend since midnight UTC from the console's own job records."""
+    now = now or datetime.now(timezone.utc)
+    midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    frame = store.jobs_frame(since=midnight, until=now + timedelta(seconds=1))
+    return float(frame["cost_usd"].fillna(0).sum()) if len(frame) else 0.0
+
+
+def _seconds(ms: int | None) -> float | None:
+    return None if ms is None else round(ms / 1000, 1)
+
+
+def jobs_table(records: list[JobRecord]) -> pd.DataFrame:
+    """One row per job for a dataframe widget: plain words, no JSON."""
+    return pd.DataFrame([{
+        "job": r.local_id,
+        "when": r.created_at,
+        "endpoint": r.role,
+        "kind": r.kind,
+        "status": r.status,
+        "who": r.user,
+        "character": r.character or "",
+        "queue s": _seconds(r.delay_ms),
+        "run s": _seconds(r.execution_ms),
+        "worker": r.worker_id or "",
+        "cost $": r.cost_usd,
+        "simulated": r.simulated,
+    } for r in records], columns=["job", "when", "endpoint", "kind", "status", "who", "character",
+                                  "queue s", "run s", "worker", "cost $", "simulated"])
+
+
+def status_line(record: JobRecord, now: datetime | None = None) -> str:
+    """queued → cold start → running → done, with elapsed seconds and the worker id."""
+    now = now or datetime.now(timezone.utc)
+    elapsed = (now - (record.submitted_at or record.created_at)).total_seconds()
+    worker = f" on worker {record.worker_id}" if record.worker_id else ""
+    if record.status == "PENDING":
+        return "sending to RunPod…"
+    if record.status == "IN_QUEUE":
+        return f"queued for {elapsed:.0f} s (a worker may be cold-starting)"
+    if record.status == "IN_PROGRESS":
+        step = ""
+        if isinstance(record.progress, dict) and record.progress.get("step") is not None:
+            total = record.progress.get("total") or record.progress.get("total_steps")
+            step = f", step {record.progress['step']}" + (f"/{total}" if total else "")
+        cold = " after a cold start" if record.cold_start else ""
+        return f"running{cold}{worker}{step} — {elapsed:.0f} s since submit"
+    if record.status == "COMPLETED":
+        return (f"done{worker}: queued {_seconds(record.delay_ms) or 0} s, "
+                f"ran {_seconds(record.execution_ms) or 0} s")
+    return f"{record.status.lower().replace('_', ' ')}: {record.error or 'no details from RunPod'}"

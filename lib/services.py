@@ -1,0 +1,118 @@
+"""Everything a console process shares, built once: settings, config, the RunPod client, the
+volume, the job store and the tracker — on real RunPod, or on an in-process local simulator."""
+from __future__ import annotations
+
+import logging
+import secrets
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
+from pathlib import Path
+
+from lib.config import ConsoleConfig, Settings
+from lib.runpod import RunPod
+from lib.store import JobStore
+from lib.tracker import Tracker
+from lib.volume import Volume, volume_from_settings
+
+log = logging.getLogger(__name__)
+
+REAL_COLD_START_THRESHOLD_MS = 10_000.0
+
+
+@dataclass
+class Services:
+    settings: Settings
+    config: ConsoleConfig
+    client: RunPod
+    volume: Volume
+    store: JobStore
+    tracker: Tracker
+    localpod: object | None = None  # lib.localpod.server.LocalPod when simulated
+    started_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
+
+    @property
+    def simulated(self) -> bool:
+        return self.localpod is not None
+
+    @property
+    def data_dir(self) -> Path:
+        return self.settings.data_dir
+
+    @property
+    def backend_label(self) -> str:
+        return "local RunPod simulator" if self.simulated else "RunPod"
+
+    def jobs(self, role: str):
+        return self.client.for_spec(self.config.endpoint(role))
+
+    def close(self) -> None:
+        self.tracker.stop()
+        self.client.close()
+        self.store.close()
+        if self.localpod is not None:
+            self.localpod.stop()
+
+
+def build_services(settings: Settings, *, start_tracker: bool = True,
+                   config: ConsoleConfig | None = None) -> Services:
+    config = config or ConsoleConfig.load(settings.config_path)
+    data_dir = Path(settings.data_dir)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    store = JobStore(data_dir)
+    localpod = None
+    if settings.uses_simulator:
+        from lib.localpod.server import LocalPod  # only needed without a RunPod key
+
+        # A fresh random key per process: the simulator is reachable on loopback only, and
+        # nothing else on the machine should drive it with a guessable key.
+        key = secrets.token_urlsafe(24)
+        localpod = LocalPod(data_dir / "localpod", config, api_key=key).start()
+        settings = replace(settings, api_url=localpod.api_url, rest_url=localpod.rest_url)
+        client = RunPod(key, api_url=localpod.api_url, rest_url=localpod.rest_url)
+        volume = volume_from_settings(settings, config, local_root=localpod.volume_dir)
+        _import_demo_history(store, config)
+        scale = config.simulator.time_scale
+
+        def threshold(role: str) -> float:
+            return 0.5 * config.simulator.cold_start_s.get(role, 60.0) * scale * 1000
+    else:
+        client = RunPod.from_settings(settings)
+        volume = volume_from_settings(settings, config, local_root=None)
+
+        def threshold(role: str) -> float:
+            return REAL_COLD_START_THRESHOLD_MS
+
+    services_ = Services(settings=settings, config=config, client=client, volume=volume,
+                         store=store, localpod=localpod,
+                         tracker=Tracker(store, config, lambda role: client.for_spec(config.endpoint(role)),
+                                         cold_start_threshold_ms=threshold,
+                                         local_volume_root=localpod.volume_dir if localpod else None))
+    if start_tracker:
+        services_.tracker.start()
+    return services_
+
+
+def _import_demo_history(store: JobStore, config: ConsoleConfig) -> None:
+    """Copy the simulator's seeded 30 days of traffic into the job history, once, marked simulated."""
+    if store.flag("demo_history_imported"):
+        return
+    from lib.localpod.seed import demo_traffic
+
+    now = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0)
+    prices = {role: config.price_per_second(role) for role in config.endpoints}
+    rows = []
+    for job in demo_traffic(config, now=now):
+        start = job.submitted_at.timestamp()
+        rows.append({
+            "local_id": f"seed-{job.id}", "runpod_id": job.id, "role": job.role,
+            "endpoint_id": job.endpoint_id, "status": job.status, "kind": job.kind, "user": job.user,
+            "character": job.character, "created_at": start,
+            "finished_at": start + (job.delay_ms + job.execution_ms) / 1000,
+            "delay_ms": job.delay_ms, "execution_ms": job.execution_ms, "worker_id": job.worker_id,
+            "images": job.images, "cold_start": job.cold_start,
+            "cost_usd": -(-job.execution_ms // 1000) * prices.get(job.role, 0.0),
+            "meta": {"character": job.character, "simulated": True},
+        })
+    store.import_history(rows)
+    store.set_flag("demo_history_imported", now.isoformat())
+    log.info("imported %d simulated past jobs", len(rows))

@@ -1,0 +1,489 @@
+"""The console's own job store: SQLite in CONSOLE_DATA.
+
+Every job is recorded here *before* it is sent to RunPod, so a rerun, a double click or a console
+restart can never submit it twice, and results outlive RunPod's 30-minute retention.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+import threading
+import time
+import uuid
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pandas as pd
+
+# Local states around RunPod's own: PENDING (recorded, not yet confirmed by RunPod), SUBMIT_FAILED
+# (RunPod surely did not take it), UNKNOWN (the submit's outcome is unknown: never resent blindly),
+# EXPIRED (RunPod forgot the job before it reached a terminal state we saw).
+LOCAL_STATES = ("PENDING", "SUBMIT_FAILED", "UNKNOWN", "EXPIRED")
+RUNPOD_STATES = ("IN_QUEUE", "IN_PROGRESS", "COMPLETED", "FAILED", "CANCELLED", "TIMED_OUT")
+FINAL_STATES = frozenset({"COMPLETED", "FAILED", "CANCELLED", "TIMED_OUT", "SUBMIT_FAILED", "EXPIRED"})
+ACTIVE_STATES = frozenset({"IN_QUEUE", "IN_PROGRESS"})
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS jobs (
+    local_id TEXT PRIMARY KEY,
+    idempotency_key TEXT UNIQUE,
+    role TEXT NOT NULL,
+    endpoint_id TEXT NOT NULL,
+    runpod_id TEXT,
+    status TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    user TEXT NOT NULL,
+    grp TEXT,
+    character TEXT,
+    created_at REAL NOT NULL,
+    submitted_at REAL,
+    finished_at REAL,
+    delay_ms INTEGER,
+    execution_ms INTEGER,
+    worker_id TEXT,
+    retries INTEGER,
+    payload_hash TEXT,
+    input_json TEXT,
+    meta_json TEXT,
+    output_json TEXT,
+    error TEXT,
+    progress_json TEXT,
+    est_cost_usd REAL,
+    cost_usd REAL,
+    images INTEGER NOT NULL DEFAULT 0,
+    cold_start INTEGER NOT NULL DEFAULT 0,
+    simulated INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS jobs_status ON jobs(status);
+CREATE INDEX IF NOT EXISTS jobs_created ON jobs(created_at);
+CREATE INDEX IF NOT EXISTS jobs_runpod ON jobs(runpod_id);
+CREATE INDEX IF NOT EXISTS jobs_grp ON jobs(grp);
+CREATE TABLE IF NOT EXISTS status_changes (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    local_id TEXT NOT NULL,
+    at REAL NOT NULL,
+    status TEXT NOT NULL,
+    delay_ms INTEGER,
+    execution_ms INTEGER,
+    worker_id TEXT,
+    note TEXT
+);
+CREATE INDEX IF NOT EXISTS changes_job ON status_changes(local_id);
+CREATE TABLE IF NOT EXISTS outputs (
+    local_id TEXT NOT NULL,
+    name TEXT NOT NULL,
+    path TEXT NOT NULL,
+    mime TEXT NOT NULL,
+    meta_json TEXT,
+    PRIMARY KEY (local_id, name)
+);
+CREATE TABLE IF NOT EXISTS audit (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    at REAL NOT NULL,
+    user TEXT NOT NULL,
+    action TEXT NOT NULL,
+    target TEXT,
+    detail_json TEXT,
+    est_cost_usd REAL
+);
+CREATE INDEX IF NOT EXISTS audit_at ON audit(at);
+CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+
+
+def _ts(value: float | None) -> datetime | None:
+    return None if value is None else datetime.fromtimestamp(value, tz=timezone.utc)
+
+
+def _epoch(value: datetime | None) -> float | None:
+    return None if value is None else value.timestamp()
+
+
+def _loads(text: str | None):
+    return None if text is None else json.loads(text)
+
+
+def _dumps(value) -> str | None:
+    return None if value is None else json.dumps(value, separators=(",", ":"), sort_keys=True)
+
+
+def payload_hash(payload: Mapping) -> str:
+    """A stable fingerprint of a job's input, so identical re-runs can be recognised."""
+    return hashlib.sha256(_dumps(payload).encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class JobRecord:
+    local_id: str
+    role: str
+    endpoint_id: str
+    runpod_id: str | None
+    status: str
+    kind: str
+    user: str
+    group: str | None
+    created_at: datetime
+    submitted_at: datetime | None
+    finished_at: datetime | None
+    delay_ms: int | None
+    execution_ms: int | None
+    worker_id: str | None
+    retries: int | None
+    payload_hash: str | None
+    input: dict | None = field(repr=False)
+    meta: dict = field(default_factory=dict)
+    output: object = field(default=None, repr=False)
+    error: str | None = None
+    progress: object = None
+    est_cost_usd: float | None = None
+    cost_usd: float | None = None
+    images: int = 0
+    cold_start: bool = False
+    simulated: bool = False
+    idempotency_key: str | None = None
+
+    @property
+    def is_final(self) -> bool:
+        return self.status in FINAL_STATES
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in ACTIVE_STATES
+
+    @property
+    def character(self) -> str | None:
+        return self.meta.get("character")
+
+
+@dataclass(frozen=True)
+class StatusChange:
+    at: datetime
+    status: str
+    delay_ms: int | None
+    execution_ms: int | None
+    worker_id: str | None
+    note: str | None
+
+
+@dataclass(frozen=True)
+class OutputFile:
+    name: str
+    path: Path
+    mime: str
+    meta: dict
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    id: int
+    at: datetime
+    user: str
+    action: str
+    target: str | None
+    detail: dict
+    est_cost_usd: float | None
+
+
+class DuplicateSubmission(Exception):
+    """An idempotency key was reused: the caller gets the existing record instead."""
+
+    def __init__(self, record: JobRecord):
+        super().__init__(f"job {record.local_id} already recorded for this request")
+        self.record = record
+
+
+class JobStore:
+    """Thread-safe SQLite store shared by the tracker thread and every Streamlit session."""
+
+    def __init__(self, data_dir: Path):
+        self.data_dir = Path(data_dir)
+        self.outputs_dir = self.data_dir / "outputs"
+        self.outputs_dir.mkdir(parents=True, exist_ok=True)
+        self.path = self.data_dir / "console.sqlite"
+        self._lock = threading.RLock()
+        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        self._db.row_factory = sqlite3.Row
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    def _query(self, sql: str, args: Iterable = ()) -> list[sqlite3.Row]:
+        with self._lock:
+            return self._db.execute(sql, tuple(args)).fetchall()
+
+    # ---- jobs ---------------------------------------------------------------------------
+    def create(self, *, role: str, endpoint_id: str, kind: str, user: str, input: dict,
+               idempotency_key: str, meta: Mapping | None = None, group: str | None = None,
+               est_cost_usd: float | None = None) -> JobRecord:
+        """Record a job before it is sent. Raises DuplicateSubmission if the key was used."""
+        meta = dict(meta or {})
+        local_id = uuid.uuid4().hex[:16]
+        now = time.time()
+        with self._tx() as db:
+            row = db.execute("SELECT local_id FROM jobs WHERE idempotency_key=?",
+                             (idempotency_key,)).fetchone()
+            if row is not None:
+                existing = row["local_id"]
+            else:
+                existing = None
+                db.execute(
+                    "INSERT INTO jobs (local_id, idempotency_key, role, endpoint_id, status, kind, user,"
+                    " grp, character, created_at, payload_hash, input_json, meta_json, est_cost_usd)"
+                    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                    (local_id, idempotency_key, role, endpoint_id, "PENDING", kind, user, group,
+                     meta.get("character"), now, payload_hash(input), _dumps(input), _dumps(meta),
+                     est_cost_usd))
+                db.execute("INSERT INTO status_changes (local_id, at, status, note) VALUES (?,?,?,?)",
+                           (local_id, now, "PENDING", "recorded before submit"))
+        if existing is not None:
+            raise DuplicateSubmission(self.get(existing))
+        return self.get(local_id)
+
+    def get(self, local_id: str) -> JobRecord:
+        rows = self._query("SELECT * FROM jobs WHERE local_id=?", (local_id,))
+        if not rows:
+            raise KeyError(f"no job {local_id!r} in the console's history")
+        return _record(rows[0])
+
+    def find_by_key(self, idempotency_key: str) -> JobRecord | None:
+        rows = self._query("SELECT * FROM jobs WHERE idempotency_key=?", (idempotency_key,))
+        return _record(rows[0]) if rows else None
+
+    def list(self, *, role: str | None = None, status: str | Iterable[str] | None = None,
+             kind: str | Iterable[str] | None = None, user: str | None = None,
+             since: datetime | None = None, until: datetime | None = None,
+             group: str | None = None, include_simulated: bool = True,
+             limit: int = 500) -> list[JobRecord]:
+        where, args = [], []
+        for column, value in (("role", role), ("status", status), ("kind", kind), ("user", user),
+                              ("grp", group)):
+            if value is None:
+                continue
+            values = [value] if isinstance(value, str) else list(value)
+            if not values:
+                return []
+            where.append(f"{column} IN ({','.join('?' * len(values))})")
+            args += values
+        if since is not None:
+            where.append("created_at >= ?")
+            args.append(since.timestamp())
+        if until is not None:
+            where.append("created_at < ?")
+            args.append(until.timestamp())
+        if not include_simulated:
+            where.append("simulated = 0")
+        sql = "SELECT * FROM jobs"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY created_at DESC LIMIT ?"
+        args.append(int(limit))
+        return [_record(r) for r in self._query(sql, args)]
+
+    def unfinished(self) -> list[JobRecord]:
+        """Jobs the tracker must follow: sent to RunPod and not final, or not confirmed."""
+        rows = self._query("SELECT * FROM jobs WHERE status IN ('PENDING','IN_QUEUE','IN_PROGRESS')"
+                           " AND simulated = 0 ORDER BY created_at")
+        return [_record(r) for r in rows]
+
+    def users(self) -> list[str]:
+        return [r[0] for r in self._query("SELECT DISTINCT user FROM jobs ORDER BY user")]
+
+    def mark_submitted(self, local_id: str, runpod_id: str, status: str) -> JobRecord:
+        now = time.time()
+        with self._tx() as db:
+            db.execute("UPDATE jobs SET runpod_id=?, status=?, submitted_at=? WHERE local_id=?",
+                       (runpod_id, status, now, local_id))
+            db.execute("INSERT INTO status_changes (local_id, at, status, note) VALUES (?,?,?,?)",
+                       (local_id, now, status, f"RunPod job {runpod_id}"))
+        return self.get(local_id)
+
+    def mark_local(self, local_id: str, status: str, error: str | None) -> JobRecord:
+        """A local-only state: SUBMIT_FAILED, UNKNOWN or EXPIRED, with the reason."""
+        if status not in LOCAL_STATES:
+            raise ValueError(f"{status} is not a local state")
+        now = time.time()
+        with self._tx() as db:
+            db.execute("UPDATE jobs SET status=?, error=?, finished_at=CASE WHEN ? THEN ? ELSE finished_at END"
+                       " WHERE local_id=?",
+                       (status, error, status in FINAL_STATES, now, local_id))
+            db.execute("INSERT INTO status_changes (local_id, at, status, note) VALUES (?,?,?,?)",
+                       (local_id, now, status, error))
+        return self.get(local_id)
+
+    def update_from_runpod(self, local_id: str, *, status: str, delay_ms: int | None,
+                           execution_ms: int | None, worker_id: str | None, retries: int | None,
+                           output: object, error: str | None, cold_start: bool | None = None,
+                           cost_usd: float | None = None) -> tuple[JobRecord, bool]:
+        """Apply one /status reply. Returns the record and whether the status changed."""
+        now = time.time()
+        with self._tx() as db:
+            row = db.execute("SELECT status FROM jobs WHERE local_id=?", (local_id,)).fetchone()
+            if row is None:
+                raise KeyError(local_id)
+            changed = row["status"] != status
+            is_final = status in FINAL_STATES
+            db.execute(
+                "UPDATE jobs SET status=?, delay_ms=COALESCE(?, delay_ms),"
+                " execution_ms=COALESCE(?, execution_ms), worker_id=COALESCE(?, worker_id),"
+                " retries=COALESCE(?, retries), error=COALESCE(?, error),"
+                " output_json=CASE WHEN ? THEN ? ELSE output_json END,"
+                " progress_json=CASE WHEN ? THEN ? ELSE progress_json END,"
+                " finished_at=CASE WHEN ? AND finished_at IS NULL THEN ? ELSE finished_at END,"
+                " cold_start=COALESCE(?, cold_start), cost_usd=COALESCE(?, cost_usd)"
+                " WHERE local_id=?",
+                (status, delay_ms, execution_ms, worker_id, retries, error,
+                 is_final, _dumps(output), status == "IN_PROGRESS" and output is not None,
+                 _dumps(output), is_final, now,
+                 None if cold_start is None else int(cold_start), cost_usd, local_id))
+            if changed:
+                db.execute("INSERT INTO status_changes (local_id, at, status, delay_ms, execution_ms,"
+                           " worker_id) VALUES (?,?,?,?,?,?)",
+                           (local_id, now, status, delay_ms, execution_ms, worker_id))
+        return self.get(local_id), changed
+
+    def reset_for_retry(self, local_id: str, status: str) -> JobRecord:
+        """RunPod re-queued the job under the same id: clear the previous result."""
+        now = time.time()
+        with self._tx() as db:
+            db.execute("UPDATE jobs SET status=?, output_json=NULL, error=NULL, progress_json=NULL,"
+                       " finished_at=NULL, cost_usd=NULL WHERE local_id=?", (status, local_id))
+            db.execute("INSERT INTO status_changes (local_id, at, status, note) VALUES (?,?,?,?)",
+                       (local_id, now, status, "retried"))
+        return self.get(local_id)
+
+    def history(self, local_id: str) -> list[StatusChange]:
+        rows = self._query("SELECT * FROM status_changes WHERE local_id=? ORDER BY id", (local_id,))
+        return [StatusChange(_ts(r["at"]), r["status"], r["delay_ms"], r["execution_ms"],
+                             r["worker_id"], r["note"]) for r in rows]
+
+    # ---- outputs ------------------------------------------------------------------------
+    def save_output(self, local_id: str, name: str, data: bytes, mime: str,
+                    meta: Mapping | None = None) -> OutputFile:
+        safe_name = Path(name).name or "output.bin"
+        folder = self.outputs_dir / local_id
+        folder.mkdir(parents=True, exist_ok=True)
+        target = folder / safe_name
+        tmp = target.with_suffix(target.suffix + ".tmp")
+        tmp.write_bytes(data)
+        tmp.replace(target)
+        with self._tx() as db:
+            db.execute("INSERT OR REPLACE INTO outputs (local_id, name, path, mime, meta_json)"
+                       " VALUES (?,?,?,?,?)", (local_id, safe_name, str(target), mime, _dumps(dict(meta or {}))))
+            count = db.execute("SELECT COUNT(*) FROM outputs WHERE local_id=? AND mime LIKE 'image/%'",
+                               (local_id,)).fetchone()[0]
+            db.execute("UPDATE jobs SET images=? WHERE local_id=?", (count, local_id))
+        return OutputFile(safe_name, target, mime, dict(meta or {}))
+
+    def outputs(self, local_id: str) -> list[OutputFile]:
+        rows = self._query("SELECT * FROM outputs WHERE local_id=? ORDER BY name", (local_id,))
+        return [OutputFile(r["name"], Path(r["path"]), r["mime"], _loads(r["meta_json"]) or {})
+                for r in rows]
+
+    # ---- audit --------------------------------------------------------------------------
+    def audit(self, user: str, action: str, target: str | None = None,
+              detail: Mapping | None = None, est_cost_usd: float | None = None) -> None:
+        with self._tx() as db:
+            db.execute("INSERT INTO audit (at, user, action, target, detail_json, est_cost_usd)"
+                       " VALUES (?,?,?,?,?,?)",
+                       (time.time(), user, action, target, _dumps(dict(detail or {})), est_cost_usd))
+
+    def audit_entries(self, *, user: str | None = None, action: str | None = None,
+                      since: datetime | None = None, limit: int = 1000) -> list[AuditEntry]:
+        where, args = [], []
+        if user:
+            where.append("user = ?")
+            args.append(user)
+        if action:
+            where.append("action = ?")
+            args.append(action)
+        if since:
+            where.append("at >= ?")
+            args.append(since.timestamp())
+        sql = "SELECT * FROM audit" + (" WHERE " + " AND ".join(where) if where else "")
+        sql += " ORDER BY id DESC LIMIT ?"
+        rows = self._query(sql, [*args, limit])
+        return [AuditEntry(r["id"], _ts(r["at"]), r["user"], r["action"], r["target"],
+                           _loads(r["detail_json"]) or {}, r["est_cost_usd"]) for r in rows]
+
+    # ---- key/value flags and bulk import --------------------------------------------------
+    def flag(self, key: str) -> str | None:
+        rows = self._query("SELECT value FROM kv WHERE key=?", (key,))
+        return rows[0][0] if rows else None
+
+    def set_flag(self, key: str, value: str) -> None:
+        with self._tx() as db:
+            db.execute("INSERT OR REPLACE INTO kv (key, value) VALUES (?,?)", (key, value))
+
+    def import_history(self, records: Iterable[Mapping]) -> int:
+        """Bulk-insert finished jobs (the simulator's seeded past traffic), marked simulated."""
+        rows = [(
+            r["local_id"], r["role"], r["endpoint_id"], r.get("runpod_id"), r["status"], r["kind"],
+            r["user"], r.get("character"), r["created_at"], r["created_at"], r.get("finished_at"),
+            r.get("delay_ms"), r.get("execution_ms"), r.get("worker_id"), r.get("images", 0),
+            int(bool(r.get("cold_start"))), r.get("cost_usd"), _dumps(r.get("meta") or {}),
+        ) for r in records]
+        with self._tx() as db:
+            db.executemany(
+                "INSERT OR IGNORE INTO jobs (local_id, role, endpoint_id, runpod_id, status, kind, user,"
+                " character, created_at, submitted_at, finished_at, delay_ms, execution_ms, worker_id,"
+                " images, cold_start, cost_usd, meta_json, simulated)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,1)", rows)
+        return len(rows)
+
+    def jobs_frame(self, since: datetime | None = None, until: datetime | None = None) -> pd.DataFrame:
+        """Every job as one row, the shape cost and endpoint analytics work on."""
+        where, args = [], []
+        if since is not None:
+            where.append("created_at >= ?")
+            args.append(since.timestamp())
+        if until is not None:
+            where.append("created_at < ?")
+            args.append(until.timestamp())
+        sql = ("SELECT local_id, role, endpoint_id, status, kind, user, character, grp AS 'group',"
+               " created_at, delay_ms, execution_ms, images, cold_start, cost_usd, simulated, worker_id"
+               " FROM jobs")
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        with self._lock:
+            frame = pd.read_sql_query(sql, self._db, params=args)
+        frame["submitted_at"] = pd.to_datetime(frame.pop("created_at"), unit="s", utc=True).astype(
+            "datetime64[ns, UTC]")
+        for column in ("delay_ms", "execution_ms", "cost_usd"):
+            frame[column] = pd.to_numeric(frame[column], errors="coerce").astype("float64")
+        frame["images"] = frame["images"].fillna(0).astype("int64")
+        frame["cold_start"] = frame["cold_start"].fillna(0).astype(bool)
+        frame["simulated"] = frame["simulated"].fillna(0).astype(bool)
+        return frame
+
+
+def _record(row: sqlite3.Row) -> JobRecord:
+    return JobRecord(
+        local_id=row["local_id"], role=row["role"], endpoint_id=row["endpoint_id"],
+        runpod_id=row["runpod_id"], status=row["status"], kind=row["kind"], user=row["user"],
+        group=row["grp"], created_at=_ts(row["created_at"]), submitted_at=_ts(row["submitted_at"]),
+        finished_at=_ts(row["finished_at"]), delay_ms=row["delay_ms"],
+        execution_ms=row["execution_ms"], worker_id=row["worker_id"], retries=row["retries"],
+        payload_hash=row["payload_hash"], input=_loads(row["input_json"]),
+        meta=_loads(row["meta_json"]) or {}, output=_loads(row["output_json"]), error=row["error"],
+        progress=_loads(row["progress_json"]), est_cost_usd=row["est_cost_usd"],
+        cost_usd=row["cost_usd"], images=row["images"] or 0, cold_start=bool(row["cold_start"]),
+        simulated=bool(row["simulated"]), idempotency_key=row["idempotency_key"])

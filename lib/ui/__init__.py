@@ -1,0 +1,1 @@
+"""The only place in lib/ that imports streamlit: cached resources, session keys, shared widgets."""

@@ -1,0 +1,52 @@
+"""Cached resources and the signed-in user, for pages (the Streamlit adapter)."""
+from __future__ import annotations
+
+import atexit
+import hashlib
+import json
+import uuid
+
+import streamlit as st
+
+from lib.auth import LOCAL_OPERATOR, User
+from lib.config import Settings
+from lib.services import Services, build_services
+
+
+def _secrets() -> dict:
+    try:
+        return dict(st.secrets)
+    except Exception:  # no secrets.toml at all is the normal local case
+        return {}
+
+
+def _build() -> Services:
+    services_ = build_services(Settings.from_env(secrets=_secrets()))
+    atexit.register(services_.close)
+    return services_
+
+
+@st.cache_resource(show_spinner="Starting the console…")
+def services() -> Services:
+    """One set of services per console process, shared by every browser session."""
+    return _build()
+
+
+def current_user() -> User:
+    return st.session_state.get("auth.user") or LOCAL_OPERATOR
+
+
+def idempotency_key(scope: str, form_values: object) -> str:
+    """The same key for the same form in the same browser session until `new_request(scope)`.
+
+    A rerun or a double click of an unchanged form yields the same key, and the store refuses to
+    send a job twice for one key; "submit again" buttons call new_request to mean it.
+    """
+    nonce = st.session_state.setdefault("idem.nonce", uuid.uuid4().hex)
+    generation = st.session_state.setdefault(f"idem.{scope}", 0)
+    text = json.dumps([nonce, scope, generation, form_values], sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def new_request(scope: str) -> None:
+    st.session_state[f"idem.{scope}"] = st.session_state.get(f"idem.{scope}", 0) + 1

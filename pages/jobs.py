@@ -1,0 +1,76 @@
+"""Jobs: every job the console ever submitted, from the local store."""
+from datetime import date, datetime, time, timedelta, timezone
+
+import streamlit as st
+
+from lib import overview
+from lib.auth import require
+from lib.runpod import RunPodError
+from lib.ui import deps, widgets
+
+services = deps.services()
+user = deps.current_user()
+store = services.store
+
+st.title("Jobs")
+
+f1, f2, f3, f4 = st.columns(4)
+role = f1.selectbox("Endpoint", ["all", *services.config.endpoints], key="jobs.role")
+status = f2.multiselect("Status", ["IN_QUEUE", "IN_PROGRESS", "COMPLETED", "FAILED", "CANCELLED",
+                                   "TIMED_OUT", "UNKNOWN", "SUBMIT_FAILED", "EXPIRED"], key="jobs.status")
+who = f3.selectbox("Who", ["anyone", *store.users()], key="jobs.who")
+days = f4.date_input("Dates", (date.today() - timedelta(days=7), date.today()), key="jobs.dates")
+start, end = (days if isinstance(days, tuple) and len(days) == 2 else (days, days)) if days else (None, None)
+
+records = store.list(
+    role=None if role == "all" else role, status=status or None,
+    user=None if who == "anyone" else who,
+    since=datetime.combine(start, time.min, timezone.utc) if start else None,
+    until=datetime.combine(end, time.max, timezone.utc) if end else None, limit=1000)
+
+st.caption(f"{len(records)} jobs")
+table = st.dataframe(overview.jobs_table(records), hide_index=True, width="stretch",
+                     on_select="rerun", selection_mode="single-row", key="jobs.table")
+picked = table.selection.rows if table and table.selection else []
+if not picked:
+    st.caption("Select a job to see its details.")
+    st.stop()
+
+record = store.get(records[picked[0]].local_id)
+st.subheader(f"{widgets.STATUS_ICONS.get(record.status, '')} {record.kind} job `{record.local_id}`")
+st.write(overview.status_line(record))
+a, b, c, d = st.columns(4)
+a.metric("Queue (delayTime)", f"{(record.delay_ms or 0) / 1000:.1f} s")
+b.metric("Run (executionTime)", f"{(record.execution_ms or 0) / 1000:.1f} s")
+c.metric("Cost", f"${record.cost_usd or 0:.4f}")
+d.metric("Retries", record.retries or 0)
+if record.error:
+    st.error(record.error)
+
+cancel_col, retry_col = st.columns(2)
+if record.is_active and cancel_col.button("Cancel job", icon=":material/cancel:"):
+    try:
+        require(user, "cancel")
+        services.tracker.cancel(record.local_id, user.email)
+        st.toast("Cancel sent to RunPod")
+        st.rerun()
+    except (RunPodError, PermissionError) as exc:
+        widgets.show_error(exc, "cancel the job")
+if record.status in ("FAILED", "TIMED_OUT") and retry_col.button("Retry on RunPod", icon=":material/replay:"):
+    try:
+        require(user, "retry")
+        services.tracker.retry(record.local_id, user.email)
+        st.toast("Job re-queued under the same id")
+        st.rerun()
+    except (RunPodError, PermissionError, ValueError) as exc:
+        widgets.show_error(exc, "retry the job")
+
+outputs = store.outputs(record.local_id)
+images = [o for o in outputs if o.mime.startswith("image/")]
+if images:
+    st.image([str(o.path) for o in images], caption=[o.name for o in images], width=256)
+with st.expander("Timeline"):
+    st.dataframe([{"when": h.at, "status": h.status, "worker": h.worker_id, "note": h.note}
+                  for h in store.history(record.local_id)], hide_index=True, width="stretch")
+with st.expander("Inputs and raw output (for debugging)"):
+    st.json({"input": record.input, "meta": record.meta, "output": record.output}, expanded=False)

@@ -1,0 +1,44 @@
+"""Overview: live health of every endpoint, recent jobs, spend today."""
+import streamlit as st
+
+from lib import overview
+from lib.ui import deps, widgets
+
+services = deps.services()
+
+st.title("Overview")
+
+
+@st.fragment(run_every="5s")
+def live_health() -> None:
+    rows = overview.endpoint_health(services)
+    columns = st.columns(len(rows))
+    for column, row in zip(columns, rows):
+        with column.container(border=True):
+            st.subheader(row.label)
+            st.caption(f"{row.role} endpoint · `{row.endpoint_id}`")
+            if row.health is None:
+                st.error(f"Health unavailable: {row.problem}")
+                continue
+            jobs, workers = row.health.jobs, row.health.workers
+            a, b = st.columns(2)
+            a.metric("In queue", jobs.in_queue)
+            b.metric("Running", jobs.in_progress)
+            a.metric("Workers ready", workers.idle + workers.ready + workers.running)
+            b.metric("Initializing", workers.initializing)
+            st.caption(f"idle {workers.idle} · running {workers.running} · throttled {workers.throttled}"
+                       f" · unhealthy {workers.unhealthy} · completed {jobs.completed} · failed {jobs.failed}")
+
+
+live_health()
+
+left, right = st.columns([3, 1])
+with right:
+    st.metric("Spend today (estimated)", f"${overview.spend_today(services.store):,.2f}")
+with left:
+    st.subheader("Recent jobs")
+    recent = services.store.list(limit=15)
+    if recent:
+        st.dataframe(overview.jobs_table(recent), hide_index=True, width="stretch")
+    else:
+        st.caption("No jobs yet.")

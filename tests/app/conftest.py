@@ -1,0 +1,55 @@
+"""AppTest fixtures: the real app.py against one in-process simulator per test session.
+
+`open_page("pages/jobs.py")` returns an AppTest already switched to that page and run.
+`console` is the Services object the pages see (store, tracker, client, volume, localpod).
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+import streamlit as st
+from streamlit.testing.v1 import AppTest
+
+from lib.config import Secret, Settings
+from lib.services import build_services
+from lib.ui import deps
+
+ROOT = Path(__file__).resolve().parents[2]
+APP = str(ROOT / "app.py")
+
+
+@pytest.fixture(scope="session")
+def console(tmp_path_factory):
+    data = tmp_path_factory.mktemp("console-data")
+    config_text = (ROOT / "console.toml").read_text()
+    config_text = re.sub(r"(?m)^time_scale = .*$", "time_scale = 0.002", config_text)
+    config_path = data / "console.toml"
+    config_path.write_text(config_text)
+    settings = Settings(api_key=Secret(""), config_path=config_path, data_dir=data)
+    services = build_services(settings)
+    yield services
+    services.close()
+
+
+@pytest.fixture(autouse=True)
+def _use_console(console, monkeypatch):
+    st.cache_resource.clear()
+    st.cache_data.clear()
+    monkeypatch.setattr(deps, "_build", lambda: console)
+    yield
+    st.cache_data.clear()
+
+
+@pytest.fixture
+def open_page():
+    def _open(page: str, *, user=None, timeout: float = 30) -> AppTest:
+        at = AppTest.from_file(APP, default_timeout=timeout)
+        if user is not None:
+            at.session_state["auth.user"] = user
+        at.run()
+        assert not at.exception, at.exception
+        at.switch_page(page).run()
+        return at
+    return _open

@@ -1,0 +1,109 @@
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from lib.store import DuplicateSubmission, JobStore, payload_hash
+
+
+@pytest.fixture
+def store(tmp_path):
+    s = JobStore(tmp_path)
+    yield s
+    s.close()
+
+
+def make(store, key="k1", **kw):
+    args = dict(role="image", endpoint_id="ep1", kind="zimage", user="ana@example.com",
+                input={"workflow": {"1": {}}}, idempotency_key=key, meta={"character": "ava"})
+    args.update(kw)
+    return store.create(**args)
+
+
+def test_create_records_pending_before_send(store):
+    rec = make(store)
+    assert rec.status == "PENDING" and rec.runpod_id is None
+    assert rec.character == "ava"
+    assert rec.payload_hash == payload_hash({"workflow": {"1": {}}})
+    assert [h.status for h in store.history(rec.local_id)] == ["PENDING"]
+
+
+def test_same_idempotency_key_is_refused(store):
+    rec = make(store)
+    with pytest.raises(DuplicateSubmission) as info:
+        make(store)
+    assert info.value.record.local_id == rec.local_id
+    assert len(store.list()) == 1
+
+
+def test_status_updates_history_and_final_fields(store):
+    rec = make(store)
+    store.mark_submitted(rec.local_id, "rp-1", "IN_QUEUE")
+    rec, changed = store.update_from_runpod(rec.local_id, status="IN_PROGRESS", delay_ms=1200,
+                                            execution_ms=None, worker_id="w1", retries=0,
+                                            output={"step": 2}, error=None, cold_start=False)
+    assert changed and rec.progress == {"step": 2} and rec.output is None
+    rec, changed = store.update_from_runpod(rec.local_id, status="IN_PROGRESS", delay_ms=1200,
+                                            execution_ms=None, worker_id="w1", retries=0,
+                                            output={"step": 3}, error=None)
+    assert not changed and rec.progress == {"step": 3}
+    rec, _ = store.update_from_runpod(rec.local_id, status="COMPLETED", delay_ms=1200,
+                                      execution_ms=4100, worker_id="w1", retries=0,
+                                      output={"images": []}, error=None, cost_usd=0.00155)
+    assert rec.is_final and rec.finished_at is not None and rec.output == {"images": []}
+    assert rec.cost_usd == pytest.approx(0.00155)
+    assert [h.status for h in store.history(rec.local_id)] == ["PENDING", "IN_QUEUE", "IN_PROGRESS",
+                                                               "COMPLETED"]
+    assert store.unfinished() == []
+
+
+def test_outputs_are_kept_as_files_and_counted(store):
+    rec = make(store)
+    out = store.save_output(rec.local_id, "../../evil.png", b"\x89PNG", "image/png", {"seed": 1})
+    assert out.path.parent == store.outputs_dir / rec.local_id and out.name == "evil.png"
+    assert store.get(rec.local_id).images == 1
+    assert store.outputs(rec.local_id)[0].meta == {"seed": 1}
+
+
+def test_list_filters_and_frame(store):
+    a = make(store, "a")
+    make(store, "b", role="special", kind="faceswap", user="bo@example.com")
+    store.mark_local(a.local_id, "SUBMIT_FAILED", "401")
+    assert [r.kind for r in store.list(role="special")] == ["faceswap"]
+    assert [r.status for r in store.list(status=["SUBMIT_FAILED"])] == ["SUBMIT_FAILED"]
+    assert store.list(status=[]) == []
+    assert store.users() == ["ana@example.com", "bo@example.com"]
+    frame = store.jobs_frame()
+    assert set(frame.columns) >= {"local_id", "role", "submitted_at", "delay_ms", "execution_ms",
+                                  "images", "cold_start", "cost_usd", "simulated", "character"}
+    assert str(frame["submitted_at"].dtype) == "datetime64[ns, UTC]"
+    future = datetime.now(timezone.utc) + timedelta(days=1)
+    assert len(store.jobs_frame(since=future)) == 0
+
+
+def test_import_history_is_simulated_and_idempotent(store):
+    row = {"local_id": "seed-1", "role": "image", "endpoint_id": "e", "status": "COMPLETED",
+           "kind": "flux", "user": "u", "created_at": 1_700_000_000.0, "execution_ms": 5000,
+           "delay_ms": 100, "images": 1, "cost_usd": 0.00155}
+    store.import_history([row])
+    store.import_history([row])
+    frame = store.jobs_frame()
+    assert len(frame) == 1 and bool(frame["simulated"].iloc[0])
+    assert store.unfinished() == []
+
+
+def test_audit_and_flags(store):
+    store.audit("ana", "purge", "ep1", {"removed": 3})
+    entry = store.audit_entries(action="purge")[0]
+    assert entry.user == "ana" and entry.detail == {"removed": 3}
+    assert store.flag("x") is None
+    store.set_flag("x", "1")
+    assert store.flag("x") == "1"
+
+
+def test_survives_reopen(tmp_path):
+    s = JobStore(tmp_path)
+    rec = make(s)
+    s.close()
+    again = JobStore(tmp_path)
+    assert again.get(rec.local_id).status == "PENDING"
+    again.close()

@@ -1,0 +1,169 @@
+import base64
+import threading
+from pathlib import Path
+
+import pytest
+
+from lib.config import ConsoleConfig
+from lib.runpod import Job, JobStatus, NotFound, PayloadTooLarge, RequestTimeout
+from lib.store import JobStore
+from lib.tracker import SubmitRefused, Tracker
+
+CONFIG = ConsoleConfig.load(Path(__file__).resolve().parents[2] / "console.toml")
+PNG = base64.b64encode(b"\x89PNG\r\n\x1a\nfake").decode()
+
+
+class FakeJobs:
+    """Scripted RunPod endpoint: each job id walks through the given statuses on /status."""
+
+    def __init__(self, script=None, run_error=None):
+        self.script = script or {}
+        self.run_error = run_error
+        self.runs, self.cancels, self.retries = [], [], []
+        self.lock = threading.Lock()
+
+    def run(self, input, *, policy=None, webhook=None):
+        if self.run_error:
+            raise self.run_error
+        with self.lock:
+            job_id = f"rp-{len(self.runs)}"
+            self.runs.append(input)
+        return Job(id=job_id, status=JobStatus.IN_QUEUE)
+
+    def status(self, job_id):
+        steps = self.script.get(job_id) or [Job(id=job_id, status=JobStatus.IN_QUEUE)]
+        item = steps.pop(0) if len(steps) > 1 else steps[0]
+        if isinstance(item, Exception):
+            raise item
+        return item
+
+    def cancel(self, job_id):
+        self.cancels.append(job_id)
+        return Job(id=job_id, status=JobStatus.CANCELLED)
+
+    def retry(self, job_id):
+        self.retries.append(job_id)
+        return Job(id=job_id, status=JobStatus.IN_QUEUE)
+
+
+@pytest.fixture
+def store(tmp_path):
+    s = JobStore(tmp_path)
+    yield s
+    s.close()
+
+
+def tracker_for(store, jobs):
+    return Tracker(store, CONFIG, lambda role: jobs, max_parallel=4)
+
+
+def poll_until_final(tracker, local_id, rounds=20):
+    for _ in range(rounds):
+        tracker._schedule_poll(local_id, None, delay=0)
+        tracker.poll_due()
+        if tracker.store.get(local_id).is_final:
+            break
+    return tracker.store.get(local_id)
+
+
+def test_submit_records_first_and_never_twice(store):
+    jobs = FakeJobs()
+    t = tracker_for(store, jobs)
+    first = t.submit("image", {"x": 1}, kind="zimage", user="ana", idempotency_key="click-1")
+    second = t.submit("image", {"x": 1}, kind="zimage", user="ana", idempotency_key="click-1")
+    assert first.local_id == second.local_id and len(jobs.runs) == 1
+    assert first.runpod_id == "rp-0" and first.status == "IN_QUEUE"
+    assert store.audit_entries(action="submit")[0].target == first.local_id
+
+
+def test_refused_submission_is_marked_and_raised(store):
+    t = tracker_for(store, FakeJobs(run_error=PayloadTooLarge(12_000_000, 10_000_000)))
+    with pytest.raises(SubmitRefused) as info:
+        t.submit("image", {"x": 1}, kind="zimage", user="ana", idempotency_key="k")
+    assert info.value.record.status == "SUBMIT_FAILED" and "10.0 MB" in info.value.record.error
+
+
+def test_unknown_outcome_is_never_resent(store):
+    jobs = FakeJobs(run_error=RequestTimeout("no answer", outcome_unknown=True))
+    t = tracker_for(store, jobs)
+    rec = t.submit("image", {"x": 1}, kind="zimage", user="ana", idempotency_key="k")
+    assert rec.status == "UNKNOWN" and "may still run" in rec.error
+    assert store.unfinished() == []
+
+
+def test_follows_job_to_completion_and_keeps_images(store):
+    done = Job(id="rp-0", status=JobStatus.COMPLETED, delay_time_ms=50_000, execution_time_ms=4_200,
+               worker_id="w1", retries=0,
+               output={"images": [{"filename": "a_00001_.png", "type": "base64", "data": PNG}]})
+    jobs = FakeJobs({"rp-0": [Job(id="rp-0", status=JobStatus.IN_PROGRESS, worker_id="w1",
+                                  delay_time_ms=50_000, output={"step": 3, "total": 8}), done]})
+    t = tracker_for(store, jobs)
+    seen = []
+    t.add_listener(lambda r: seen.append(r.status))
+    rec = t.submit("image", {"x": 1}, kind="zimage", user="ana", idempotency_key="k")
+    rec = poll_until_final(t, rec.local_id)
+    assert rec.status == "COMPLETED" and rec.images == 1 and rec.cold_start
+    assert rec.cost_usd == pytest.approx(5 * CONFIG.price_per_second("image"))
+    assert store.outputs(rec.local_id)[0].path.read_bytes().startswith(b"\x89PNG")
+    assert seen == ["IN_PROGRESS", "COMPLETED"]
+    assert [h.status for h in store.history(rec.local_id)] == ["PENDING", "IN_QUEUE", "IN_PROGRESS",
+                                                               "COMPLETED"]
+
+
+def test_vanished_job_becomes_expired(store):
+    jobs = FakeJobs({"rp-0": [NotFound("gone", status=404)]})
+    t = tracker_for(store, jobs)
+    rec = t.submit("image", {}, kind="zimage", user="ana", idempotency_key="k")
+    rec = poll_until_final(t, rec.local_id)
+    assert rec.status == "EXPIRED" and "30 min" in rec.error
+
+
+def test_transient_errors_keep_following(store):
+    jobs = FakeJobs({"rp-0": [RequestTimeout("slow"), Job(id="rp-0", status=JobStatus.FAILED,
+                                                          error="boom", execution_time_ms=10)]})
+    t = tracker_for(store, jobs)
+    rec = t.submit("image", {}, kind="zimage", user="ana", idempotency_key="k")
+    rec = poll_until_final(t, rec.local_id)
+    assert rec.status == "FAILED" and rec.error == "boom"
+
+
+def test_restart_resumes_and_never_resends(store):
+    jobs = FakeJobs()
+    t = tracker_for(store, jobs)
+    running = t.submit("image", {}, kind="zimage", user="ana", idempotency_key="a")
+    pending = store.create(role="image", endpoint_id="e", kind="zimage", user="ana", input={},
+                           idempotency_key="b")
+    # a new console process on the same data
+    jobs.script["rp-0"] = [Job(id="rp-0", status=JobStatus.COMPLETED, execution_time_ms=1000)]
+    t2 = tracker_for(store, jobs)
+    assert t2.resume() == 1
+    t2.poll_due()
+    assert store.get(running.local_id).status == "COMPLETED"
+    assert store.get(pending.local_id).status == "UNKNOWN"
+    assert len(jobs.runs) == 1
+
+
+def test_cancel_and_retry(store):
+    jobs = FakeJobs({"rp-0": [Job(id="rp-0", status=JobStatus.CANCELLED)]})
+    t = tracker_for(store, jobs)
+    rec = t.submit("image", {}, kind="zimage", user="ana", idempotency_key="a")
+    assert t.cancel(rec.local_id, "ana").status == "CANCELLED" and jobs.cancels == ["rp-0"]
+    with pytest.raises(ValueError):
+        t.retry(rec.local_id, "ana")
+    jobs.script["rp-1"] = [Job(id="rp-1", status=JobStatus.TIMED_OUT)]
+    rec2 = poll_until_final(t, t.submit("image", {}, kind="zimage", user="ana",
+                                        idempotency_key="b").local_id)
+    assert rec2.status == "TIMED_OUT"
+    again = t.retry(rec2.local_id, "ana")
+    assert again.status == "IN_QUEUE" and again.runpod_id == "rp-1" and jobs.retries == ["rp-1"]
+    assert {e.action for e in store.audit_entries()} >= {"cancel", "retry", "submit"}
+
+
+def test_background_thread_follows_jobs(store):
+    jobs = FakeJobs({"rp-0": [Job(id="rp-0", status=JobStatus.COMPLETED, execution_time_ms=1)]})
+    t = Tracker(store, CONFIG, lambda role: jobs).start()
+    try:
+        rec = t.submit("image", {}, kind="zimage", user="ana", idempotency_key="k")
+        assert t.wait_for([rec.local_id], timeout_s=5)[0].status == "COMPLETED"
+    finally:
+        t.stop()
