@@ -1,0 +1,226 @@
+"""RestV2: RunPod's management API v2 ({rest_url}/serverless, /network-volumes, /billing/...)."""
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from datetime import datetime, timezone
+from urllib.parse import quote, urljoin
+
+import httpx
+
+from lib.runpod.errors import BadResponse, RateLimited
+from lib.runpod.http import Hints, HttpCore, Retry, dump_json
+from lib.runpod.models import (
+    BillingRecord, BillingReport, Endpoint, NetworkVolume, Reader, VolumeBillingRecord, WorkersSummary,
+)
+
+SCALING_FIELDS = {"QUEUE_DELAY": "queueDelay", "REQUEST_COUNT": "requestCount"}
+BUCKET_SIZES = ("hour", "day", "week", "month", "year")
+
+
+def parse_ratelimit(value: str) -> list[dict[str, str]]:
+    """Parameters of each window in an IETF RateLimit header: '"minute";r=0;t=12, "hour";r=2800;t=1812'."""
+    windows = []
+    for item in value.split(","):
+        params = {}
+        for part in item.split(";")[1:]:
+            key, _, val = part.partition("=")
+            params[key.strip()] = val.strip()
+        windows.append(params)
+    return windows
+
+
+class RateLimitGate:
+    """When a window reports r=0, the next REST call waits t seconds first (or fails fast beyond the cap)."""
+
+    def __init__(self, cap_s: float, clock: Callable[[], float], sleep: Callable[[float], None]):
+        self._cap_s = cap_s
+        self._clock = clock
+        self._sleep = sleep
+        self._lock = threading.Lock()
+        self._blocked_until = 0.0
+
+    def before(self, operation: str) -> None:
+        with self._lock:
+            wait = self._blocked_until - self._clock()
+        if wait <= 0:
+            return
+        if wait > self._cap_s:
+            raise RateLimited(f"{operation}: RunPod's REST rate limit is used up for the next {wait:.0f} s — "
+                              f"try again after that", retry_after=wait, status=429, operation=operation)
+        self._sleep(wait)
+
+    def observe(self, response: httpx.Response) -> None:
+        header = response.headers.get("ratelimit")
+        if not header:
+            return
+        wait = 0.0
+        for params in parse_ratelimit(header):
+            try:
+                if int(params.get("r", "1")) <= 0:
+                    wait = max(wait, float(params.get("t", "0")))
+            except ValueError:
+                continue  # a malformed window must not break the call it came with
+        with self._lock:
+            self._blocked_until = self._clock() + wait if wait > 0 else 0.0
+
+
+def as_utc(value: datetime) -> datetime:
+    """A naive datetime is taken as UTC."""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=timezone.utc)
+    return value.astimezone(timezone.utc)
+
+
+def rfc3339(value: datetime) -> str:
+    return as_utc(value).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class RestV2:
+    def __init__(self, core: HttpCore, rest_url: str):
+        self._core = core
+        self.base = rest_url.rstrip("/")
+        self._gate = RateLimitGate(core.retry_cap_s, core.clock, core.sleep)
+
+    def __repr__(self) -> str:
+        return f"RestV2({self.base!r})"
+
+    def _get(self, path: str, *, params: dict | None = None, not_found: str = "not found — check the id",
+             url: str | None = None) -> object:
+        op = f"GET {path} (RunPod REST)"
+        return self._core.request("GET", url or self.base + path, operation=op, retry=Retry.IDEMPOTENT,
+                                  params=params, hints=Hints(not_found=not_found), gate=self._gate)
+
+    def _pages(self, path: str, key: str) -> Iterator[tuple[dict, str]]:
+        """Items of a wrapped list, following nextCursor / next if the body carries one."""
+        op = f"GET {path} (RunPod REST)"
+        url, params = self.base + path, None
+        seen: set[str] = set()
+        while True:
+            data = self._get(path, params=params, url=url)
+            if isinstance(data, list):  # tolerate an unwrapped list
+                items, r = data, None
+            else:
+                r = Reader(data, op, "the list")
+                items = r.items(key)
+            for item in items:
+                yield item, op
+            cursor = r.text("nextCursor") if r else None
+            nxt = r.text("next") if r else None
+            token = cursor or nxt
+            if not token:
+                return
+            if token in seen:
+                raise BadResponse(f"{op}: RunPod sent the same page cursor twice ({token!r}) — stopping to "
+                                  f"avoid an endless listing; try again later")
+            seen.add(token)
+            if cursor:
+                url, params = self.base + path, {"cursor": cursor}
+            else:
+                url, params = urljoin(self.base + path, nxt), None
+
+    # ------------------------------------------------------------------ endpoints
+
+    def endpoints(self) -> Iterator[Endpoint]:
+        for item, op in self._pages("/serverless", "endpoints"):
+            yield Endpoint.from_json(item, op)
+
+    def endpoint(self, endpoint_id: str) -> Endpoint:
+        path = f"/serverless/{quote(endpoint_id, safe='')}"
+        data = self._get(path, not_found=f"endpoint {endpoint_id} not found — check the id in console.toml")
+        return Endpoint.from_json(data, f"GET {path} (RunPod REST)")
+
+    def update_endpoint(self, endpoint_id: str, *, name: str | None = None, workers_min: int | None = None,
+                        workers_max: int | None = None, idle_timeout_s: int | None = None,
+                        scaling_type: str | None = None, scaling_value: float | None = None,
+                        flashboot: bool | None = None, timeout_ms: int | None = None,
+                        gpu_pools: list[str] | tuple[str, ...] | None = None) -> Endpoint:
+        """PATCH only the given fields, in v2 shape."""
+        body: dict = {}
+        if name is not None:
+            body["name"] = name
+        workers = {k: v for k, v in (("min", workers_min), ("max", workers_max),
+                                     ("idleTimeout", idle_timeout_s)) if v is not None}
+        if workers:
+            body["workers"] = workers
+        if (scaling_type is None) != (scaling_value is None):
+            raise ValueError("update_endpoint: give scaling_type and scaling_value together "
+                             "(RunPod replaces the whole scaling setting)")
+        if scaling_type is not None:
+            kind = scaling_type.upper()
+            if kind not in SCALING_FIELDS:
+                raise ValueError(f"update_endpoint: scaling_type must be one of {', '.join(SCALING_FIELDS)}")
+            body["scaling"] = {"type": kind, SCALING_FIELDS[kind]: scaling_value}
+        if flashboot is not None:
+            body["flashboot"] = "FLASHBOOT" if flashboot else "OFF"
+        if timeout_ms is not None:
+            body["timeout"] = int(timeout_ms)
+        if gpu_pools is not None:
+            body["gpu"] = {"pools": list(gpu_pools)}
+        if not body:
+            raise ValueError("update_endpoint: nothing to change — pass at least one field")
+        path = f"/serverless/{quote(endpoint_id, safe='')}"
+        op = f"PATCH {path} (RunPod REST)"
+        # The same PATCH body twice leaves the same endpoint: safe to retry like a read.
+        data = self._core.request("PATCH", self.base + path, operation=op, retry=Retry.IDEMPOTENT,
+                                  body=dump_json(body, op), gate=self._gate,
+                                  hints=Hints(not_found=f"endpoint {endpoint_id} not found — check the id in "
+                                                        f"console.toml"))
+        return Endpoint.from_json(data, op)
+
+    def workers(self, endpoint_id: str) -> WorkersSummary:
+        path = f"/serverless/{quote(endpoint_id, safe='')}/workers"
+        data = self._get(path, not_found=f"endpoint {endpoint_id} not found — check the id in console.toml")
+        return WorkersSummary.from_json(data, f"GET {path} (RunPod REST)")
+
+    # ------------------------------------------------------------------ network volumes
+
+    def network_volumes(self) -> Iterator[NetworkVolume]:
+        for item, op in self._pages("/network-volumes", "networkVolumes"):
+            yield NetworkVolume.from_json(item, op)
+
+    def network_volume(self, volume_id: str) -> NetworkVolume:
+        path = f"/network-volumes/{quote(volume_id, safe='')}"
+        data = self._get(path, not_found=f"network volume {volume_id} not found — check [volume] id in "
+                                         f"console.toml")
+        return NetworkVolume.from_json(data, f"GET {path} (RunPod REST)")
+
+    # ------------------------------------------------------------------ billing
+
+    def billing_serverless(self, *, start: datetime, end: datetime, bucket_size: str = "day",
+                           serverless_id: str | None = None) -> BillingReport:
+        params = self._billing_params(start, end, bucket_size)
+        if serverless_id:
+            params["serverlessId"] = serverless_id
+        path = "/billing/serverless"
+        op = f"GET {path} (RunPod REST)"
+        data = self._get(path, params=params)
+        records_raw, totals = self._records(data, op)
+        return BillingReport(records=[BillingRecord.from_json(x, op) for x in records_raw], totals=totals)
+
+    def billing_network_volumes(self, *, start: datetime, end: datetime,
+                                bucket_size: str = "day") -> list[VolumeBillingRecord]:
+        path = "/billing/network-volumes"
+        op = f"GET {path} (RunPod REST)"
+        data = self._get(path, params=self._billing_params(start, end, bucket_size))
+        records_raw, _ = self._records(data, op)
+        return [VolumeBillingRecord.from_json(x, op) for x in records_raw]
+
+    @staticmethod
+    def _billing_params(start: datetime, end: datetime, bucket_size: str) -> dict:
+        if bucket_size not in BUCKET_SIZES:
+            raise ValueError(f"bucket_size must be one of {', '.join(BUCKET_SIZES)}")
+        if as_utc(end) <= as_utc(start):
+            raise ValueError("billing: end must be after start")
+        return {"startTime": rfc3339(start), "endTime": rfc3339(end), "bucketSize": bucket_size}
+
+    @staticmethod
+    def _records(data: object, op: str) -> tuple[list, dict]:
+        if isinstance(data, list):
+            return data, {}
+        r = Reader(data, op, "the billing report")
+        meta = r.data.get("metadata")
+        totals = meta.get("totals") if isinstance(meta, dict) else None
+        if totals is not None and not isinstance(totals, dict):
+            raise BadResponse(f"{op}: metadata.totals is not an object — the API may have changed")
+        return r.items("records"), dict(totals or {})
