@@ -6,7 +6,7 @@ from lib.ui import deps, widgets
 st.set_page_config(page_title="Serverless Console", page_icon=":material/bolt:", layout="wide")
 
 services = deps.services()
-user = deps.current_user()
+user = deps.sign_in_gate(services)
 
 PAGES = {
     "Run": [
@@ -18,4 +18,8 @@ PAGES = {
 navigation = st.navigation(PAGES)
 widgets.backend_banner(services)
 st.sidebar.caption(f"Signed in as **{user.label}** ({user.role})")
+if deps.auth_configured():
+    st.sidebar.button("Sign out", on_click=st.logout)
+else:
+    st.sidebar.caption("No sign-in configured: single local operator on 127.0.0.1.")
 navigation.run()

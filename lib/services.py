@@ -8,6 +8,8 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
+from lib.access import AccessPolicy
+from lib.auth import User
 from lib.config import ConsoleConfig, Settings
 from lib.runpod import RunPod
 from lib.store import JobStore
@@ -27,6 +29,7 @@ class Services:
     volume: Volume
     store: JobStore
     tracker: Tracker
+    access: AccessPolicy = field(default_factory=AccessPolicy)
     localpod: object | None = None  # lib.localpod.server.LocalPod when simulated
     started_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
 
@@ -41,6 +44,10 @@ class Services:
     @property
     def backend_label(self) -> str:
         return "local RunPod simulator" if self.simulated else "RunPod"
+
+    def authorize(self, email: str, action: str) -> User:
+        """The server-side role check every action goes through (raises lib.auth.Forbidden)."""
+        return self.access.authorize(email, action)
 
     def jobs(self, role: str):
         return self.client.for_spec(self.config.endpoint(role))
@@ -82,11 +89,12 @@ def build_services(settings: Settings, *, start_tracker: bool = True,
         def threshold(role: str) -> float:
             return REAL_COLD_START_THRESHOLD_MS
 
+    access = AccessPolicy.from_config(config.raw)
+    tracker = Tracker(store, config, lambda role: client.for_spec(config.endpoint(role)),
+                      cold_start_threshold_ms=threshold, authorize=access.authorize,
+                      local_volume_root=localpod.volume_dir if localpod else None)
     services_ = Services(settings=settings, config=config, client=client, volume=volume,
-                         store=store, localpod=localpod,
-                         tracker=Tracker(store, config, lambda role: client.for_spec(config.endpoint(role)),
-                                         cold_start_threshold_ms=threshold,
-                                         local_volume_root=localpod.volume_dir if localpod else None))
+                         store=store, tracker=tracker, access=access, localpod=localpod)
     if start_tracker:
         services_.tracker.start()
     return services_

@@ -66,7 +66,8 @@ class Tracker:
     def __init__(self, store: JobStore, config: ConsoleConfig, jobs_for: JobsFor, *,
                  schedule: PollSchedule = PollSchedule(), max_parallel: int = 16,
                  cold_start_threshold_ms: Callable[[str], float] | None = None,
-                 local_volume_root: Path | None = None, clock=time.monotonic):
+                 local_volume_root: Path | None = None, clock=time.monotonic,
+                 authorize: Callable[[str, str], object] | None = None):
         self.store = store
         self.config = config
         self._jobs_for = jobs_for
@@ -74,6 +75,8 @@ class Tracker:
         self._clock = clock
         self._cold_threshold = cold_start_threshold_ms or (lambda role: 10_000.0)
         self._local_root = local_volume_root
+        # Every action is checked here, on the server side, whatever the page showed.
+        self._authorize = authorize or (lambda user, action: None)
         self._pool = ThreadPoolExecutor(max_workers=max_parallel, thread_name_prefix="tracker-poll")
         self._due: dict[str, tuple[float, float | None]] = {}  # local_id -> (due_at, interval)
         self._due_lock = threading.Lock()
@@ -122,6 +125,7 @@ class Tracker:
                meta: dict | None = None, policy: Policy | None = None, group: str | None = None,
                est_cost_usd: float | None = None, webhook: str | None = None) -> JobRecord:
         """Record, then send. The same idempotency key returns the existing record, unsent."""
+        self._authorize(user, "train" if role == "training" else "submit")
         spec = self.config.endpoint(role)
         endpoint_id = spec.id or spec.url or role
         try:
@@ -146,6 +150,7 @@ class Tracker:
         return record
 
     def cancel(self, local_id: str, user: str) -> JobRecord:
+        self._authorize(user, "cancel")
         record = self.store.get(local_id)
         if record.is_final or not record.runpod_id:
             return record
@@ -157,6 +162,7 @@ class Tracker:
 
     def retry(self, local_id: str, user: str) -> JobRecord:
         """RunPod's /retry: re-queue a FAILED or TIMED_OUT job under the same id."""
+        self._authorize(user, "retry")
         record = self.store.get(local_id)
         if record.status not in ("FAILED", "TIMED_OUT") or not record.runpod_id:
             raise ValueError(f"only failed or timed-out jobs can be retried (this one is {record.status})")

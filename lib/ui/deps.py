@@ -8,6 +8,7 @@ import uuid
 
 import streamlit as st
 
+from lib.access import local_operator_allowed
 from lib.auth import LOCAL_OPERATOR, User
 from lib.config import Settings
 from lib.services import Services, build_services
@@ -30,6 +31,42 @@ def _build() -> Services:
 def services() -> Services:
     """One set of services per console process, shared by every browser session."""
     return _build()
+
+
+def _auth_configured() -> bool:
+    return isinstance(_secrets().get("auth"), dict)
+
+
+def sign_in_gate(services_: Services) -> User:
+    """Who is here, or stop the page: OpenID Connect sign-in when [auth] is in secrets,
+    otherwise a single local operator — but only while the console listens on loopback."""
+    if _auth_configured():
+        if not st.user.is_logged_in:
+            st.title("Serverless Console")
+            st.write("Sign in with your company account to continue.")
+            st.button("Sign in", icon=":material/login:", on_click=st.login, type="primary")
+            st.stop()
+        user = services_.access.user(str(st.user.get("email") or ""), str(st.user.get("name") or ""))
+        if user is None:
+            st.error(f"{st.user.get('email')} is not allowed in this console. Ask an operator to add "
+                     "you to [access] in console.toml.")
+            st.button("Sign out", on_click=st.logout)
+            st.stop()
+        st.session_state["auth.user"] = user
+        return user
+    preset = st.session_state.get("auth.user")
+    if preset is not None:
+        return preset
+    if not local_operator_allowed(st.get_option("server.address")):
+        st.error("No sign-in is configured, so this console only runs for a local operator on "
+                 "127.0.0.1. Configure [auth] in .streamlit/secrets.toml (OpenID Connect) or start it "
+                 "with --server.address 127.0.0.1.")
+        st.stop()
+    return LOCAL_OPERATOR
+
+
+def auth_configured() -> bool:
+    return _auth_configured()
 
 
 def current_user() -> User:

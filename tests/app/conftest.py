@@ -12,6 +12,7 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
+from lib.auth import LOCAL_OPERATOR
 from lib.config import Secret, Settings
 from lib.services import build_services
 from lib.ui import deps
@@ -46,8 +47,8 @@ def _use_console(console, monkeypatch):
 def open_page():
     def _open(page: str, *, user=None, timeout: float = 30) -> AppTest:
         at = AppTest.from_file(APP, default_timeout=timeout)
-        if user is not None:
-            at.session_state["auth.user"] = user
+        # The page runs as the given user (default: the local operator a loopback console gets).
+        at.session_state["auth.user"] = user or LOCAL_OPERATOR
         at.run()
         assert not at.exception, at.exception
         at.switch_page(page).run()

@@ -1,0 +1,39 @@
+"""AppTest: the shell, Overview and Jobs pages on the in-process simulator."""
+import time
+
+from lib.auth import User
+
+
+def test_every_page_renders_without_exception(open_page):
+    for page in ("pages/overview.py", "pages/jobs.py"):
+        at = open_page(page)
+        assert not at.exception, (page, at.exception)
+
+
+def test_banner_says_simulator(open_page):
+    at = open_page("pages/overview.py")
+    assert any("Local simulator" in i.value for i in at.info)
+
+
+def test_overview_shows_each_endpoint_health(open_page):
+    at = open_page("pages/overview.py")
+    subheaders = [s.value for s in at.subheader]
+    for name in ("console-image", "console-training", "console-special"):
+        assert name in subheaders
+    labels = [m.label for m in at.metric]
+    assert labels.count("In queue") == 3 and "Spend today (estimated)" in labels
+
+
+def test_jobs_page_shows_a_submitted_job_and_its_detail(open_page, console):
+    rec = console.tracker.submit("image", {"sleep_ms": 10, "echo": "hi"}, kind="test",
+                                 user="ana@example.com", idempotency_key=f"apptest-{time.time()}")
+    console.tracker.wait_for([rec.local_id], timeout_s=30)
+    at = open_page("pages/jobs.py")
+    frame = at.dataframe[0].value
+    assert rec.local_id in set(frame["job"])
+    assert not at.exception
+
+
+def test_viewer_sees_signed_in_role(open_page):
+    at = open_page("pages/overview.py", user=User("v@example.com", "viewer"))
+    assert any("viewer" in c.value for c in at.sidebar.caption)
