@@ -9,11 +9,23 @@ services = deps.services()
 user = deps.sign_in_gate(services)
 
 PAGES = {
-    "Run": [
+    "Operate": [
         st.Page("pages/overview.py", title="Overview", icon=":material/dashboard:", default=True),
         st.Page("pages/jobs.py", title="Jobs", icon=":material/list_alt:"),
+        st.Page("pages/endpoints.py", title="Endpoints", icon=":material/dns:"),
+        st.Page("pages/models.py", title="Models", icon=":material/folder_open:"),
+        st.Page("pages/costs.py", title="Costs", icon=":material/payments:"),
+    ],
+    "Create": [
+        st.Page("pages/generate.py", title="Generate", icon=":material/image:"),
+        st.Page("pages/gallery.py", title="Gallery", icon=":material/photo_library:"),
+        st.Page("pages/special.py", title="Face swap & sheets", icon=":material/face_retouching_natural:"),
+        st.Page("pages/datasets.py", title="Training sets", icon=":material/collections:"),
+        st.Page("pages/training.py", title="LoRA training", icon=":material/model_training:"),
     ],
 }
+if user.can("audit"):
+    PAGES["Admin"] = [st.Page("pages/audit.py", title="Audit", icon=":material/policy:")]
 
 navigation = st.navigation(PAGES)
 widgets.backend_banner(services)

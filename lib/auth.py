@@ -43,7 +43,9 @@ class User:
 class Forbidden(PermissionError):
     def __init__(self, user: User, action: str):
         needed = ACTION_ROLE.get(action, "operator")
-        super().__init__(f"{user.label} is a {user.role}; '{action}' needs the {needed} role. "
+        who = (f"{user.label} is a {user.role}" if user.role in ROLES
+               else f"{user.label} is not listed in [access] of console.toml")
+        super().__init__(f"{who}; '{action}' needs the {needed} role. "
                          f"Ask an operator to change your role in console.toml.")
         self.user, self.action = user, action
 

@@ -83,3 +83,14 @@ def status_line(record: JobRecord, now: datetime | None = None) -> str:
         return (f"done{worker}: queued {_seconds(record.delay_ms) or 0} s, "
                 f"ran {_seconds(record.execution_ms) or 0} s")
     return f"{record.status.lower().replace('_', ' ')}: {record.error or 'no details from RunPod'}"
+
+
+def for_display(value: object, limit: int = 160) -> object:
+    """A copy safe to show: long strings (base64 images, huge prompts) are shortened."""
+    if isinstance(value, str):
+        return value if len(value) <= limit else f"{value[:limit]}… ({len(value):,} characters)"
+    if isinstance(value, dict):
+        return {k: for_display(v, limit) for k, v in value.items()}
+    if isinstance(value, list):
+        return [for_display(v, limit) for v in value[:200]]
+    return value

@@ -73,4 +73,5 @@ with st.expander("Timeline"):
     st.dataframe([{"when": h.at, "status": h.status, "worker": h.worker_id, "note": h.note}
                   for h in store.history(record.local_id)], hide_index=True, width="stretch")
 with st.expander("Inputs and raw output (for debugging)"):
-    st.json({"input": record.input, "meta": record.meta, "output": record.output}, expanded=False)
+    st.json(overview.for_display({"input": record.input, "meta": record.meta, "output": record.output}),
+            expanded=False)

@@ -12,13 +12,14 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from lib.auth import LOCAL_OPERATOR
+from lib.auth import LOCAL_OPERATOR, User
 from lib.config import Secret, Settings
 from lib.services import build_services
 from lib.ui import deps
 
 ROOT = Path(__file__).resolve().parents[2]
 APP = str(ROOT / "app.py")
+DEFAULT_PAGE = "pages/overview.py"
 
 
 @pytest.fixture(scope="session")
@@ -26,6 +27,8 @@ def console(tmp_path_factory):
     data = tmp_path_factory.mktemp("console-data")
     config_text = (ROOT / "console.toml").read_text()
     config_text = re.sub(r"(?m)^time_scale = .*$", "time_scale = 0.002", config_text)
+    config_text += ('\n[access]\noperators = ["ops@example.com"]\nstaff = ["staff@example.com"]\n'
+                    'viewers = ["viewer@example.com"]\n')
     config_path = data / "console.toml"
     config_path.write_text(config_text)
     settings = Settings(api_key=Secret(""), config_path=config_path, data_dir=data)
@@ -43,6 +46,17 @@ def _use_console(console, monkeypatch):
     st.cache_data.clear()
 
 
+VIEWER = User("viewer@example.com", "viewer")
+STAFF = User("staff@example.com", "staff")
+OPERATOR = User("ops@example.com", "operator")
+
+
+@pytest.fixture
+def users():
+    """Signed-in people of each role, as listed in the test console.toml's [access]."""
+    return {"viewer": VIEWER, "staff": STAFF, "operator": OPERATOR}
+
+
 @pytest.fixture
 def open_page():
     def _open(page: str, *, user=None, timeout: float = 30) -> AppTest:
@@ -51,6 +65,8 @@ def open_page():
         at.session_state["auth.user"] = user or LOCAL_OPERATOR
         at.run()
         assert not at.exception, at.exception
-        at.switch_page(page).run()
+        if page != DEFAULT_PAGE:
+            # AppTest runs a switched-to page on its own, without app.py's chrome around it.
+            at.switch_page(page).run()
         return at
     return _open

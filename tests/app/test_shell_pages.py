@@ -1,8 +1,6 @@
 """AppTest: the shell, Overview and Jobs pages on the in-process simulator."""
 import time
 
-from lib.auth import User
-
 
 def test_every_page_renders_without_exception(open_page):
     for page in ("pages/overview.py", "pages/jobs.py"):
@@ -24,9 +22,9 @@ def test_overview_shows_each_endpoint_health(open_page):
     assert labels.count("In queue") == 3 and "Spend today (estimated)" in labels
 
 
-def test_jobs_page_shows_a_submitted_job_and_its_detail(open_page, console):
+def test_jobs_page_shows_a_submitted_job_and_its_detail(open_page, console, users):
     rec = console.tracker.submit("image", {"sleep_ms": 10, "echo": "hi"}, kind="test",
-                                 user="ana@example.com", idempotency_key=f"apptest-{time.time()}")
+                                 user=users["staff"].email, idempotency_key=f"apptest-{time.time()}")
     console.tracker.wait_for([rec.local_id], timeout_s=30)
     at = open_page("pages/jobs.py")
     frame = at.dataframe[0].value
@@ -34,6 +32,6 @@ def test_jobs_page_shows_a_submitted_job_and_its_detail(open_page, console):
     assert not at.exception
 
 
-def test_viewer_sees_signed_in_role(open_page):
-    at = open_page("pages/overview.py", user=User("v@example.com", "viewer"))
+def test_viewer_sees_signed_in_role(open_page, users):
+    at = open_page("pages/overview.py", user=users["viewer"])
     assert any("viewer" in c.value for c in at.sidebar.caption)

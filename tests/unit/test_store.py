@@ -107,3 +107,9 @@ def test_survives_reopen(tmp_path):
     again = JobStore(tmp_path)
     assert again.get(rec.local_id).status == "PENDING"
     again.close()
+
+
+def test_display_copy_shortens_base64():
+    from lib.overview import for_display
+    shown = for_display({"images": [{"image": "A" * 5000}], "seed": 1})
+    assert shown["seed"] == 1 and shown["images"][0]["image"].endswith("(5,000 characters)")
