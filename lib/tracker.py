@@ -84,6 +84,7 @@ class Tracker:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._listeners: list[Listener] = []
+        self._periodic: list[list] = []  # [fn, every_s, next_at]
         self._http = httpx.Client(timeout=httpx.Timeout(60.0, connect=10.0), follow_redirects=True)
 
     # ---- lifecycle ----------------------------------------------------------------------
@@ -105,6 +106,23 @@ class Tracker:
     def add_listener(self, listener: Listener) -> None:
         """Called (in the tracker thread) whenever a job's status changes."""
         self._listeners.append(listener)
+
+    def add_periodic(self, task: Callable[[], None], every_s: float) -> None:
+        """Run `task` in the tracker thread every `every_s` seconds (alert rules, warm-up restores)."""
+        self._periodic.append([task, every_s, self._clock()])
+        self._wake.set()
+
+    def run_periodic(self) -> None:
+        now = self._clock()
+        for entry in self._periodic:
+            task, every, next_at = entry
+            if now < next_at:
+                continue
+            entry[2] = now + every
+            try:
+                task()
+            except Exception:  # one failing rule must not stop job tracking
+                log.exception("periodic task %s failed", getattr(task, "__name__", task))
 
     def resume(self) -> int:
         count = 0
@@ -185,8 +203,10 @@ class Tracker:
     def _loop(self) -> None:
         while not self._stop.is_set():
             self.poll_due()
+            self.run_periodic()
             with self._due_lock:
-                next_due = min((due for due, _ in self._due.values()), default=None)
+                next_due = min([due for due, _ in self._due.values()]
+                               + [entry[2] for entry in self._periodic], default=None)
             timeout = 1.0 if next_due is None else max(0.0, min(1.0, next_due - self._clock()))
             self._wake.wait(timeout)
             self._wake.clear()

@@ -167,3 +167,21 @@ def test_background_thread_follows_jobs(store):
         assert t.wait_for([rec.local_id], timeout_s=5)[0].status == "COMPLETED"
     finally:
         t.stop()
+
+
+def test_periodic_tasks_run_in_the_tracker_and_survive_errors(store):
+    now = [0.0]
+    t = Tracker(store, CONFIG, lambda role: FakeJobs(), clock=lambda: now[0])
+    calls = []
+
+    def broken():
+        raise RuntimeError("rule bug")
+
+    t.add_periodic(broken, 5)
+    t.add_periodic(lambda: calls.append(now[0]), 10)
+    t.run_periodic()
+    now[0] = 4
+    t.run_periodic()
+    now[0] = 10
+    t.run_periodic()
+    assert calls == [0.0, 10]
