@@ -11,6 +11,7 @@ from pathlib import Path
 from lib.access import AccessPolicy
 from lib.auth import User
 from lib.config import ConsoleConfig, Settings
+from lib.ops.monitor import OpsMonitor
 from lib.runpod import RunPod
 from lib.store import JobStore
 from lib.tracker import Tracker
@@ -19,6 +20,7 @@ from lib.volume import Volume, volume_from_settings
 log = logging.getLogger(__name__)
 
 REAL_COLD_START_THRESHOLD_MS = 10_000.0
+MONITOR_INTERVAL_S = 15.0
 
 
 @dataclass
@@ -31,6 +33,7 @@ class Services:
     tracker: Tracker
     access: AccessPolicy = field(default_factory=AccessPolicy)
     localpod: object | None = None  # lib.localpod.server.LocalPod when simulated
+    monitor: OpsMonitor | None = None  # alert rules, health log, warm-up restores
     started_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
 
     @property
@@ -54,6 +57,8 @@ class Services:
 
     def close(self) -> None:
         self.tracker.stop()
+        if self.monitor is not None:
+            self.monitor.close()
         self.client.close()
         self.store.close()
         if self.localpod is not None:
@@ -94,9 +99,12 @@ def build_services(settings: Settings, *, start_tracker: bool = True,
                       cold_start_threshold_ms=threshold, authorize=access.authorize,
                       local_volume_root=localpod.volume_dir if localpod else None)
     services_ = Services(settings=settings, config=config, client=client, volume=volume,
-                         store=store, tracker=tracker, access=access, localpod=localpod)
+                         store=store, tracker=tracker, access=access, localpod=localpod,
+                         monitor=OpsMonitor(config, data_dir))
     if start_tracker:
-        services_.tracker.start()
+        # The tracker thread evaluates the alert rules and restores warm-up holds on schedule.
+        tracker.add_periodic(lambda: services_.monitor.tick_services(services_), MONITOR_INTERVAL_S)
+        tracker.start()
     return services_
 
 

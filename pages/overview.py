@@ -2,6 +2,7 @@
 import streamlit as st
 
 from lib import overview
+from lib.ops import actions
 from lib.ui import deps, widgets
 
 services = deps.services()
@@ -31,6 +32,16 @@ def live_health() -> None:
 
 
 live_health()
+
+feed = actions.alert_feed(services)
+if feed.firing:
+    for alert in feed.firing:
+        st.warning(f"**{alert.name}** — {alert.message}", icon=":material/notifications_active:")
+with st.expander(f"Alerts: {len(feed.firing)} firing · history", expanded=False):
+    if feed.history:
+        st.dataframe(actions.alerts_table(feed.history), hide_index=True, width="stretch")
+    else:
+        st.caption("No alert has fired yet. Rules live in console.toml ([[alerts]]).")
 
 left, right = st.columns([3, 1])
 with right:

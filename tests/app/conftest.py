@@ -27,8 +27,9 @@ def console(tmp_path_factory):
     data = tmp_path_factory.mktemp("console-data")
     config_text = (ROOT / "console.toml").read_text()
     config_text = re.sub(r"(?m)^time_scale = .*$", "time_scale = 0.002", config_text)
-    config_text += ('\n[access]\noperators = ["ops@example.com"]\nstaff = ["staff@example.com"]\n'
-                    'viewers = ["viewer@example.com"]\n')
+    config_text = re.sub(r"(?m)^operators = \[\]$", 'operators = ["ops@example.com"]', config_text)
+    config_text = re.sub(r"(?m)^staff = \[\]$", 'staff = ["staff@example.com"]', config_text)
+    config_text = re.sub(r"(?m)^viewers = \[\]$", 'viewers = ["viewer@example.com"]', config_text)
     config_path = data / "console.toml"
     config_path.write_text(config_text)
     settings = Settings(api_key=Secret(""), config_path=config_path, data_dir=data)

@@ -1,0 +1,130 @@
+"""Declared endpoint settings (console.toml) against the live endpoint (REST v2), and the PATCH that fixes it.
+
+Field names are those of RestV2.update_endpoint(), so `DriftReport.fix` can be passed straight to it.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+
+from lib.config import EndpointSpec
+
+# (update_endpoint keyword, EndpointSpec attribute, live Endpoint attribute, label for people)
+FIELDS = (
+    ("workers_min", "workers_min", "workers_min", "Min (active) workers"),
+    ("workers_max", "workers_max", "workers_max", "Max workers"),
+    ("idle_timeout_s", "idle_timeout_s", "idle_timeout_s", "Idle timeout (s)"),
+    ("scaling_type", "scaling_type", "scaling_type", "Scaling type"),
+    ("scaling_value", "scaling_value", "scaling_value", "Scaling value"),
+    ("flashboot", "flashboot", "flashboot", "FlashBoot"),
+    ("timeout_ms", "execution_timeout_ms", "timeout_ms", "Execution timeout (ms)"),
+    ("gpu_pools", "gpu_pools", "gpu_pools", "GPU pools (in order)"),
+)
+
+
+@dataclass(frozen=True)
+class DriftItem:
+    field: str        # update_endpoint keyword
+    declared: object
+    live: object
+    label: str = ""
+
+
+@dataclass(frozen=True)
+class SettingRow:
+    field: str
+    label: str
+    declared: object
+    live: object
+    drifted: bool
+
+
+@dataclass(frozen=True)
+class DriftReport:
+    role: str
+    endpoint_id: str
+    items: tuple[DriftItem, ...]
+    rows: tuple[SettingRow, ...]
+
+    @property
+    def in_sync(self) -> bool:
+        return not self.items
+
+    @property
+    def fix(self) -> dict[str, object]:
+        """Keyword arguments for RestV2.update_endpoint(endpoint_id, **fix) that restore the declared values."""
+        fix = {item.field: item.declared for item in self.items}
+        if "scaling_type" in fix or "scaling_value" in fix:
+            # RunPod replaces the whole scaling setting, so type and value always travel together.
+            declared = {row.field: row.declared for row in self.rows}
+            fix["scaling_type"] = declared["scaling_type"]
+            fix["scaling_value"] = _patch_value("scaling_value", declared["scaling_value"])
+        return fix
+
+
+def _flashboot(value: object) -> bool:
+    # REST v2 reports OFF | FLASHBOOT | PRIORITY_FLASHBOOT; both non-OFF modes mean "FlashBoot on".
+    if isinstance(value, str):
+        return value.upper() != "OFF"
+    return bool(value)
+
+
+def _normalise(field: str, value: object) -> object:
+    if value is None:
+        return None
+    if field == "flashboot":
+        return _flashboot(value)
+    if field == "gpu_pools":
+        return tuple(str(p) for p in (value if isinstance(value, (list, tuple)) else [value]))
+    if field == "scaling_type":
+        return str(value).upper()
+    if field == "scaling_value":
+        # queueDelay may be fractional (>= 0.5 s) while console.toml holds whole numbers.
+        return float(value)
+    return int(value)
+
+
+def compare(spec: EndpointSpec, live) -> DriftReport:
+    """Every declared setting beside the live one; `items` lists only the drifted ones."""
+    items, rows = [], []
+    for field, spec_attr, live_attr, label in FIELDS:
+        declared = _normalise(field, getattr(spec, spec_attr))
+        current = _normalise(field, getattr(live, live_attr, None))
+        drifted = declared != current
+        rows.append(SettingRow(field, label, declared, current, drifted))
+        if drifted:
+            items.append(DriftItem(field, _patch_value(field, declared), current, label))
+    return DriftReport(role=spec.role, endpoint_id=getattr(live, "id", None) or spec.id or "",
+                       items=tuple(items), rows=tuple(rows))
+
+
+def _patch_value(field: str, declared: object) -> object:
+    if field == "gpu_pools":
+        return list(declared)
+    if field == "scaling_value" and float(declared).is_integer():
+        return int(declared)
+    return declared
+
+
+def with_changes(spec: EndpointSpec, changes: Mapping[str, object]) -> EndpointSpec:
+    """The spec with some settings replaced, keyed by update_endpoint keyword (e.g. {"workers_max": 5}).
+
+    The Endpoints page uses it when an operator edits a value before applying it.
+    """
+    attrs = {kw: spec_attr for kw, spec_attr, _, _ in FIELDS}
+    unknown = sorted(set(changes) - set(attrs))
+    if unknown:
+        raise ValueError(f"cannot change {', '.join(unknown)}; known settings: {', '.join(attrs)}")
+    values = {attrs[k]: (tuple(v) if k == "gpu_pools" else v) for k, v in changes.items()}
+    return replace(spec, **values)
+
+
+def apply_fix(rest, spec: EndpointSpec, report: DriftReport) -> DriftReport:
+    """PATCH the live endpoint to `spec`'s settings (only the drifted fields); returns the new comparison.
+
+    `rest` is RestV2. Nothing is sent when there is no drift.
+    """
+    if report.in_sync:
+        return report
+    updated = rest.update_endpoint(report.endpoint_id, **report.fix)
+    return compare(spec, updated)

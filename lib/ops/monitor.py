@@ -1,0 +1,141 @@
+"""The periodic operations tick run by the console's tracker: health log, alerts, warm-up restores.
+
+One OpsMonitor per console process. `tick()` records each endpoint's /health answer, evaluates the
+alert rules, stores state changes and hands them to the webhook (in a background thread, so a slow
+receiver never holds up job tracking), and puts back min workers whose warm-up hold has ended.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from lib.config import ConsoleConfig
+from lib.ops.alert_history import HISTORY_FILE, AlertHistory
+from lib.ops.alerts import AlertEvaluator, AlertEvent, Observations, parse_alert_rules
+from lib.ops.health_log import HealthLog
+from lib.ops.warmup import WarmHold, WarmupSchedule, restore_due
+from lib.ops.webhook import WebhookNotifier, webhook_url
+from lib.runpod import RunPodError
+
+log = logging.getLogger(__name__)
+
+HEALTH_FILE = "health.sqlite"
+JOBS_WINDOW = timedelta(days=7)
+
+
+@dataclass(frozen=True)
+class TickResult:
+    events: list[AlertEvent]
+    restored: list[WarmHold]
+    health_errors: dict[str, str]   # role -> why its /health could not be read
+
+
+class OpsMonitor:
+    def __init__(self, config: ConsoleConfig, data_dir: Path, *,
+                 clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+                 notifier: WebhookNotifier | None = None):
+        self.config = config
+        self.clock = clock
+        self.history = AlertHistory(data_dir / HISTORY_FILE)
+        self.health_log = HealthLog(data_dir / HEALTH_FILE)
+        self.schedule = WarmupSchedule(data_dir)
+        self.rules = parse_alert_rules(config)
+        labels = {role: spec.label for role, spec in config.endpoints.items()}
+        self.evaluator = AlertEvaluator(self.rules, clock=clock, firing=self.history.firing(), labels=labels)
+        if notifier is None:
+            url = webhook_url(config)
+            notifier = WebhookNotifier(url) if url else None
+        self.notifier = notifier
+        self._tick_lock = threading.Lock()
+        self._deliveries = ThreadPoolExecutor(max_workers=1, thread_name_prefix="alert-webhook")
+        self._pending: list[Future] = []
+        self._stop = threading.Event()
+        self._loop: threading.Thread | None = None
+
+    def tick(self, obs: Observations, *, rest=None) -> TickResult:
+        """One evaluation round over observations gathered by the caller. `rest` (RestV2) restores holds."""
+        with self._tick_lock:
+            now = self.clock()
+            for role, health in obs.health.items():
+                if health is not None:
+                    self.health_log.record(role, now, health)
+            events = [self.history.record(e) for e in self.evaluator.evaluate(obs)]
+            for event in events:
+                log.warning("alert %s", event.text())
+                if self.notifier is not None:
+                    self._pending = [f for f in self._pending if not f.done()]
+                    self._pending.append(self._deliveries.submit(self._deliver, event))
+            restored = restore_due(rest, self.schedule, now) if rest is not None else []
+            return TickResult(events, restored, {})
+
+    def tick_services(self, services) -> TickResult:
+        """Gather observations from lib.services.Services and tick; per-endpoint errors are kept, not raised."""
+        from lib.overview import spend_today  # the Overview's own definition of "spend today"
+
+        health, errors = {}, {}
+        for role, spec in self.config.endpoints.items():
+            if not spec.id:
+                continue  # a worker under development has no /health on RunPod's side
+            try:
+                health[role] = services.jobs(role).health()
+            except RunPodError as exc:
+                health[role] = None
+                errors[role] = str(exc)
+        now = self.clock()
+        obs = Observations(health=health, jobs=services.store.jobs_frame(since=now - JOBS_WINDOW),
+                           spend_today_usd=spend_today(services.store, now))
+        result = self.tick(obs, rest=services.client.rest)
+        for hold in result.restored:
+            if hold.restored_at is not None:
+                services.store.audit(hold.user, "endpoint.warm_restore", hold.endpoint_id,
+                                     {"role": hold.role, "outcome": hold.outcome})
+        return TickResult(result.events, result.restored, errors)
+
+    def start(self, services, *, interval_s: float = 15.0) -> "OpsMonitor":
+        """Tick every `interval_s` in a daemon thread until stop(); idempotent."""
+        if self._loop is not None and self._loop.is_alive():
+            return self
+        self._stop.clear()
+
+        def run() -> None:
+            while not self._stop.wait(interval_s):
+                try:
+                    self.tick_services(services)
+                except Exception:  # noqa: BLE001 — one bad round must not end monitoring for good
+                    log.exception("operations tick failed; trying again in %.0f s", interval_s)
+
+        self._loop = threading.Thread(target=run, name="ops-monitor", daemon=True)
+        self._loop.start()
+        return self
+
+    @property
+    def running(self) -> bool:
+        return self._loop is not None and self._loop.is_alive()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._loop is not None:
+            self._loop.join(timeout=30)
+
+    def _deliver(self, event: AlertEvent) -> None:
+        result = self.notifier.deliver(event, on_attempt=self.history.log_delivery)
+        if not result.ok:
+            log.warning("alert webhook delivery failed after %d attempts: %s", len(result.attempts), result.error)
+
+    def wait_for_deliveries(self, timeout_s: float = 30.0) -> bool:
+        """True when every queued webhook delivery has finished (tests and shutdown)."""
+        _, not_done = wait(list(self._pending), timeout=timeout_s)
+        return not not_done
+
+    def close(self) -> None:
+        self.stop()
+        self._deliveries.shutdown(wait=True)
+        if self.notifier is not None:
+            self.notifier.close()
+        self.history.close()
+        self.health_log.close()

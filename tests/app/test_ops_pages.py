@@ -1,0 +1,187 @@
+"""AppTest: the Models and Endpoints pages on the in-process simulator (tests/app/conftest.py `console`)."""
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from streamlit.testing.v1 import AppTest
+
+from lib.auth import LOCAL_OPERATOR, User
+from lib.ops import actions
+from lib.ops.warmup import restore_due
+
+ROOT = Path(__file__).resolve().parents[2]
+VIEWER = User("viewer@example.com", "viewer")
+
+
+def page(name: str, user=LOCAL_OPERATOR, **state) -> AppTest:
+    # The pages are run directly (not through app.py's navigation) so these tests do not depend on
+    # the router listing them; deps.services() is the session console thanks to conftest.
+    at = AppTest.from_file(str(ROOT / "pages" / name), default_timeout=30)
+    at.session_state["auth.user"] = user
+    for key, value in state.items():
+        at.session_state[key] = value
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def button(at, label):
+    return next(b for b in at.button if b.label == label)
+
+
+def table(at, column):
+    """The (first) dataframe that has this column."""
+    return next(d.value for d in at.dataframe if column in d.value.columns)
+
+
+def test_models_page_shows_totals_and_flags_the_diffusion_models_trap(console):
+    actions.model_files(console).refresh()
+    at = page("models.py")
+    metrics = {m.label: m.value for m in at.metric}
+    assert int(metrics["Files"].replace(",", "")) >= 20 and int(metrics["Flagged files"]) >= 2
+    flags = at.dataframe[1].value
+    trap = flags[flags["file"] == "models/diffusion_models/flux1-schnell.safetensors"]
+    assert trap["move to"].iloc[0] == "models/unet/flux1-schnell.safetensors"
+    assert "does not scan models/diffusion_models/" in trap["problem"].iloc[0]
+
+
+def test_find_a_lora_by_name_and_see_what_uses_it(console):
+    workflow = {"4": {"class_type": "LoraLoaderModelOnly",
+                      "inputs": {"model": ["1", 0], "lora_name": "ava_v1.safetensors", "strength_model": 0.8}}}
+    job = console.store.create(role="image", endpoint_id="image-sim01", kind="flux", user="ana@example.com",
+                               input={"workflow": workflow}, idempotency_key=f"ops-usedby-{time.time()}")
+    at = page("models.py")
+    at.text_input(key="models.query").set_value("ava_v").run()
+    names = set(at.dataframe[0].value["name"])
+    assert {"ava_v1.safetensors", "ava_v2.safetensors"} <= names and all("ava_v" in n for n in names)
+    at.selectbox(key="models.file").set_value("models/loras/ava_v1.safetensors").run()
+    used = at.dataframe[1].value
+    assert f"image job {job.local_id} (flux)" in set(used["used by"])
+    assert not at.exception
+
+
+def test_operator_moves_a_misplaced_file_through_the_dialog(console):
+    console.volume.write("models/text_encoders/apptest_te.safetensors", b"te" * 50)
+    actions.model_files(console).refresh()
+    at = page("models.py")
+    at.selectbox(key="models.fix").set_value("models/text_encoders/apptest_te.safetensors").run()
+    button(at, "Move it where the worker looks…").click().run()
+    assert at.text_input(key="models.move_to").value == "models/clip/apptest_te.safetensors"
+    button(at, "Move").click().run()
+    assert not at.exception
+    assert console.volume.exists("models/clip/apptest_te.safetensors")
+    assert not console.volume.exists("models/text_encoders/apptest_te.safetensors")
+    entry = console.store.audit_entries(action="volume.move", limit=1)[0]
+    assert entry.target == "models/text_encoders/apptest_te.safetensors" and entry.user == LOCAL_OPERATOR.email
+    console.volume.delete("models/clip/apptest_te.safetensors")
+    actions.model_files(console).refresh()
+
+
+def test_operator_deletes_after_confirming(console):
+    console.volume.write("models/vae/apptest_delete.safetensors", b"x" * 10)
+    actions.model_files(console).refresh()
+    at = page("models.py", **{"models.query": "apptest_delete"})
+    at.selectbox(key="models.file").set_value("models/vae/apptest_delete.safetensors").run()
+    button(at, "Delete…").click().run()
+    assert console.volume.exists("models/vae/apptest_delete.safetensors")  # nothing happens before confirming
+    button(at, "Delete").click().run()
+    assert not console.volume.exists("models/vae/apptest_delete.safetensors")
+    assert actions.model_files(console).index().get("models/vae/apptest_delete.safetensors") is None
+
+
+def test_operator_uploads_a_model_with_progress(console):
+    at = page("models.py")
+    at.selectbox(key="models.up_folder").set_value("loras")
+    at.file_uploader(key="models.up_file").upload("apptest_up.safetensors", b"u" * 4096).run()
+    assert at.text_input(key="models.up_name").placeholder == "apptest_up.safetensors"
+    button(at, "Upload").click().run()
+    assert not at.exception
+    assert "Uploaded models/loras/apptest_up.safetensors (4.1 kB)." in [s.value for s in at.success]
+    assert console.volume.head("models/loras/apptest_up.safetensors").size == 4096
+    assert console.store.audit_entries(action="volume.upload", limit=1)[0].detail == {"size": 4096}
+    at.text_input(key="models.query").set_value("apptest_up").run()
+    assert list(at.dataframe[0].value["name"]) == ["apptest_up.safetensors"]  # visible without re-listing
+    button(at, "Upload").click().run()
+    assert any("already exists" in e.value for e in at.error)
+    actions.delete_model(console, LOCAL_OPERATOR.email, "models/loras/apptest_up.safetensors")
+
+
+def test_viewer_browses_but_cannot_change_files(console):
+    at = page("models.py", user=VIEWER)
+    at.selectbox(key="models.file").set_value("models/loras/ava_v1.safetensors").run()
+    labels = {b.label for b in at.button}
+    assert not {"Move / rename…", "Delete…", "Upload"} & labels
+    assert "Only operators can upload model files." in [i.value for i in at.info]
+
+
+def test_endpoints_page_shows_cold_start_percentiles_and_settings(console):
+    at = page("endpoints.py")
+    metrics = {m.label: m.value for m in at.metric}
+    assert {"In queue", "Throttled", "Hit a cold start", "Failure rate", "Queue p90"} <= set(metrics)
+    assert metrics["Hit a cold start"].endswith("%")  # from the seeded 30 days of simulated traffic
+    percentiles = at.dataframe[0].value
+    assert list(percentiles.columns) == ["", "p50 s", "p90 s", "p98 s", "jobs"]
+    assert percentiles["p90 s"].iloc[0] >= percentiles["p50 s"].iloc[0] > 0
+    settings = table(at, "drift")
+    assert list(settings["setting"])[:2] == ["Min (active) workers", "Max workers"]
+
+
+def test_change_max_workers_through_apply_and_the_simulator_follows(console):
+    spec = console.config.endpoint("image")
+    at = page("endpoints.py")
+    at.number_input(key="endpoints.max.image").set_value(5)
+    button(at, "Apply…").click().run()
+    changes = table(at, "after")
+    assert list(changes["setting"]) == ["Max workers"] and list(changes["after"]) == ["5"]
+    assert console.client.rest.endpoint(spec.id).workers_max == 3  # not before confirming
+    button(at, "Apply").click().run()
+    assert not at.exception
+    assert console.client.rest.endpoint(spec.id).workers_max == 5
+    assert "Max workers" in set(table(at, "drift").query("drift != ''")["setting"])  # now differs from toml
+    entry = console.store.audit_entries(action="endpoint.apply", limit=1)[0]
+    assert entry.detail["changes"] == {"workers_max": {"from": 3, "to": 5}}
+    actions.apply_settings(console, "image", LOCAL_OPERATOR.email)  # back to console.toml
+    assert console.client.rest.endpoint(spec.id).workers_max == 3
+
+
+def test_drift_is_highlighted_for_the_selected_endpoint(console):
+    spec = console.config.endpoint("special")
+    console.client.rest.update_endpoint(spec.id, idle_timeout_s=60)
+    try:
+        at = page("endpoints.py", **{"endpoints.role": "special"})
+        drifted = table(at, "drift").query("drift != ''")
+        assert list(drifted["setting"]) == ["Idle timeout (s)"] and list(drifted["live"]) == ["60"]
+        assert "1 setting(s) differ from console.toml." in [w.value for w in at.warning]
+    finally:
+        actions.apply_settings(console, "special", LOCAL_OPERATOR.email)
+
+
+def test_purge_and_warm_hold_are_confirmed_and_recorded(console):
+    at = page("endpoints.py")
+    button(at, "Purge queue…").click().run()
+    button(at, "Purge").click().run()
+    assert not at.exception
+    assert console.store.audit_entries(action="endpoint.purge_queue", limit=1)[0].detail["role"] == "image"
+
+    button(at, "Warm up: send a minimal job").click().run()
+    (sent,) = [s.value for s in at.success if s.value.startswith("Warm-up job")]
+    warmup = console.store.get(sent.split()[2])
+    assert warmup.kind == "warmup" and warmup.role == "image"
+    assert console.tracker.wait_for([warmup.local_id], timeout_s=30)[0].status == "COMPLETED"
+
+    at.number_input(key="endpoints.hold_n").set_value(2)
+    at.number_input(key="endpoints.hold_m").set_value(5)
+    button(at, "Raise min workers").click().run()
+    assert any("Min workers 2 until" in s.value for s in at.success)
+    spec = console.config.endpoint("image")
+    assert console.client.rest.endpoint(spec.id).workers_min == 2
+    monitor = actions.ops_monitor(console)
+    restored = restore_due(console.client.rest, monitor.schedule, datetime.now(UTC) + timedelta(minutes=6))
+    assert [h.role for h in restored] == ["image"]
+    assert console.client.rest.endpoint(spec.id).workers_min == 0
+
+
+def test_viewer_sees_no_endpoint_actions(console):
+    at = page("endpoints.py", user=VIEWER)
+    assert "Purge and warm-up are for operators." in [i.value for i in at.info]
+    assert not {"Apply…", "Purge queue…", "Raise min workers"} & {b.label for b in at.button}
