@@ -14,7 +14,7 @@ from lib.config import ConsoleConfig, Settings
 from lib.ops.monitor import OpsMonitor
 from lib.runpod import RunPod
 from lib.store import JobStore
-from lib.tracker import Tracker
+from lib.tracker import PollSchedule, Tracker
 from lib.volume import Volume, volume_from_settings
 
 log = logging.getLogger(__name__)
@@ -87,6 +87,9 @@ def build_services(settings: Settings, *, start_tracker: bool = True,
 
         def threshold(role: str) -> float:
             return 0.5 * config.simulator.cold_start_s.get(role, 60.0) * scale * 1000
+
+        # Simulated jobs are compressed in time, so the tracker looks more often.
+        schedule = PollSchedule(first_s=0.1, factor=1.5, cap_s=1.0, training_cap_s=1.0)
     else:
         client = RunPod.from_settings(settings)
         volume = volume_from_settings(settings, config, local_root=None)
@@ -94,9 +97,11 @@ def build_services(settings: Settings, *, start_tracker: bool = True,
         def threshold(role: str) -> float:
             return REAL_COLD_START_THRESHOLD_MS
 
+        schedule = PollSchedule()
+
     access = AccessPolicy.from_config(config.raw)
     tracker = Tracker(store, config, lambda role: client.for_spec(config.endpoint(role)),
-                      cold_start_threshold_ms=threshold, authorize=access.authorize,
+                      schedule=schedule, cold_start_threshold_ms=threshold, authorize=access.authorize,
                       local_volume_root=localpod.volume_dir if localpod else None)
     services_ = Services(settings=settings, config=config, client=client, volume=volume,
                          store=store, tracker=tracker, access=access, localpod=localpod,

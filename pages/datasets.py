@@ -1,0 +1,125 @@
+"""Training sets: create a set, add photos, caption them, check readiness, save a new version."""
+import pandas as pd
+import streamlit as st
+
+from lib.auth import Forbidden, require
+from lib.training.datasets import DatasetError, TrainingSets
+from lib.training.uploads import UploadRejected, read_files
+from lib.ui import deps, widgets
+from lib.volume import VolumeError
+
+svc = deps.services()
+user = deps.current_user()
+sets = TrainingSets(svc.volume)
+NEW = "➕ New training set"
+
+st.title("Training sets")
+st.caption("15–50 varied photos of one character, each with a caption that contains the trigger word.")
+for key in ("ds.set", "ds.version"):   # selections requested by the previous run (after create / save)
+    if f"{key}.next" in st.session_state:
+        st.session_state[key] = st.session_state.pop(f"{key}.next")
+
+names = [s.name for s in sets.list()]
+choice = st.selectbox("Training set", [*names, NEW], key="ds.set")
+if choice == NEW:
+    with st.form("ds.create"):
+        name = st.text_input("Name", placeholder="ava", help="lower-case letters, digits, - and _")
+        trigger = st.text_input("Trigger word", placeholder="ava_tok",
+                                help="a made-up token the LoRA learns to mean this character")
+        if st.form_submit_button("Create set", type="primary"):
+            try:
+                require(user, "dataset")
+                st.session_state["ds.set.next"] = sets.create(name, trigger, user.email).name
+                st.rerun()
+            except (DatasetError, Forbidden, VolumeError) as exc:
+                widgets.show_error(exc, "create the training set")
+    st.stop()
+
+training_set = sets.get(choice)
+versions = list(reversed(training_set.versions))
+version = st.selectbox("Version", versions, key="ds.version") if versions else None
+if st.session_state.get("ds.draft_of") != (choice, version):
+    st.session_state.update({"ds.draft": sets.draft(choice, version), "ds.draft_of": (choice, version),
+                             "ds.dirty": False, "ds.gen": st.session_state.get("ds.gen", 0) + 1})
+draft, gen = st.session_state["ds.draft"], st.session_state["ds.gen"]
+
+
+def changed(message: str) -> None:
+    st.session_state["ds.dirty"] = True
+    st.session_state["ds.gen"] += 1   # new widget keys: tables and uploaders show the draft afresh
+    st.session_state["ds.toast"] = message
+    st.rerun()
+
+
+if message := st.session_state.pop("ds.toast", None):
+    st.toast(message)
+st.caption(f"Trigger word **{draft.trigger_word}** · {len(draft.images)} images · "
+           + (f"editing {version}" if version else "no saved version yet")
+           + (" · **unsaved changes**" if st.session_state["ds.dirty"] else ""))
+
+files = st.file_uploader("Add photos (JPEG, PNG, WebP) with same-name .txt captions, or a .zip of them",
+                         type=["jpg", "jpeg", "png", "webp", "txt", "zip"], accept_multiple_files=True,
+                         key=f"ds.upload.{gen}")
+if files and st.button("Add to the set", icon=":material/add_photo_alternate:"):
+    try:
+        result = read_files([(f.name, f.getvalue()) for f in files])
+    except UploadRejected as exc:
+        st.error(f"{exc.summary}:\n" + "\n".join(f"- {o}" for o in exc.offenders),
+                 icon=":material/block:")
+    else:
+        added = draft.add(result)
+        changed(f"Added {len(added)} image(s)" + "".join(f" — {n}" for n in result.notes))
+
+report = draft.readiness()
+if draft.images:
+    with st.expander(f"Photos ({len(draft.images)})", expanded=True):
+        st.image([i.thumbnail(svc.volume) for i in draft.images], width=150,
+                 caption=[f"{i.name} {report.badge(i.name)}" for i in draft.images])
+
+    st.subheader("Captions")
+    table = pd.DataFrame(draft.caption_rows())
+    table.insert(0, "remove", False)
+    edited = st.data_editor(table, hide_index=True, width="stretch", key=f"ds.captions.{gen}",
+                            disabled=["image", "has_trigger", "size"],
+                            column_config={"caption": st.column_config.TextColumn("caption", width="large"),
+                                           "remove": st.column_config.CheckboxColumn("remove", width="small")})
+    a, b = st.columns(2)
+    if a.button("Apply table edits", icon=":material/edit_note:"):
+        count = draft.set_captions(dict(zip(edited["image"], edited["caption"])))
+        doomed = list(edited.loc[edited["remove"], "image"])
+        draft.remove(doomed)
+        changed(f"{count} caption(s) changed, {len(doomed)} image(s) removed")
+    if b.button(f"Insert “{draft.trigger_word}” where missing", icon=":material/sell:"):
+        changed(f"Trigger word added to {draft.insert_trigger()} caption(s)")
+    f1, f2, f3 = st.columns([2, 2, 1])
+    find = f1.text_input("Find in captions", key=f"ds.find.{gen}")
+    replace = f2.text_input("Replace with", key=f"ds.replace.{gen}")
+    whole = f3.checkbox("Whole words", value=True, key=f"ds.whole.{gen}")
+    if st.button("Replace in all captions", disabled=not find):
+        changed(f"{draft.find_replace(find, replace, whole_word=whole)} replacement(s)")
+
+st.subheader("Readiness")
+(st.success if not report.findings else st.warning if not report.errors else st.error)(report.summary())
+if report.findings:
+    st.dataframe(pd.DataFrame(report.rows()), hide_index=True, width="stretch")
+warning_keys = {f.key for f in report.warnings}
+if warning_keys:
+    ack = st.checkbox(f"I have reviewed the {len(warning_keys)} warning(s); train with them",
+                      value=warning_keys <= draft.acknowledged, key=f"ds.ack.{gen}")
+    if ack != (warning_keys <= draft.acknowledged):
+        draft.acknowledged = set(warning_keys) if ack else set()
+        st.session_state["ds.dirty"] = True
+if report.errors:
+    st.caption("Blocking problems (✖) must be fixed before this set can be trained.")
+
+note = st.text_input("What changed (optional)", key=f"ds.note.{gen}")
+if st.button("Save as new version", type="primary", icon=":material/save:", disabled=not draft.images):
+    try:
+        require(user, "dataset")
+        saved = sets.save(draft, user.email, note)
+    except (DatasetError, Forbidden, VolumeError) as exc:
+        widgets.show_error(exc, "save the training set")
+    else:
+        st.session_state.update({"ds.version.next": saved.version, "ds.draft_of": (choice, saved.version),
+                                 "ds.dirty": False, "ds.toast": f"Saved {choice} {saved.version}"})
+        st.rerun()

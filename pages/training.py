@@ -1,0 +1,174 @@
+"""LoRA training: pick a ready training set, a base model and parameters, launch, follow the run,
+compare checkpoints and promote the best one."""
+import zlib
+
+import pandas as pd
+import streamlit as st
+
+from lib.auth import Forbidden
+from lib.runpod import RunPodError
+from lib.training import service
+from lib.training.charts import loss_figure
+from lib.training.config import (PRESETS, ConfigProblem, TrainingParams, build_config, dataset_path, estimate,
+                                 new_run_id, output_path, parse_yaml, to_yaml, validate_config)
+from lib.training.datasets import TrainingSets
+from lib.training.runs import RunError, format_duration, next_version
+from lib.ui import deps, widgets
+from lib.volume import VolumeError
+
+svc = deps.services()
+user = deps.current_user()
+sets = TrainingSets(svc.volume)
+
+
+@st.cache_data(max_entries=300, show_spinner=False)
+def volume_file(key: str) -> bytes:   # run outputs never change once written
+    return svc.volume.read(key)
+
+
+st.title("LoRA training")
+ready_sets = [s for s in sets.list() if s.versions]
+if not ready_sets:
+    st.info("No saved training set yet: create one on the Training sets page first.", icon=":material/info:")
+    st.stop()
+by_name = {s.name: s for s in ready_sets}
+c1, c2, c3 = st.columns(3)
+name = c1.selectbox("Training set", list(by_name), key="tr.set")
+version = c2.selectbox("Version", list(reversed(by_name[name].versions)), key="tr.version")
+preset = c3.selectbox("Base model", list(PRESETS), format_func=lambda k: PRESETS[k].label, key="tr.preset")
+check = service.check_version(sets, name, version)
+if check.ready:
+    st.success(f"{name} {version}: {check.report.summary()} — ready to train.", icon=":material/check_circle:")
+else:
+    st.error("Not ready to train:\n" + "\n".join(f"- {b}" for b in check.blockers), icon=":material/block:")
+if PRESETS[preset].notes:
+    st.caption(PRESETS[preset].notes)
+
+p = PRESETS[preset]
+a, b, c, d = st.columns(4)
+steps = a.number_input("Steps", 100, 20000, p.steps, 100, key=f"tr.steps.{preset}")
+rank = b.select_slider("Rank", [4, 8, 16, 32, 64, 128], p.rank, key=f"tr.rank.{preset}")
+alpha = c.select_slider("Alpha", [4, 8, 16, 32, 64, 128], p.rank, key=f"tr.alpha.{preset}")
+lr = d.select_slider("Learning rate", [5e-5, 1e-4, 2e-4, 4e-4], 1e-4, format_func=lambda v: f"{v:.0e}",
+                     key="tr.lr")
+a, b, c = st.columns(3)
+buckets = a.multiselect("Resolution buckets", [512, 640, 768, 896, 1024, 1280, 1536], [512, 768, 1024],
+                        key="tr.buckets")
+save_every = b.number_input("Save a checkpoint every", 50, 5000, 250, 50, key="tr.save_every")
+sample_every = c.number_input("Sample images every", 50, 5000, 250, 50, key="tr.sample_every")
+prompts = st.text_area("Sample prompts (one per line; [trigger] becomes the trigger word)",
+                       "[trigger], portrait photo, soft window light\n[trigger], full body, walking in a park",
+                       key="tr.prompts")
+run_id = st.session_state.setdefault("tr.run_id", new_run_id())
+params = TrainingParams(preset=preset, steps=int(steps), rank=rank, alpha=alpha, lr=lr, resolutions=tuple(buckets),
+                        save_every=int(save_every), sample_every=int(sample_every),
+                        sample_prompts=tuple(x.strip() for x in prompts.splitlines() if x.strip()))
+ds, out = dataset_path(name, version), output_path(name, run_id)
+config, problems = None, params.problems()
+if not problems:
+    config = build_config(name=name, trigger_word=check.trigger_word, dataset_path=ds, training_folder=out,
+                          params=params)
+    with st.expander("AI Toolkit config (YAML) — for experts"):
+        generated = to_yaml(config)
+        if st.toggle("Edit the YAML myself (changing the form above resets it)", key="tr.expert"):
+            text = st.text_area("config.yaml", generated, height=420, key=f"tr.yaml.{zlib.crc32(generated.encode())}")
+            problems = validate_config(text, dataset_path=ds, training_folder=out)
+            config = None if problems else parse_yaml(text)
+        else:
+            st.code(generated, language="yaml")
+if problems:
+    st.error("Fix the config:\n" + "\n".join(f"- {x}" for x in problems), icon=":material/error:")
+else:
+    est = estimate(config, preset, svc.config)
+    e1, e2, e3 = st.columns(3)
+    e1.metric("Estimated duration", format_duration(est.total_s),
+              help=f"{est.steps} steps × {est.seconds_per_step:g} s + sampling {format_duration(est.sampling_s)}"
+                   f" + model load {format_duration(est.startup_s)} + cold start {format_duration(est.cold_start_s)}")
+    e2.metric("Estimated cost", f"${est.cost_usd:.2f}", help=f"{est.gpu_pool} at ${est.price_per_s:.5f}/s")
+    e3.metric("Job time limit", format_duration(est.execution_timeout_ms / 1000))
+if st.button("Start training", type="primary", icon=":material/model_training:",
+             disabled=bool(problems) or not check.ready or not user.can("train")):
+    try:
+        key = deps.idempotency_key("train", [name, version, preset, config, run_id])
+        record = service.launch(svc, user, set_name=name, version=version, preset_key=preset, config=config,
+                                run_id=run_id, request_key=key)
+        st.session_state.update({"tr.run": record.local_id, "tr.run_id": new_run_id()})
+    except (service.TrainingBlocked, ConfigProblem, Forbidden, RunPodError, VolumeError) as exc:
+        widgets.show_error(exc, "start the training run")
+
+st.divider()
+st.subheader("Runs")
+runs = service.runs(svc)
+if not runs:
+    st.caption("No training runs yet.")
+    st.stop()
+ids = [r.local_id for r in runs]
+if st.session_state.get("tr.run") in ids:
+    st.session_state["tr.pick"] = st.session_state.pop("tr.run")
+labels = {r.local_id: service.run_label(r) for r in runs}
+picked = st.selectbox("Run", ids, format_func=labels.get, key="tr.pick")
+
+
+def run_panel(local_id: str) -> None:
+    record = svc.store.get(local_id)
+    if record.is_final and st.session_state.pop("tr.polling", False):
+        st.rerun()   # the run just ended: one full run stops the refresh timer
+    view = service.view(svc, record)
+    st.write(f"{widgets.STATUS_ICONS.get(record.status, '')} **{record.status.replace('_', ' ').title()}**"
+             f" · {record.input['output_path'] if record.input else ''}")
+    loss = f" · loss {view.loss:.4f}" if view.loss is not None else ""
+    eta = f" · ETA {format_duration(view.eta_s)}" if record.is_active and view.eta_s is not None else ""
+    st.progress(view.fraction, text=f"step {view.step} / {view.total_steps or '?'}{loss}{eta}")
+    if view.error:
+        st.error(view.error, icon=":material/error:")
+        if view.log_tail:
+            st.code("\n".join(view.log_tail), language="text")
+    if view.loss_series:
+        st.plotly_chart(loss_figure(view.loss_series, [c.step for c in view.checkpoints], view.total_steps),
+                        key=f"tr.loss.{local_id}")
+    for step, samples in list(view.samples_by_step().items())[-3:][::-1]:
+        st.image([volume_file(s.key) for s in samples], width=220,
+                 caption=[f"step {step}: {s.prompt}" for s in samples])
+    if view.checkpoints:
+        st.dataframe(pd.DataFrame([{"step": c.step, "file": c.file_name, "MB": round((c.size or 0) / 1e6, 1),
+                                    "sha256": (c.sha256 or "")[:12]} for c in view.checkpoints]),
+                     hide_index=True, width="stretch")
+    if record.is_active and st.button("Cancel run", icon=":material/cancel:", key=f"tr.cancel.{local_id}"):
+        try:
+            svc.tracker.cancel(local_id, user.email)
+            st.toast("Cancel sent")
+        except (RunPodError, PermissionError) as exc:
+            widgets.show_error(exc, "cancel the run")
+    if record.status == "COMPLETED" and view.checkpoints:
+        actions(record, view)
+
+
+def actions(record, view) -> None:
+    steps = [c.step for c in view.checkpoints]
+    left, right = st.columns(2)
+    chosen = left.multiselect("Checkpoints to compare", steps, steps[-3:], key=f"tr.cmp.{record.local_id}")
+    if left.button("Compare in a grid", icon=":material/grid_view:", disabled=not chosen):
+        try:
+            staged = service.compare(svc, user, record, chosen)
+            st.session_state["grid.lora_candidates"] = [c.lora_name for c in staged]
+            left.success(f"{len(staged)} checkpoints are ready: open **Generate → Comparison grid** and "
+                         "choose LoRA as an axis.", icon=":material/grid_view:")
+        except (RunError, Forbidden, VolumeError) as exc:
+            widgets.show_error(exc, "prepare the comparison")
+    if not user.can("promote"):
+        right.caption("Promoting a checkpoint to models/loras/ needs the operator role.")
+        return
+    step = right.selectbox("Checkpoint to promote", steps[::-1], key=f"tr.promote.{record.local_id}")
+    label = right.text_input("As version", next_version(svc.volume, record.meta["character"]),
+                             key=f"tr.promote_v.{record.local_id}")
+    if right.button("Promote", icon=":material/publish:"):
+        try:
+            done = service.promote(svc, user, record, step, label)
+            right.success(f"Promoted step {step} to `{done.target}` — pick **{done.lora_name}** on the "
+                          f"Generate page.", icon=":material/check_circle:")
+        except (RunError, Forbidden, VolumeError) as exc:
+            widgets.show_error(exc, "promote the checkpoint")
+
+
+active = st.session_state["tr.polling"] = svc.store.get(picked).is_active
+st.fragment(run_every="2s" if active else None)(run_panel)(picked)
