@@ -264,7 +264,8 @@ class Tracker:
             cold = job.delay_time_ms >= self._cold_threshold(record.role)
         cost = None
         if is_final and job.execution_time_ms is not None:
-            cost = self.job_cost(record.role, job.execution_time_ms)
+            cost = self.job_cost(record.role, job.execution_time_ms,
+                                 cold_start=bool(cold if cold is not None else record.cold_start))
         updated, changed = self.store.update_from_runpod(
             record.local_id, status=status, delay_ms=job.delay_time_ms,
             execution_ms=job.execution_time_ms, worker_id=job.worker_id, retries=job.retries,
@@ -276,9 +277,16 @@ class Tracker:
             self._notify(updated)
         return updated
 
-    def job_cost(self, role: str, execution_ms: int) -> float:
-        """Billed per second, rounded up, at the flex price of the endpoint's first GPU pool."""
-        return math.ceil(execution_ms / 1000) * self.config.price_per_second(role)
+    def job_cost(self, role: str, execution_ms: int, *, cold_start: bool = False) -> float:
+        """Billed per second, rounded up, at the flex price of the endpoint's first GPU pool.
+
+        The same model as lib.costs: initializing is not billed (since 2026-06-29), but a worker
+        started for this job bills one idle timeout before it stops.
+        """
+        seconds = math.ceil(execution_ms / 1000)
+        if cold_start:
+            seconds += self.config.endpoint(role).idle_timeout_s
+        return seconds * self.config.price_per_second(role)
 
     def _keep_outputs(self, record: JobRecord) -> None:
         problems = []

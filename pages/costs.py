@@ -1,0 +1,102 @@
+"""Costs: what RunPod billed, what each job and image costs, and serverless vs a dedicated pod."""
+from datetime import datetime, time, timedelta, timezone
+
+import streamlit as st
+
+from lib import costs
+from lib.charts import costs as charts
+from lib.runpod import RunPodError
+from lib.ui import deps, widgets
+
+services = deps.services()
+
+st.title("Costs")
+
+
+@st.cache_data(ttl=120, show_spinner="Adding up the costs…")
+def load(_services, start: datetime, end: datetime, bucket: str, days: int, hours: float,
+         rate: float) -> costs.CostReport:
+    return costs.build_report(_services, start, end, bucket, days=days, operator_hours_per_month=hours,
+                              operator_hourly_usd=rate)
+
+
+today = datetime.now(timezone.utc).date()
+c1, c2, c3 = st.columns([2, 1, 1])
+picked = c1.date_input("Date range (UTC)", (today - timedelta(days=29), today), max_value=today,
+                       key="costs.range")
+bucket = c2.radio("Spend per", ["hour", "day", "week"], index=1, horizontal=True, key="costs.bucket")
+days = c3.radio("Compare over the last", [7, 30], index=1, horizontal=True, format_func=lambda d: f"{d} days",
+                key="costs.days")
+with st.expander("Pod comparison assumptions"):
+    a, b = st.columns(2)
+    hours = a.number_input("Operator hours per month a pod needs", 0.0, 200.0, 0.0, 1.0, key="costs.op_hours")
+    rate = b.number_input("Operator cost per hour (USD)", 0.0, 500.0, 0.0, 5.0, key="costs.op_rate")
+    st.caption(f"Pod price ${services.config.prices.pod_hourly_usd:.2f}/h × 730 h and serverless prices "
+               f"as of {services.config.prices.as_of} come from console.toml [prices].")
+
+if not isinstance(picked, tuple) or len(picked) != 2:
+    st.info("Pick the last day of the range too.")
+    st.stop()
+now = datetime.now(timezone.utc).replace(second=0, microsecond=0)  # a stable cache key for a minute
+start = datetime.combine(picked[0], time.min, timezone.utc)
+end = min(now, datetime.combine(picked[1] + timedelta(days=1), time.min, timezone.utc))
+
+try:
+    report = load(services, start, end, bucket, days, hours, rate)
+except (RunPodError, ValueError) as exc:
+    widgets.show_error(exc, "read the billing from RunPod")
+    st.stop()
+analysis = report.analysis
+if report.simulated:
+    st.caption(":material/science: Simulated data: 30 days of seeded traffic and billing from the "
+               "local simulator, priced with console.toml.")
+for note in report.notes:
+    st.caption(note)
+
+for column, metric in zip(st.columns(4), report.headline):
+    column.metric(metric.label, metric.value, delta=metric.delta, delta_color=metric.delta_color,
+                  help=metric.help)
+
+st.subheader("Spend")
+left, right = st.columns([3, 2])
+left.plotly_chart(charts.spend_chart(analysis.spend, bucket), key="costs.spend")
+right.plotly_chart(charts.cost_split_chart(analysis.spend), key="costs.split")
+
+st.subheader("Cost per job and per image")
+left, right = st.columns([2, 3])
+left.plotly_chart(charts.cost_per_image_chart(analysis.by_workload), key="costs.per_image")
+with right:
+    tabs = st.tabs(["By endpoint", "By character", "By user"])
+    for tab, table in zip(tabs, (analysis.by_endpoint, analysis.by_character, analysis.by_user)):
+        tab.dataframe(table, hide_index=True, width="stretch", column_config={
+            "cost_usd": st.column_config.NumberColumn("cost", format="$%.2f"),
+            "cost_per_image_usd": st.column_config.NumberColumn("per image", format="$%.4f"),
+            "share": st.column_config.ProgressColumn("share", min_value=0.0, max_value=1.0, format="percent"),
+            "billed_s": st.column_config.NumberColumn("billed s")})
+st.caption("A job costs its execution time, rounded up to the second, at its endpoint's flex price, plus "
+           "the idle timeout its worker bills before stopping when the job started that worker (a cold "
+           "start's initialization is not billed since 2026-06-29).")
+
+st.subheader("Estimates vs billed")
+st.plotly_chart(charts.reconciliation_chart(analysis.reconciliation), key="costs.reconcile")
+st.write(report.reconciliation_summary)
+
+st.subheader(f"Serverless vs a dedicated pod (last {days} days)")
+left, right = st.columns(2)
+left.plotly_chart(charts.options_chart(analysis.options), key="costs.options")
+right.plotly_chart(charts.break_even_chart(analysis.break_even), key="costs.break_even")
+st.write(analysis.break_even.summary)
+
+st.subheader("Recommendations")
+for advice in analysis.advice:
+    icon = ":material/tune:" if advice.changes else ":material/check_circle:"
+    st.markdown(f"{icon} **{advice.endpoint}** — min workers {advice.min_workers}, idle timeout "
+                f"{advice.idle_timeout_s} s. {advice.reason}")
+
+st.subheader("Next month")
+st.plotly_chart(charts.projection_chart(analysis.projection), key="costs.projection")
+
+st.subheader("Download")
+for column, (label, (name, data)) in zip(st.columns(4) * 2, report.downloads().items()):
+    column.download_button(label, data, file_name=name, mime="text/csv", on_click="ignore",
+                           icon=":material/download:", key=f"costs.csv.{label}")

@@ -1,0 +1,107 @@
+"""AppTest: the Costs page on the in-process simulator's 30 days of seeded traffic and billing."""
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from lib import costs
+from lib.auth import LOCAL_OPERATOR, User
+
+PAGE = str(Path(__file__).resolve().parents[2] / "pages" / "costs.py")
+DOWNLOADS = ["Spend over time", "Reconciliation", "Cost by endpoint", "Cost by workload",
+             "Cost by character", "Cost by user", "Options", "Per-job costs"]
+
+
+def open_costs(user: User = LOCAL_OPERATOR) -> AppTest:
+    at = AppTest.from_file(PAGE, default_timeout=60)
+    at.session_state["auth.user"] = user
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def test_the_page_reads_like_a_report_of_the_seeded_month():
+    at = open_costs()
+    metrics = {m.label: m.value for m in at.metric}
+    assert list(metrics) == ["Spend in range", "Cost per image", "Projected next month",
+                             "Serverless per month"]
+    assert float(metrics["Spend in range"].lstrip("$").replace(",", "")) > 0
+    assert metrics["Cost per image"].startswith("$0.0")
+    serverless = next(m for m in at.metric if m.label == "Serverless per month")
+    assert serverless.delta.startswith("-$") and serverless.delta.endswith(" vs pod")  # cheaper
+    assert [s.value for s in at.subheader] == [
+        "Spend", "Cost per job and per image", "Estimates vs billed",
+        "Serverless vs a dedicated pod (last 30 days)", "Recommendations", "Next month", "Download"]
+    assert any("Simulated data" in c.value for c in at.caption)
+    texts = [m.value for m in at.markdown]
+    assert any(t.startswith("Over ") and "RunPod billed $" in t for t in texts)
+    assert any("Serverless costs as much as the pod" in t for t in texts)
+    for name in ("console-image", "console-training", "console-special"):
+        assert any(f"**{name}**" in t for t in texts), name
+    assert sorted(b.label for b in at.get("download_button")) == sorted(DOWNLOADS)
+    by_endpoint = at.dataframe[0].value
+    assert set(by_endpoint["endpoint"]) >= {"console-image", "console-training", "console-special"}
+    assert len(at.get("plotly_chart")) == 7
+
+
+def test_switching_to_seven_days_and_weekly_spend(console):
+    at = open_costs()
+    at.radio(key="costs.days").set_value(7)
+    at.radio(key="costs.bucket").set_value("week")
+    at.run()
+    assert not at.exception, at.exception
+    assert "Serverless vs a dedicated pod (last 7 days)" in [s.value for s in at.subheader]
+
+
+def serverless_minus_pod(at: AppTest) -> float:
+    delta = next(m.delta for m in at.metric if m.label == "Serverless per month")
+    return float(delta.removesuffix(" vs pod").replace("$", "").replace(",", ""))
+
+
+def test_operator_hours_raise_the_pod_cost():
+    at = open_costs()
+    before = serverless_minus_pod(at)
+    at.number_input(key="costs.op_hours").set_value(10.0)
+    at.number_input(key="costs.op_rate").set_value(50.0)
+    at.run()
+    assert serverless_minus_pod(at) == pytest.approx(before - 500, abs=1)
+
+
+def test_half_picked_range_asks_for_the_last_day():
+    at = open_costs()
+    at.date_input(key="costs.range").set_value((datetime.now(timezone.utc).date(),))
+    at.run()
+    assert not at.exception
+    assert any("Pick the last day" in i.value for i in at.info)
+    assert not at.metric
+
+
+def test_a_viewer_sees_the_report():
+    at = open_costs(User("stakeholder@partner.example", "viewer"))
+    assert len(at.metric) == 4
+
+
+def test_build_report_on_the_simulator_and_its_csv_files(console):
+    end = datetime.now(timezone.utc)
+    report = costs.build_report(console, end - timedelta(days=30), end, "day", days=30)
+    analysis = report.analysis
+    assert report.simulated and not report.notes
+    assert analysis.billed_usd > 0 and analysis.volume_usd > 0 and analysis.images > 0
+    # the per-job model explains the simulator's bill to within a few per cent
+    recon = analysis.reconciliation
+    assert abs(recon["unexplained_usd"].sum()) < 0.05 * recon["billed_usd"].sum()
+    downloads = report.downloads()
+    assert list(downloads) == DOWNLOADS
+    name, make = downloads["Per-job costs"]
+    assert name.startswith("costs-jobs-") and name.endswith(".csv")
+    lines = make().decode("utf-8").splitlines()
+    assert lines[0].startswith("local_id,submitted_at,role,workload")
+    assert len(lines) == len(analysis.jobs) + 1
+    spend = pd.read_csv(pd.io.common.BytesIO(downloads["Spend over time"][1]()))
+    assert spend["total_usd"].sum() == pytest.approx(analysis.billed_usd + analysis.volume_usd, rel=1e-6)
+    with pytest.raises(ValueError, match="end after it starts"):
+        costs.build_report(console, end, end - timedelta(days=1))
