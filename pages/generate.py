@@ -1,0 +1,179 @@
+"""Generate: images with a model preset and a character LoRA, X/Y comparison grids, own workflows."""
+import json
+
+import streamlit as st
+
+from lib import inference as inf
+from lib.grid import AXIS_TITLES, GRID_PARAMS, GridError
+from lib.ui import deps, widgets
+from lib.volume import VolumeError
+from lib.workflows import (ParamError, TemplateError, WorkflowError, parse_uploaded_workflow, preflight,
+                           save_custom_template, size_presets)
+
+svc = deps.services()
+user = deps.current_user()
+NO_LORA = "(no LoRA)"
+
+
+@st.cache_data(ttl=20, show_spinner=False)
+def volume_loras() -> list[str]:
+    return inf.loras_on_volume(svc.volume)
+
+
+@st.cache_data(ttl=10, show_spinner=False)
+def checked(payloads_json: str):
+    return inf.preflight_many(json.loads(payloads_json), svc.volume)
+
+
+def show_problems(title: str, problems) -> None:
+    st.error(title + "\n" + "\n".join(f"- {p}" for p in problems), icon=":material/block:")
+
+
+def feedback(result: inf.SubmitResult, duplicate: str) -> None:
+    for error in result.errors:
+        st.error(error, icon=":material/error:")
+    if result.duplicate:
+        st.info(duplicate, icon=":material/info:")
+
+
+def live(state_key: str) -> None:
+    """Status lines and results of the jobs in session_state[state_key], refreshed while running."""
+    views = inf.job_views(svc.store, st.session_state.get(state_key, []))
+    for view in views:
+        st.write(f"{widgets.STATUS_ICONS.get(view.record.status, '')} {view.line}")
+        if view.error:
+            st.error("\n\n".join([view.error.summary, *view.error.lines]), icon=":material/error:")
+    images = [i for v in views for i in v.images]
+    if images:
+        st.image([str(i.path) for i in images], caption=[i.name for i in images], width=256)
+    if any(not v.record.is_final for v in views):
+        if st.button("Cancel unfinished", key=f"{state_key}.cancel", icon=":material/cancel:"):
+            st.toast(f"Cancel sent for {inf.cancel_unfinished(svc, st.session_state[state_key], user.email)} job(s)")
+    elif st.session_state.pop(f"{state_key}.polling", False):
+        st.rerun()  # everything finished: one full run stops the timer
+
+
+def live_fragment(state_key: str, render=live) -> None:
+    active = any(not v.record.is_final for v in inf.job_views(svc.store, st.session_state.get(state_key, [])))
+    st.session_state[f"{state_key}.polling"] = active
+    st.fragment(run_every="1s" if active else None)(render)(state_key)
+
+
+st.title("Generate images")
+templates = {t.title: t for t in inf.image_templates(svc.data_dir)}
+template = templates[st.selectbox("Model preset", list(templates), key="gen.model")]
+st.caption(template.description)
+lim, defaults = template.limits, template.defaults
+left, right = st.columns([3, 2])
+params: dict = {"prompt": left.text_area("Prompt", key="gen.prompt", height=110,
+                                         placeholder="ava_tok, portrait on a harbour at golden hour")}
+if template.uses_negative:
+    params["negative_prompt"] = left.text_area("Negative prompt", defaults.get("negative_prompt", ""),
+                                               key=f"gen.negative.{template.name}")
+try:
+    loras = volume_loras()
+except VolumeError as exc:
+    loras = []
+    widgets.show_error(exc, "list the LoRAs in models/loras/")
+if template.supports("lora_name"):
+    lora = right.selectbox("Character LoRA (models/loras/, type to search)", [NO_LORA, *loras], key="gen.lora")
+    params["lora_name"] = None if lora == NO_LORA else lora
+    params["lora_strength"] = right.slider("LoRA strength", *lim.lora_strength, float(defaults.get("lora_strength", 1.0)),
+                                           0.05, key=f"gen.strength.{template.name}")
+presets = {p.label: p for p in size_presets(template)}
+size = presets[right.selectbox("Size", list(presets), key=f"gen.size.{template.name}")]
+params.update(width=size.width, height=size.height)
+a, b, c = st.columns(3)
+if template.supports("steps"):
+    params["steps"] = a.slider("Steps", *lim.steps, int(defaults.get("steps", lim.steps[0])), key=f"gen.steps.{template.name}")
+if template.supports("guidance"):
+    params["guidance"] = b.slider("Guidance", *lim.guidance, float(defaults.get("guidance", lim.guidance[0])),
+                                  0.1, key=f"gen.guidance.{template.name}")
+random_seed = c.radio("Seed", ["random", "fixed"], horizontal=True, key="gen.seed_mode") == "random"
+params["seed"] = None if random_seed else int(c.number_input("Fixed seed", 0, 2**32 - 1, 42, key="gen.seed"))
+can_submit = user.can("submit")
+
+images_tab, grid_tab, own_tab = st.tabs(["Images", "Comparison grid", "Own workflow"])
+with images_tab:
+    count = int(st.number_input("Number of images (one job each)", 1, inf.MAX_BATCH, 4, key="gen.count"))
+    try:
+        preview = inf.plan_images(template, {**params, "seed": params["seed"] or 0}, count=1, random_seed=False)
+        report = checked(json.dumps([j.payload for j in preview]))
+    except ParamError as exc:
+        report = None
+        show_problems("Fix these before generating:", exc.problems)
+    if report is not None and not report.ok:
+        show_problems(report.summary, [p.message for p in report.problems])
+    elif report is not None:
+        st.success(report.summary, icon=":material/check_circle:")
+    if st.button("Generate", type="primary", disabled=not (report and report.ok and can_submit), key="gen.go"):
+        key = deps.idempotency_key("generate", [template.name, params, count])
+        result = inf.submit(svc, inf.plan_images(template, params, count=count, random_seed=random_seed),
+                            user_email=user.email, request_key=key, kind=inf.KIND_GENERATE)
+        st.session_state["gen.batch"] = result.local_ids
+        feedback(result, "These settings were already sent from this page — nothing new was submitted. "
+                         "Press **New batch** to send them again.")
+    if st.session_state.get("gen.batch"):
+        if st.button("New batch", key="gen.new"):
+            deps.new_request("generate")
+        live_fragment("gen.batch")
+
+with grid_tab:
+    st.caption("Every cell uses the settings above at one fixed seed (unless Seed is an axis).")
+    gx, gy = st.columns(2)
+    axes = {}
+    for col, label, name, default in ((gx, "Columns (X)", "x", 1), (gy, "Rows (Y)", "y", 3)):
+        param = col.selectbox(label, GRID_PARAMS, default, format_func=AXIS_TITLES.get, key=f"grid.{name}")
+        if param == "lora_name":
+            axes[name] = (param, col.multiselect("LoRA files", loras, key=f"grid.{name}.loras"))
+        else:
+            hint = "one prompt per line" if param == "prompt" else "values separated by commas"
+            axes[name] = (param, col.text_area(f"{AXIS_TITLES[param]} — {hint}", key=f"grid.{name}.values"))
+    if st.button("Build grid", type="primary", disabled=not can_submit, key="grid.go"):
+        try:
+            start = inf.start_grid(svc, template, axes, params, user_email=user.email,
+                                   request_key=deps.idempotency_key("grid", [template.name, params, axes]))
+        except (GridError, ParamError) as exc:
+            show_problems("The grid cannot be built:", getattr(exc, "problems", [str(exc)]))
+        else:
+            if start.result is None:
+                show_problems(start.report.summary, [p.message for p in start.report.problems])
+            else:
+                feedback(start.result, "This grid was already sent; showing it.")
+                st.session_state["grid.id"], st.session_state["grid.jobs"] = start.grid_id, start.result.local_ids
+
+    @st.cache_data(max_entries=4, show_spinner=False)
+    def grid_picture(grid_id: str, statuses: tuple) -> bytes:  # composed again only when a cell changes
+        return inf.grid_png(svc, inf.grid_state(svc, grid_id))
+
+    def grid_view(state_key: str) -> None:
+        state = inf.grid_state(svc, st.session_state["grid.id"])
+        png = grid_picture(state.spec["id"], tuple((v.record.status, len(v.images)) for v in state.views))
+        st.image(png, caption=state.summary)
+        st.download_button("Download grid (PNG)", png, f"{state.spec['id']}.png", "image/png", disabled=not state.done)
+
+    if st.session_state.get("grid.id"):
+        live_fragment("grid.jobs", grid_view)
+
+with own_tab:
+    upload = st.file_uploader("A workflow exported from ComfyUI with Export (API)", type=["json"], key="own.file")
+    if upload is not None:
+        try:
+            workflow = parse_uploaded_workflow(upload.getvalue())
+        except WorkflowError as exc:
+            show_problems("This file cannot be used:", exc.problems)
+        else:
+            form, cols = inf.mapping_form(workflow), st.columns(3)
+            mapping = form.param_map({param: cols[i % 3].selectbox(param, form.labels, form.labels.index(guess),
+                                                                   key=f"own.map.{param}")
+                                      for i, (param, guess) in enumerate(form.guesses.items())})
+            problems = preflight(workflow, svc.volume).problems
+            if problems:
+                show_problems("Preflight against the volume:", [p.message for p in problems])
+            name = st.text_input("Save as", key="own.name", placeholder="e.g. Ava FLUX upscale")
+            if st.button("Save workflow", disabled=not can_submit, key="own.save"):
+                try:
+                    saved = save_custom_template(inf.templates_dir(svc.data_dir), name, workflow, mapping)
+                    st.success(f"Saved **{saved.title}** — it is now in the Model preset list.")
+                except (TemplateError, WorkflowError) as exc:
+                    st.error(str(exc), icon=":material/error:")
