@@ -6,6 +6,8 @@ import streamlit as st
 from lib import inference as inf
 from lib.grid import AXIS_TITLES, GRID_PARAMS, GridError
 from lib.ui import deps, widgets
+from lib.ui import live as live_view
+from lib.ui.live import feedback, show_problems
 from lib.volume import VolumeError
 from lib.workflows import (ParamError, TemplateError, WorkflowError, parse_uploaded_workflow, preflight,
                            save_custom_template, size_presets)
@@ -25,38 +27,12 @@ def checked(payloads_json: str):
     return inf.preflight_many(json.loads(payloads_json), svc.volume)
 
 
-def show_problems(title: str, problems) -> None:
-    st.error(title + "\n" + "\n".join(f"- {p}" for p in problems), icon=":material/block:")
-
-
-def feedback(result: inf.SubmitResult, duplicate: str) -> None:
-    for error in result.errors:
-        st.error(error, icon=":material/error:")
-    if result.duplicate:
-        st.info(duplicate, icon=":material/info:")
-
-
 def live(state_key: str) -> None:
-    """Status lines and results of the jobs in session_state[state_key], refreshed while running."""
-    views = inf.job_views(svc.store, st.session_state.get(state_key, []))
-    for view in views:
-        st.write(f"{widgets.STATUS_ICONS.get(view.record.status, '')} {view.line}")
-        if view.error:
-            st.error("\n\n".join([view.error.summary, *view.error.lines]), icon=":material/error:")
-    images = [i for v in views for i in v.images]
-    if images:
-        st.image([str(i.path) for i in images], caption=[i.name for i in images], width=256)
-    if any(not v.record.is_final for v in views):
-        if st.button("Cancel unfinished", key=f"{state_key}.cancel", icon=":material/cancel:"):
-            st.toast(f"Cancel sent for {inf.cancel_unfinished(svc, st.session_state[state_key], user.email)} job(s)")
-    elif st.session_state.pop(f"{state_key}.polling", False):
-        st.rerun()  # everything finished: one full run stops the timer
+    live_view.job_list(svc, user, state_key)
 
 
 def live_fragment(state_key: str, render=live) -> None:
-    active = any(not v.record.is_final for v in inf.job_views(svc.store, st.session_state.get(state_key, [])))
-    st.session_state[f"{state_key}.polling"] = active
-    st.fragment(run_every="1s" if active else None)(render)(state_key)
+    live_view.live_fragment(svc, state_key, render)
 
 
 st.title("Generate images")
@@ -122,10 +98,15 @@ with grid_tab:
     st.caption("Every cell uses the settings above at one fixed seed (unless Seed is an axis).")
     gx, gy = st.columns(2)
     axes = {}
-    for col, label, name, default in ((gx, "Columns (X)", "x", 1), (gy, "Rows (Y)", "y", 3)):
+    # Checkpoints from the training page compare as checkpoint × strength at a fixed seed.
+    x_default, y_default = (0, 1) if st.session_state.get("grid.lora_candidates") else (1, 3)
+    for col, label, name, default in ((gx, "Columns (X)", "x", x_default), (gy, "Rows (Y)", "y", y_default)):
         param = col.selectbox(label, GRID_PARAMS, default, format_func=AXIS_TITLES.get, key=f"grid.{name}")
         if param == "lora_name":
-            axes[name] = (param, col.multiselect("LoRA files", loras, key=f"grid.{name}.loras"))
+            # Checkpoints handed over by "Compare in a grid" on the LoRA training page.
+            candidates = [c for c in st.session_state.get("grid.lora_candidates", []) if c in loras]
+            axes[name] = (param, col.multiselect("LoRA files", loras, default=candidates,
+                                                 key=f"grid.{name}.loras"))
         else:
             hint = "one prompt per line" if param == "prompt" else "values separated by commas"
             axes[name] = (param, col.text_area(f"{AXIS_TITLES[param]} — {hint}", key=f"grid.{name}.values"))

@@ -1,0 +1,44 @@
+"""Live job views shared by the Generate, Gallery and Special pages."""
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import streamlit as st
+
+from lib import inference as inf
+from lib.ui.widgets import STATUS_ICONS
+
+
+def show_problems(title: str, problems) -> None:
+    st.error(title + "\n" + "\n".join(f"- {p}" for p in problems), icon=":material/block:")
+
+
+def feedback(result: inf.SubmitResult, duplicate: str) -> None:
+    for error in result.errors:
+        st.error(error, icon=":material/error:")
+    if result.duplicate:
+        st.info(duplicate, icon=":material/info:")
+
+
+def job_list(svc, user, state_key: str) -> None:
+    """Status lines and results of the jobs in session_state[state_key], refreshed while running."""
+    views = inf.job_views(svc.store, st.session_state.get(state_key, []))
+    for view in views:
+        st.write(f"{STATUS_ICONS.get(view.record.status, '')} {view.line}")
+        if view.error:
+            st.error("\n\n".join([view.error.summary, *view.error.lines]), icon=":material/error:")
+    images = [i for v in views for i in v.images]
+    if images:
+        st.image([str(i.path) for i in images], caption=[i.name for i in images], width=256)
+    if any(not v.record.is_final for v in views):
+        if st.button("Cancel unfinished", key=f"{state_key}.cancel", icon=":material/cancel:"):
+            st.toast(f"Cancel sent for {inf.cancel_unfinished(svc, st.session_state[state_key], user.email)} job(s)")
+    elif st.session_state.pop(f"{state_key}.polling", False):
+        st.rerun()  # everything finished: one full run stops the timer
+
+
+def live_fragment(svc, state_key: str, render: Callable[[str], None]) -> None:
+    """Run `render(state_key)` as a fragment that refreshes every second while a job is unfinished."""
+    active = any(not v.record.is_final for v in inf.job_views(svc.store, st.session_state.get(state_key, [])))
+    st.session_state[f"{state_key}.polling"] = active
+    st.fragment(run_every="1s" if active else None)(render)(state_key)
