@@ -82,7 +82,7 @@ def build_services(settings: Settings, *, start_tracker: bool = True,
         settings = replace(settings, api_url=localpod.api_url, rest_url=localpod.rest_url)
         client = RunPod(key, api_url=localpod.api_url, rest_url=localpod.rest_url)
         volume = volume_from_settings(settings, config, local_root=localpod.volume_dir)
-        _import_demo_history(store, config)
+        _import_demo_history(store, config, localpod.seed_info)
         scale = config.simulator.time_scale
 
         def threshold(role: str) -> float:
@@ -113,16 +113,20 @@ def build_services(settings: Settings, *, start_tracker: bool = True,
     return services_
 
 
-def _import_demo_history(store: JobStore, config: ConsoleConfig) -> None:
-    """Copy the simulator's seeded 30 days of traffic into the job history, once, marked simulated."""
-    if store.flag("demo_history_imported"):
+def _import_demo_history(store: JobStore, config: ConsoleConfig, seed_info: dict | None) -> None:
+    """Copy the simulator's seeded 30 days of traffic into the job history, once, marked simulated.
+
+    The same deterministic demo_traffic(…) the simulator billed, at the simulator's own seed time,
+    so job history and billing agree."""
+    if store.flag("demo_history_imported") or not seed_info:
         return
     from lib.localpod.seed import demo_traffic
 
-    now = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0)
+    now = datetime.fromisoformat(seed_info["now"])
     prices = {role: config.price_per_second(role) for role in config.endpoints}
     rows = []
-    for job in demo_traffic(config, now=now):
+    for job in demo_traffic(config, now=now, days=int(seed_info.get("days", 30)),
+                            seed=int(seed_info.get("seed", 7))):
         start = job.submitted_at.timestamp()
         rows.append({
             "local_id": f"seed-{job.id}", "runpod_id": job.id, "role": job.role,
