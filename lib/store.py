@@ -283,12 +283,7 @@ class JobStore:
                 return []
             where.append(f"{column} IN ({','.join('?' * len(values))})")
             args += values
-        if since is not None:
-            where.append("created_at >= ?")
-            args.append(since.timestamp())
-        if until is not None:
-            where.append("created_at < ?")
-            args.append(until.timestamp())
+        _time_window(where, args, since, until)
         if not include_simulated:
             where.append("simulated = 0")
         sql = "SELECT * FROM jobs"
@@ -452,12 +447,7 @@ class JobStore:
     def jobs_frame(self, since: datetime | None = None, until: datetime | None = None) -> pd.DataFrame:
         """Every job as one row, the shape cost and endpoint analytics work on."""
         where, args = [], []
-        if since is not None:
-            where.append("created_at >= ?")
-            args.append(since.timestamp())
-        if until is not None:
-            where.append("created_at < ?")
-            args.append(until.timestamp())
+        _time_window(where, args, since, until)
         sql = ("SELECT local_id, role, endpoint_id, status, kind, user, character, grp AS 'group',"
                " created_at, delay_ms, execution_ms, images, cold_start, cost_usd, simulated, worker_id"
                " FROM jobs")
@@ -473,6 +463,16 @@ class JobStore:
         frame["cold_start"] = frame["cold_start"].fillna(0).astype(bool)
         frame["simulated"] = frame["simulated"].fillna(0).astype(bool)
         return frame
+
+
+def _time_window(where: list[str], args: list, since: datetime | None, until: datetime | None) -> None:
+    """Add the [since, until) condition on created_at to a WHERE clause being built."""
+    if since is not None:
+        where.append("created_at >= ?")
+        args.append(since.timestamp())
+    if until is not None:
+        where.append("created_at < ?")
+        args.append(until.timestamp())
 
 
 def _record(row: sqlite3.Row) -> JobRecord:

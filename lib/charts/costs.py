@@ -5,6 +5,8 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
+from lib.charts import empty_figure
+
 from lib.costs.billing import VOLUME_LABEL, Projection
 from lib.costs.options import BreakEven, OptionsComparison
 from lib.costs.reconcile import PARTS
@@ -34,19 +36,11 @@ def _layout(fig: go.Figure, title: str, x_title: str, y_title: str) -> go.Figure
     return fig
 
 
-def _empty(fig: go.Figure, text: str) -> go.Figure:
-    fig.add_annotation(text=text, showarrow=False, xref="paper", yref="paper", x=0.5, y=0.5,
-                       font={"size": 14, "color": "#78909c"})
-    fig.update_xaxes(visible=False)
-    fig.update_yaxes(visible=False)
-    return fig
-
-
 def spend_chart(spend: pd.DataFrame, bucket: str = "day", title: str = "Spend by endpoint") -> go.Figure:
     """Stacked bars: billed spend per bucket, one colour per endpoint (from spend_over_time)."""
     fig = _layout(go.Figure(), title, BUCKET_TITLES.get(bucket, bucket), "spend (USD)")
     if spend.empty or not spend["total_usd"].abs().sum():
-        return _empty(fig, "No billed spend in this range")
+        return empty_figure(fig, "No billed spend in this range")
     endpoints = [e for e in sorted(spend["endpoint"].unique()) if e != VOLUME_LABEL]
     colours = dict(zip(endpoints, ENDPOINT_COLOURS * (len(endpoints) // len(ENDPOINT_COLOURS) + 1)))
     colours[VOLUME_LABEL] = VOLUME_COLOUR
@@ -61,7 +55,7 @@ def cost_split_chart(spend: pd.DataFrame, title: str = "What the spend is made o
     """Stacked bars per endpoint: GPU, CPU, container disk, fees and network volume."""
     fig = _layout(go.Figure(), title, "", "spend (USD)")
     if spend.empty or not spend["total_usd"].abs().sum():
-        return _empty(fig, "No billed spend in this range")
+        return empty_figure(fig, "No billed spend in this range")
     per_endpoint = spend.groupby("endpoint", sort=True)[list(COMPONENTS)].sum()
     for column, (name, colour) in COMPONENTS.items():
         if per_endpoint[column].abs().sum() > 0:
@@ -77,7 +71,7 @@ def cost_per_image_chart(by_workload: pd.DataFrame, title: str = "Cost per image
     rows = by_workload[np.isfinite(by_workload["cost_per_image_usd"].to_numpy(dtype="float64"))] \
         if not by_workload.empty else by_workload
     if rows.empty:
-        return _empty(fig, "No images delivered in this range")
+        return empty_figure(fig, "No images delivered in this range")
     fig.add_bar(x=rows["workload"].astype(str), y=rows["cost_per_image_usd"], name="cost per image",
                 marker_color="#1e88e5", text=[f"${v:,.4f}" for v in rows["cost_per_image_usd"]],
                 textposition="outside", customdata=rows["images"],
@@ -93,7 +87,7 @@ def reconciliation_chart(recon: pd.DataFrame, title: str = "Estimates vs billed,
     """
     fig = _layout(go.Figure(), title, "day (UTC)", "USD")
     if recon.empty:
-        return _empty(fig, "No billing records to reconcile in this range")
+        return empty_figure(fig, "No billing records to reconcile in this range")
     for column in PARTS:
         name, colour = PART_STYLE[column]
         fig.add_bar(x=recon["day"], y=recon[column], name=name, marker_color=colour,
@@ -152,7 +146,7 @@ def projection_chart(projection: Projection, title: str = "Daily spend and next 
     fig = _layout(go.Figure(), title, "day (UTC)", "USD per day")
     history = projection.history
     if history.empty:
-        return _empty(fig, "No billed spend to project from")
+        return empty_figure(fig, "No billed spend to project from")
     fig.add_bar(x=history["day"], y=history["spend_usd"], name="billed", marker_color="#90caf9",
                 hovertemplate=f"billed: {USD}<extra></extra>")
     fig.add_scatter(x=history["day"], y=history["fit_usd"], name="trend", mode="lines",

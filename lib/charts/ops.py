@@ -6,19 +6,13 @@ from collections.abc import Iterable
 import pandas as pd
 import plotly.graph_objects as go
 
+from lib.charts import empty_figure
+
 from lib.ops.endpoint_stats import WORKER_STATES
 
 STATE_COLOURS = {"running": "#2e7d32", "idle": "#90a4ae", "initializing": "#f9a825", "ready": "#64b5f6",
                  "throttled": "#ef6c00", "unhealthy": "#c62828"}
 PERCENTILE_COLOURS = {"p50_s": "#64b5f6", "p90_s": "#1e88e5", "p98_s": "#0d47a1"}
-
-
-def _empty(fig: go.Figure, text: str) -> go.Figure:
-    fig.add_annotation(text=text, showarrow=False, xref="paper", yref="paper", x=0.5, y=0.5,
-                       font={"size": 14, "color": "#78909c"})
-    fig.update_xaxes(visible=False)
-    fig.update_yaxes(visible=False)
-    return fig
 
 
 def _layout(fig: go.Figure, title: str) -> go.Figure:
@@ -31,7 +25,7 @@ def cold_starts_figure(per_day: pd.DataFrame, title: str = "Cold starts per day"
     """Bars: cold starts per day; line (right axis): share of started jobs that hit one."""
     fig = _layout(go.Figure(), title)
     if per_day.empty or not per_day["jobs"].sum():
-        return _empty(fig, "No jobs in this period")
+        return empty_figure(fig, "No jobs in this period")
     fig.add_bar(x=per_day["day"], y=per_day["cold_starts"], name="cold starts", marker_color="#1e88e5")
     fig.add_scatter(x=per_day["day"], y=per_day["share"] * 100, name="share of jobs (%)", yaxis="y2",
                     mode="lines+markers", line={"color": "#ef6c00"}, connectgaps=False)
@@ -46,7 +40,7 @@ def percentiles_figure(per_day: pd.DataFrame, title: str = "Queue delay (delayTi
     """Lines p50/p90/p98 in seconds per day (from endpoint_stats.percentiles_per_day)."""
     fig = _layout(go.Figure(), title)
     if per_day.empty or not per_day["samples"].sum():
-        return _empty(fig, "No finished jobs in this period")
+        return empty_figure(fig, "No finished jobs in this period")
     for column, colour in PERCENTILE_COLOURS.items():
         fig.add_scatter(x=per_day["day"], y=per_day[column], name=column.removesuffix("_s"),
                         mode="lines+markers", line={"color": colour}, connectgaps=False)
@@ -58,14 +52,14 @@ def worker_timeline_figure(timeline: pd.DataFrame, title: str = "Workers by stat
     """Stacked areas, one per worker state (from endpoint_stats.worker_state_timeline)."""
     fig = _layout(go.Figure(), title)
     if timeline.empty:
-        return _empty(fig, "No health readings recorded yet")
+        return empty_figure(fig, "No health readings recorded yet")
     for state in WORKER_STATES:
         if state not in timeline or not timeline[state].any():
             continue
         fig.add_scatter(x=timeline.index, y=timeline[state], name=state, mode="lines", stackgroup="workers",
                         line={"width": 0.5, "color": STATE_COLOURS[state], "shape": "hv"})
     if not fig.data:
-        return _empty(fig, "No workers in this period")
+        return empty_figure(fig, "No workers in this period")
     fig.update_layout(yaxis={"title": "workers", "rangemode": "tozero", "dtick": 1}, xaxis={"title": "time (UTC)"})
     return fig
 
@@ -75,7 +69,7 @@ def folder_sizes_figure(totals: Iterable, title: str = "Volume usage by folder")
     rows = sorted(totals, key=lambda t: t.bytes)
     fig = _layout(go.Figure(), title)
     if not rows:
-        return _empty(fig, "The volume is empty")
+        return empty_figure(fig, "The volume is empty")
     fig.add_bar(y=[t.folder for t in rows], x=[t.bytes / 1e9 for t in rows], orientation="h",
                 name="size", marker_color="#1e88e5", customdata=[t.files for t in rows],
                 hovertemplate="%{y}: %{x:.2f} GB in %{customdata} files<extra></extra>")

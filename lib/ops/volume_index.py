@@ -15,6 +15,8 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from lib.volume import VolumeObject
+
 SORTS = ("name", "path", "size", "modified")
 _ORDER = {"name": "name_lc", "path": "key", "size": "size", "modified": "modified"}
 
@@ -33,15 +35,8 @@ def folder_of(key: str) -> str:
 
 
 @dataclass(frozen=True)
-class IndexedFile:
-    key: str
-    size: int
-    modified: datetime
-    etag: str | None = None
-
-    @property
-    def name(self) -> str:
-        return self.key.rsplit("/", 1)[-1]
+class IndexedFile(VolumeObject):
+    """A volume object as the index keeps it, with the top folder it is totalled under."""
 
     @property
     def folder(self) -> str:
