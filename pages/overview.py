@@ -3,7 +3,7 @@ import streamlit as st
 
 from lib import overview
 from lib.ops import actions
-from lib.ui import deps, widgets
+from lib.ui import deps
 
 services = deps.services()
 

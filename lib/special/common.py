@@ -163,3 +163,11 @@ def submit_jobs(tracker, jobs: Sequence[PlannedJob], *, user: str, group: str,
             continue
         records.append(record)
     return SubmitOutcome(records, refused, already_sent)
+
+
+def preflight_and_submit(svc, jobs, *, user: str, group: str) -> "SubmitOutcome":
+    """Preflight every job against the volume, then submit them all; nothing is sent if one fails."""
+    problems = preflight_jobs(jobs, svc.volume)
+    if problems:
+        raise SpecialInputError(problems)
+    return submit_jobs(svc.tracker, jobs, user=user, group=group, config=svc.config)

@@ -15,7 +15,7 @@ from pathlib import Path
 from lib.faceswap_cv import parse_face_indices
 from lib.images import decode_base64_image
 from lib.special.common import (ROLE, PlannedJob, SpecialInputError, SubmitOutcome, Upload, check_uploads,
-                                fit_for_job, image_entries, preflight_jobs, submit_jobs, tag,
+                                fit_for_job, image_entries, preflight_and_submit, tag,
                                 with_load_images)
 from lib.workflows.graph import OUTPUT_NODE, structure_problems
 from lib.workflows.templates import load_template
@@ -200,10 +200,7 @@ def start_faceswap(svc, *, user: str, source: Upload, targets: Sequence[Upload],
                    options: FaceSwapOptions, batch_id: str, character: str | None = None) -> FaceSwapStart:
     """Plan, preflight and submit a face-swap batch; raises SpecialInputError before sending anything."""
     plan = plan_faceswap(source, targets, options, batch_id=batch_id, character=character)
-    problems = preflight_jobs(plan.jobs, svc.volume)
-    if problems:
-        raise SpecialInputError(problems)
-    outcome = submit_jobs(svc.tracker, plan.jobs, user=user, group=batch_id, config=svc.config)
+    outcome = preflight_and_submit(svc, plan.jobs, user=user, group=batch_id)
     return FaceSwapStart(plan, outcome)
 
 

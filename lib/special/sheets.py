@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from lib.special.common import (ROLE, PlannedJob, SpecialInputError, SubmitOutcome, Upload, check_uploads,
-                                fit_for_job, preflight_jobs, submit_jobs, tag, with_load_images)
+                                fit_for_job, preflight_and_submit, tag, with_load_images)
 from lib.special.compose import EXPRESSION_ORDER, LABELS, VIEW_ORDER, compose_sheet
 from lib.workflows.payload import ParamError, build_payload
 from lib.workflows.templates import load_template
@@ -189,10 +189,7 @@ class SheetStart:
 def start_sheet(svc, *, user: str, request: SheetRequest, sheet_id: str) -> SheetStart:
     """Plan, preflight (LoRA and FLUX files on the volume) and submit every panel of a sheet."""
     plan = plan_sheet(request, sheet_id=sheet_id)
-    problems = preflight_jobs(plan.jobs, svc.volume)
-    if problems:
-        raise SpecialInputError(problems)
-    outcome = submit_jobs(svc.tracker, plan.jobs, user=user, group=sheet_id, config=svc.config)
+    outcome = preflight_and_submit(svc, plan.jobs, user=user, group=sheet_id)
     return SheetStart(plan, outcome)
 
 

@@ -224,7 +224,7 @@ def save_custom_template(store_dir: Path, name: str, workflow: Mapping,
         "params": params, "without_lora": without_lora, "required_models": required,
         "workflow": copy.deepcopy(dict(workflow)),
     }
-    template = parse_template(data, builtin=False)
+    parse_template(data, builtin=False)  # refuse an invalid template before anything is written
     store_dir = Path(store_dir)
     path = store_dir / f"{slug}.json"
     if path.exists() and not overwrite:
