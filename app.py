@@ -25,7 +25,8 @@ PAGES = {
     ],
 }
 if user.can("audit"):
-    PAGES["Admin"] = [st.Page("pages/audit.py", title="Audit", icon=":material/policy:")]
+    PAGES["Admin"] = [st.Page("pages/audit.py", title="Audit", icon=":material/policy:"),
+                      st.Page("pages/provisioning.py", title="Provisioning", icon=":material/deployed_code:")]
 
 navigation = st.navigation(PAGES)
 widgets.backend_banner(services)

@@ -6,7 +6,7 @@ from datetime import datetime, timedelta, timezone
 
 import pandas as pd
 
-from lib.runpod import Health, RunPodError
+from lib.runpod import Health, NotFound, RunPodError
 from lib.store import JobRecord
 
 
@@ -17,6 +17,7 @@ class EndpointHealth:
     endpoint_id: str
     health: Health | None
     problem: str | None = None
+    missing: bool = False  # declared in console.toml but not created on RunPod yet
 
 
 def endpoint_health(services) -> list[EndpointHealth]:
@@ -27,6 +28,8 @@ def endpoint_health(services) -> list[EndpointHealth]:
         try:
             health = services.jobs(role).health()
             rows.append(EndpointHealth(role, spec.label, ident, health))
+        except NotFound as exc:
+            rows.append(EndpointHealth(role, spec.label, ident, None, str(exc), missing=True))
         except RunPodError as exc:
             rows.append(EndpointHealth(role, spec.label, ident, None, str(exc)))
     return rows

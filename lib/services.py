@@ -3,6 +3,7 @@ volume, the job store and the tracker — on real RunPod, or on an in-process lo
 from __future__ import annotations
 
 import logging
+import os
 import secrets
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
@@ -78,7 +79,9 @@ def build_services(settings: Settings, *, start_tracker: bool = True,
         # A fresh random key per process: the simulator is reachable on loopback only, and
         # nothing else on the machine should drive it with a guessable key.
         key = secrets.token_urlsafe(24)
-        localpod = LocalPod(data_dir / "localpod", config, api_key=key).start()
+        # LOCALPOD_EMPTY=1 starts a simulated account with nothing created yet (provisioning demos).
+        localpod = LocalPod(data_dir / "localpod", config, api_key=key,
+                            empty=os.environ.get("LOCALPOD_EMPTY") == "1").start()
         settings = replace(settings, api_url=localpod.api_url, rest_url=localpod.rest_url)
         client = RunPod(key, api_url=localpod.api_url, rest_url=localpod.rest_url)
         volume = volume_from_settings(settings, config, local_root=localpod.volume_dir)

@@ -18,6 +18,9 @@ def live_health() -> None:
         with column.container(border=True):
             st.subheader(row.label)
             st.caption(f"{row.role} endpoint · `{row.endpoint_id}`")
+            if row.missing:
+                st.info("Not created yet — see Provisioning.", icon=":material/construction:")
+                continue
             if row.health is None:
                 st.error(f"Health unavailable: {row.problem}")
                 continue

@@ -1,5 +1,5 @@
 """python -m lib.localpod --host 127.0.0.1 --port PORT --data DIR [--api-key KEY] [--config PATH]
-[--time-scale X] [--no-seed]
+[--time-scale X] [--no-seed] [--empty]
 
 Prints exactly one line `localpod ready on http://HOST:PORT` once it accepts requests, then
 serves until SIGINT/SIGTERM.
@@ -33,6 +33,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="real seconds per simulated second (default: [simulator] time_scale)")
     parser.add_argument("--no-seed", action="store_true",
                         help="skip the demo volume tree and 30-day traffic history")
+    parser.add_argument("--empty", action="store_true",
+                        help="start like a fresh RunPod account: no endpoints, no network volume, no "
+                             "seed, until they are created through REST v2 (implies --no-seed)")
     args = parser.parse_args(argv)
     if args.time_scale is not None and args.time_scale <= 0:
         parser.error("--time-scale must be > 0")
@@ -44,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"localpod: {exc}", file=sys.stderr)
         return 2
     pod = LocalPod(args.data, config, api_key=args.api_key, time_scale=args.time_scale,
-                   seed_demo=not args.no_seed)
+                   seed_demo=not args.no_seed, empty=args.empty)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())

@@ -275,14 +275,18 @@ def build_app(sim: Simulator, api_key: str | None,
                        "queueDelay": int(value) if value == int(value) else value}
         else:
             scaling = {"type": "REQUEST_COUNT", "requestCount": int(ep.scaling_value)}
-        volume = sim.config.volume
-        return {
+        extras = sim.endpoint_extras(ep)
+        workers = {"min": ep.workers_min, "max": ep.workers_max, "idleTimeout": ep.idle_timeout_s}
+        if ep.scaling_type == "REQUEST_COUNT" and extras.get("created"):
+            # v2 omits idleTimeout for queue endpoints scaling on requestCount.
+            del workers["idleTimeout"]
+        view = {
             "id": ep.id, "name": ep.name, "type": "QUEUE",
-            "gpu": {"pools": list(ep.gpu_pools), "count": 1},
-            "workers": {"min": ep.workers_min, "max": ep.workers_max,
-                        "idleTimeout": ep.idle_timeout_s},
+            "gpu": {"pools": list(ep.gpu_pools), "count": extras.get("gpuCount", 1)},
+            "workers": workers,
             "scaling": scaling, "timeout": ep.execution_timeout_ms, "flashboot": ep.flashboot,
-            "dataCenterIds": [volume.datacenter], "networkVolumes": [volume.id],
+            "dataCenterIds": list(extras.get("dataCenterIds", ())),
+            "networkVolumes": list(extras.get("networkVolumes", ())),
             "image": ep.image, "env": dict(ep.env),
             "createdAt": datetime.fromtimestamp(ep.created_at, UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
             "requestUrls": {"run": f"{base}/run", "runSync": f"{base}/runsync",
@@ -290,6 +294,38 @@ def build_app(sim: Simulator, api_key: str | None,
                             "cancel": f"{base}/cancel", "retry": f"{base}/retry",
                             "purgeQueue": f"{base}/purge-queue", "health": f"{base}/health"},
         }
+        if "disk" in extras:
+            view["disk"] = extras["disk"]
+        return view
+
+    async def json_body(request: Request) -> dict:
+        try:
+            body = json.loads(await request.body())
+        except ValueError:
+            raise Problem(400, "Bad Request", "the body is not valid JSON") from None
+        if not isinstance(body, dict):
+            raise Problem(400, "Bad Request", "the body must be a JSON object")
+        return body
+
+    @app.post("/rest/v2/serverless")
+    async def create_endpoint(request: Request):
+        rest_guard(request)
+        body = await json_body(request)
+        try:
+            ep = sim.create_endpoint(body)
+        except ValueError as exc:
+            raise Problem(400, "Bad Request", str(exc)) from None
+        return JSONResponse(endpoint_view(ep, request), status_code=201,
+                            headers=request.state.rate_headers)
+
+    @app.delete("/rest/v2/serverless/{endpoint_id}")
+    async def delete_endpoint(endpoint_id: str, request: Request):
+        rest_guard(request)
+        try:
+            sim.delete_endpoint(endpoint_or_404(endpoint_id))
+        except ValueError as exc:
+            raise Problem(400, "Bad Request", str(exc)) from None
+        return Response(status_code=204, headers=request.state.rate_headers)
 
     @app.get("/rest/v2/serverless")
     async def list_endpoints(request: Request):
@@ -306,13 +342,9 @@ def build_app(sim: Simulator, api_key: str | None,
     async def patch_endpoint(endpoint_id: str, request: Request):
         rest_guard(request)
         ep = endpoint_or_404(endpoint_id)
-        try:
-            changes = json.loads(await request.body())
-        except ValueError:
-            raise Problem(400, "Bad Request", "the body is not valid JSON") from None
-        if not isinstance(changes, dict):
-            raise Problem(400, "Bad Request", "the body must be a JSON object of fields to change")
-        writable = {"name", "workers", "scaling", "timeout", "flashboot", "gpu", "image", "env"}
+        changes = await json_body(request)
+        writable = {"name", "workers", "scaling", "timeout", "flashboot", "gpu", "image", "env",
+                    "dataCenterIds", "networkVolumes", "disk"}
         unknown = sorted(set(changes) - writable)
         if unknown:
             raise Problem(400, "Bad Request", f"{unknown[0]} is not a writable field (writable: "
@@ -328,22 +360,44 @@ def build_app(sim: Simulator, api_key: str | None,
         rest_guard(request)
         return rest(request, sim.workers_view(endpoint_or_404(endpoint_id)))
 
-    def volume_view() -> dict:
-        v = sim.config.volume
-        return {"id": v.id, "name": v.name or v.id, "size": v.size_gb, "dataCenter": v.datacenter,
-                "type": "STANDARD"}
+    def volume_view(volume: dict) -> dict:
+        return {k: volume[k] for k in ("id", "name", "size", "dataCenter", "type")}
+
+    def volume_or_404(volume_id: str) -> dict:
+        volume = sim.volumes.get(volume_id)
+        if volume is None:
+            raise Problem(404, "Not Found", f"network volume {volume_id} not found")
+        return volume
 
     @app.get("/rest/v2/network-volumes")
     async def list_volumes(request: Request):
         rest_guard(request)
-        return rest(request, {"networkVolumes": [volume_view()]})
+        volumes = sorted(sim.volumes.values(), key=lambda v: v["createdAt"])
+        return rest(request, {"networkVolumes": [volume_view(v) for v in volumes]})
+
+    @app.post("/rest/v2/network-volumes")
+    async def create_volume(request: Request):
+        rest_guard(request)
+        body = await json_body(request)
+        try:
+            volume = sim.create_volume(body)
+        except ValueError as exc:
+            raise Problem(400, "Bad Request", str(exc)) from None
+        return JSONResponse(volume_view(volume), status_code=201, headers=request.state.rate_headers)
 
     @app.get("/rest/v2/network-volumes/{volume_id}")
     async def get_volume(volume_id: str, request: Request):
         rest_guard(request)
-        if volume_id != sim.config.volume.id:
-            raise Problem(404, "Not Found", f"network volume {volume_id} not found")
-        return rest(request, volume_view())
+        return rest(request, volume_view(volume_or_404(volume_id)))
+
+    @app.patch("/rest/v2/network-volumes/{volume_id}")
+    async def patch_volume(volume_id: str, request: Request):
+        rest_guard(request)
+        volume = volume_or_404(volume_id)
+        try:
+            return rest(request, volume_view(sim.update_volume(volume, await json_body(request))))
+        except ValueError as exc:
+            raise Problem(400, "Bad Request", str(exc)) from None
 
     def billing_window(request: Request) -> tuple[datetime, datetime, str]:
         size = request.query_params.get("bucketSize", "day")
@@ -393,12 +447,16 @@ def build_app(sim: Simulator, api_key: str | None,
     async def billing_volumes(request: Request):
         rest_guard(request)
         start, end, size = billing_window(request)
-        v = sim.config.volume
         wanted = request.query_params.get("networkVolumeId")
-        report = billing.volume_report(v.id, v.size_gb, sim.config.prices.volume_usd_per_gb_month,
-                                       sim.volume_created(), start, end, size)
-        records = report.records if wanted in (None, v.id) else []
-        totals = report.totals if records else {k: 0.0 for k in report.totals}
+        records, totals = [], {"totalAmount": 0.0, "standardAmount": 0.0, "highPerformanceAmount": 0.0}
+        for v in sim.volumes.values():
+            if wanted not in (None, v["id"]):
+                continue
+            report = billing.volume_report(v["id"], v["size"], sim.config.prices.volume_usd_per_gb_month,
+                                           datetime.fromtimestamp(v["createdAt"], UTC), start, end, size)
+            records += report.records
+            totals = {k: round(totals[k] + report.totals[k], billing.DIGITS) for k in totals}
+        records.sort(key=lambda r: (r["startTime"], r["networkVolumeId"]))
         return rest(request, {"records": records, "metadata": {
             "query": query_meta(request, start, end, size), "recordCount": len(records),
             "totals": totals}})
@@ -448,7 +506,8 @@ def build_app(sim: Simulator, api_key: str | None,
         return {"run_retention_s": sim.run_retention_s,
                 "runsync_retention_s": sim.runsync_retention_s, "time_scale": sim.time_scale,
                 "webhook_retry_s": sim.webhook_retry_s, "rate_limits": sim.rate_limits,
-                "rest_requests_per_minute": sim.rest_quota.per_minute}
+                "rest_requests_per_minute": sim.rest_quota.per_minute,
+                "worker_quota": sim.worker_quota}
 
     @app.get("/admin/settings")
     async def get_settings(request: Request):
@@ -468,6 +527,10 @@ def build_app(sim: Simulator, api_key: str | None,
             if key == "rate_limits":
                 if not isinstance(value, bool):
                     raise ApiError(400, "rate_limits must be true or false")
+            elif key == "worker_quota":
+                if value is not None and (isinstance(value, bool) or not isinstance(value, int)
+                                          or value < 0):
+                    raise ApiError(400, "worker_quota must be a whole number >= 0, or null for no quota")
             elif key == "rest_requests_per_minute":
                 if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                     raise ApiError(400, "rest_requests_per_minute must be a whole number >= 1")
@@ -477,8 +540,8 @@ def build_app(sim: Simulator, api_key: str | None,
         for key, value in changes.items():
             if key == "rest_requests_per_minute":
                 sim.rest_quota.per_minute = value
-            elif key == "rate_limits":
-                sim.rate_limits = value
+            elif key in ("rate_limits", "worker_quota"):
+                setattr(sim, key, value)
             else:
                 setattr(sim, key, float(value))
         return JSONResponse(settings_view())

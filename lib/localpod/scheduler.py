@@ -19,16 +19,17 @@ import itertools
 import logging
 import math
 import random
+import secrets
+import string
 import threading
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
 
-from lib.config import ConsoleConfig
+from lib.config import ROLES, ConsoleConfig
 from lib.localpod import billing
 from lib.localpod.handlers import JobContext, Outcome, execute, handler_for
 from lib.localpod.models import (
@@ -38,6 +39,7 @@ from lib.localpod.models import (
 )
 from lib.localpod.ratelimit import RestQuota
 from lib.localpod.state import BillingHour, Store
+from lib.provisioning.declaration import runpod_env_value
 
 log = logging.getLogger("localpod")
 
@@ -52,8 +54,12 @@ class WorkerCrash(BaseException):
 
 
 class Simulator:
-    def __init__(self, config: ConsoleConfig, store: Store, volume_dir: Path, *, time_scale: float):
+    def __init__(self, config: ConsoleConfig, store: Store, volume_dir: Path, *, time_scale: float,
+                 empty: bool = False):
         self.config = config
+        # empty: nothing exists until it is created through REST (a fresh RunPod account): neither the
+        # config's endpoints nor its network volume.
+        self.empty = empty
         self.store = store
         self.volume_dir = volume_dir
         self.time_scale = time_scale
@@ -62,8 +68,13 @@ class Simulator:
         self.webhook_retry_s = 10.0
         self.rate_limits = True
         self.rest_quota = RestQuota()
+        # RunPod caps the workers of an account (reference §1.11: 5 by default, more with balance);
+        # None leaves it unlimited so the demo's three endpoints always fit. Set via /admin/settings.
+        self.worker_quota: int | None = None
         self.rng = random.Random()
         self.endpoints: dict[str, Endpoint] = {}
+        self.extras: dict[str, dict] = {}      # endpoint id -> placement, GPU count, disk, created by REST
+        self.volumes: dict[str, dict] = {}     # network volume id -> REST v2 NetworkVolume + createdAt
         self.jobs: dict[str, Job] = {}
         self.loop: asyncio.AbstractEventLoop | None = None
         self.closing = False
@@ -78,8 +89,9 @@ class Simulator:
         """Read endpoints and jobs from the store (any thread, before serving)."""
         now = time.time()
         saved = self.store.load_endpoints()
+        self.extras = self.store.load_extras()
         for role, spec in self.config.endpoints.items():
-            if spec.is_dev_worker or not spec.id:
+            if spec.is_dev_worker or not spec.id or (self.empty and spec.id not in saved):
                 continue
             if spec.id in saved:
                 ep = Endpoint.from_record({**saved[spec.id], "id": spec.id, "role": role})
@@ -87,10 +99,21 @@ class Simulator:
                     ep.gpu_pools = list(spec.gpu_pools)   # the config dropped that pool's price
             else:
                 ep = Endpoint.from_spec(spec, created_at=now)
+                # As provisioned by the console: secrets by reference, never their value.
+                ep.env = {k: runpod_env_value(v) for k, v in ep.env.items()}
                 self.store.save_endpoint(ep)
             self.endpoints[ep.id] = ep
+        for endpoint_id, record in saved.items():
+            if endpoint_id not in self.endpoints and self.extras.get(endpoint_id, {}).get("created"):
+                self.endpoints[endpoint_id] = Endpoint.from_record(record)
         if self.store.get_meta("volume_created_at") is None:
             self.store.set_meta("volume_created_at", str(now))
+        if not self.empty:
+            v = self.config.volume
+            self.volumes[v.id] = {"id": v.id, "name": v.name or v.id, "size": v.size_gb,
+                                  "dataCenter": v.datacenter, "type": "STANDARD",
+                                  "createdAt": float(self.store.get_meta("volume_created_at"))}
+        self.volumes.update(self.store.load_volumes())   # created ones, and the config's once changed
         changed, gone = [], []
         for job in sorted(self.store.load_jobs(), key=lambda j: j.queued_at):
             ep = self.endpoints.get(job.endpoint_id)
@@ -270,6 +293,15 @@ class Simulator:
     def update_endpoint(self, ep: Endpoint, changes: dict) -> None:
         """Apply a REST PATCH (already shape-checked); raises ValueError with the reason."""
         new = _validated_settings(ep, changes, self.config)
+        extras = _validated_extras(changes, self)
+        if self.worker_quota is not None and new.get("workers_max", ep.workers_max) > ep.workers_max:
+            used = sum(e.workers_max for e in self.endpoints.values() if e is not ep)
+            if used + new["workers_max"] > self.worker_quota:
+                raise ValueError(f"workers.max: the account's serverless worker quota is {self.worker_quota} "
+                                 f"and its other endpoints already use {used}")
+        if extras:
+            self.extras[ep.id] = {**self.endpoint_extras(ep), **extras}
+            self.store.save_extras(ep.id, self.extras[ep.id])
         now = time.time()
         for w in ep.workers.values():     # bill at the old price up to the change
             self._accrue(ep, w, now)
@@ -283,6 +315,111 @@ class Simulator:
             if w.status == IDLE:
                 self._arm_idle(ep, w)
         self._pump(ep)
+
+    def create_endpoint(self, body: dict) -> Endpoint:
+        """POST /rest/v2/serverless (body already a JSON object); ValueError says what is wrong."""
+        settings, extras = _creation(body, self)
+        quota = self.worker_quota
+        if quota is not None:
+            used = sum(ep.workers_max for ep in self.endpoints.values())
+            if used + settings["workers_max"] > quota:
+                raise ValueError(f"workers.max: the account's serverless worker quota is {quota} and its "
+                                 f"endpoints already use {used}; lower max workers or raise the quota "
+                                 "(RunPod raises it with the account balance)")
+        ep = Endpoint(id=self._new_endpoint_id(), role=_role_of(settings["name"]),
+                      created_at=time.time(), **settings)
+        self.endpoints[ep.id] = ep
+        self.extras[ep.id] = {**extras, "created": True}
+        self.store.save_endpoint(ep)
+        self.store.save_extras(ep.id, self.extras[ep.id])
+        self._pump(ep)      # min workers start at once
+        return ep
+
+    def _new_endpoint_id(self) -> str:
+        """A new endpoint id in RunPod's shape (14 lower-case alphanumerics)."""
+        alphabet = string.ascii_lowercase + string.digits
+        while True:
+            ident = "".join(secrets.choice(alphabet) for _ in range(14))
+            if ident not in self.endpoints:
+                return ident
+
+    def delete_endpoint(self, ep: Endpoint) -> None:
+        """DELETE /rest/v2/serverless/{id}.
+
+        RunPod's GraphQL deleteEndpoint needs min and max workers at 0 first (reference §3.3); whether
+        REST v2 relaxes that is not documented, so the simulator keeps the stricter rule.
+        """
+        if ep.workers_min or ep.workers_max:
+            raise ValueError(f"endpoint {ep.id} still has workers (min {ep.workers_min}, max "
+                             f"{ep.workers_max}); set workers.min and workers.max to 0 first")
+        now = time.time()
+        for w in list(ep.workers.values()):
+            self._stop_worker(ep, w, now)
+        if ep.scale_timer:
+            ep.scale_timer.cancel()
+        for job in [j for j in self.jobs.values() if j.endpoint_id == ep.id]:
+            if job.run is not None:
+                job.run.cancel.set()
+            self._delete(job)
+        del self.endpoints[ep.id]
+        self.extras.pop(ep.id, None)
+        self.store.delete_endpoint(ep.id)
+
+    def endpoint_extras(self, ep: Endpoint) -> dict:
+        """Placement and container extras; config endpoints never changed through REST get the volume's."""
+        extras = self.extras.get(ep.id)
+        if extras is not None:
+            return extras
+        v = self.config.volume
+        return {"dataCenterIds": [v.datacenter], "networkVolumes": [v.id], "gpuCount": 1}
+
+    def create_volume(self, body: dict) -> dict:
+        """POST /rest/v2/network-volumes; ValueError says what is wrong."""
+        unknown = sorted(set(body) - {"name", "size", "dataCenter", "type"})
+        if unknown:
+            raise ValueError(f"{unknown[0]} is not a field of a network volume (fields: dataCenter, name, "
+                             "size, type)")
+        name, dc = body.get("name"), body.get("dataCenter")
+        if not isinstance(name, str) or not name.strip():
+            raise ValueError("name is required: a non-empty string")
+        if not isinstance(dc, str) or not dc.strip():
+            raise ValueError("dataCenter is required, e.g. \"EU-RO-1\"")
+        size = body.get("size")
+        if isinstance(size, bool) or not isinstance(size, int) or not 10 <= size <= 4096:
+            raise ValueError(f"size must be a whole number of GB from 10 to 4096, not {size!r}")
+        kind = body.get("type", "STANDARD")
+        if kind not in ("STANDARD", "HIGH_PERFORMANCE"):
+            raise ValueError("type must be STANDARD or HIGH_PERFORMANCE")
+        alphabet = string.ascii_lowercase + string.digits
+        ident = "".join(secrets.choice(alphabet) for _ in range(10))
+        volume = {"id": ident, "name": name.strip(), "size": size, "dataCenter": dc.strip(), "type": kind,
+                  "createdAt": time.time()}
+        self.volumes[ident] = volume
+        self.store.save_volume(volume)
+        return volume
+
+    def update_volume(self, volume: dict, changes: dict) -> dict:
+        """PATCH /rest/v2/network-volumes/{id}: rename or grow (a volume never shrinks)."""
+        unknown = sorted(set(changes) - {"name", "size"})
+        if unknown:
+            raise ValueError(f"{unknown[0]} is not a writable field (writable: name, size)")
+        if not changes:
+            raise ValueError("nothing to change: send name and/or size")
+        new = dict(volume)
+        if "name" in changes:
+            if not isinstance(changes["name"], str) or not changes["name"].strip():
+                raise ValueError("name must be a non-empty string")
+            new["name"] = changes["name"].strip()
+        if "size" in changes:
+            size = changes["size"]
+            if isinstance(size, bool) or not isinstance(size, int) or not 10 <= size <= 4096:
+                raise ValueError(f"size must be a whole number of GB from 10 to 4096, not {size!r}")
+            if size < volume["size"]:
+                raise ValueError(f"size: a network volume cannot shrink (it has {volume['size']} GB)")
+            new["size"] = size
+        self.volumes[new["id"]] = new
+        self.store.save_volume(new)
+        return new
 
     def set_faults(self, ep: Endpoint, changes: dict) -> Faults:
         merged = {**ep.faults.to_dict(), **changes}
@@ -311,9 +448,6 @@ class Simulator:
                 self._accrue(ep, w, now)
         self._flush_billing()
         return self.store.billing_hours(int(start), math.ceil(end), endpoint_id)
-
-    def volume_created(self) -> datetime:
-        return datetime.fromtimestamp(float(self.store.get_meta("volume_created_at")), UTC)
 
     def jobs_view(self, endpoint_id: str | None) -> list[dict]:
         now = time.time()
@@ -661,7 +795,9 @@ class Simulator:
     def _accrue(self, ep: Endpoint, w: Worker, now: float) -> None:
         if w.billed_until is None or now <= w.billed_until:
             return
-        price = self.config.prices.per_second(ep.gpu_pools[0], active=w.active)
+        # RunPod's price is per GPU; a worker with gpu.count GPUs costs that many times as much.
+        price = self.config.prices.per_second(ep.gpu_pools[0], active=w.active) \
+            * self.endpoint_extras(ep).get("gpuCount", 1)
         self._pending_billing.extend(
             billing.charges(ep.id, price, w.active, w.billed_until, now))
         w.billed_until = now
@@ -726,8 +862,6 @@ def _validated_settings(ep: Endpoint, changes: dict, config: ConsoleConfig) -> d
         new["flashboot"] = changes["flashboot"]
     if "gpu" in changes:
         gpu = _object(changes, "gpu", {"pools", "count"})
-        if "count" in gpu and gpu["count"] != 1:
-            raise ValueError("gpu.count: the simulator runs 1 GPU per worker")
         pools = gpu.get("pools", ep.gpu_pools)
         if not isinstance(pools, list) or not pools or not all(isinstance(p, str) for p in pools):
             raise ValueError('gpu.pools must be a non-empty list of pool ids like "ADA_24"')
@@ -762,3 +896,101 @@ def _whole(table: dict, key: str, default: int, label: str, minimum: int) -> int
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise ValueError(f"{label} must be a whole number >= {minimum}, not {value!r}")
     return value
+
+
+_CREATE_FIELDS = {"name", "type", "scaling", "gpu", "cpu", "workers", "timeout", "flashboot", "dataCenterIds",
+                  "networkVolumes", "templateId", "image", "args", "disk", "env", "ports", "registry"}
+_GPU_FIELDS = {"pools", "count", "excludedTypes", "allowedCudaVersions", "minCudaVersion"}
+
+
+def _role_of(name: str) -> str:
+    """The workload of a created endpoint, from its name (DESIGN.md: names contain the role)."""
+    lowered = name.lower()
+    return next((role for role in ROLES if role in lowered), "basic")
+
+
+def _creation(body: dict, sim: Simulator) -> tuple[dict, dict]:
+    """REST v2 CreateEndpointRequest -> (Endpoint attributes, extras); ValueError names the field.
+
+    Defaults are the v2 create defaults (reference §3.2): workers 0/3, idleTimeout 10, timeout
+    300000 ms, flashboot OFF.
+    """
+    unknown = sorted(set(body) - _CREATE_FIELDS)
+    if unknown:
+        raise ValueError(f"{unknown[0]} is not a field of a serverless endpoint")
+    for key in ("name", "type", "scaling"):
+        if key not in body:
+            raise ValueError(f"{key} is required")
+    name = body["name"]
+    if not isinstance(name, str) or not name.strip():
+        raise ValueError("name must be a non-empty string")
+    if body["type"] != "QUEUE":
+        raise ValueError("type: the simulator runs queue-based endpoints only (type QUEUE)")
+    if "templateId" in body:
+        raise ValueError("templateId: the simulator keeps no templates; send image, env and disk in the body")
+    if "cpu" in body or "gpu" not in body:
+        raise ValueError("gpu is required: the simulator runs GPU endpoints only (gpu.pools)")
+    if not isinstance(body.get("image"), str) or not body["image"].strip():
+        raise ValueError("image is required: the container image, e.g. runpod/worker-comfyui:5.8.5-base")
+    gpu = _object(body, "gpu", _GPU_FIELDS)
+    pools = gpu.get("pools")
+    if not isinstance(pools, list) or not pools or not all(isinstance(p, str) for p in pools):
+        raise ValueError('gpu.pools must be a non-empty list of pool ids like "ADA_24"')
+    if pools[0] not in sim.config.prices.flex_per_s:
+        raise ValueError(f"gpu.pools: no price for {pools[0]!r} in console.toml [prices.flex_per_s]")
+    count = _whole(gpu, "count", 1, "gpu.count", 1)
+    scaling = _object(body, "scaling", {"type", "queueDelay", "requestCount"})
+    kind = scaling.get("type")
+    if kind not in ("QUEUE_DELAY", "REQUEST_COUNT"):
+        raise ValueError("scaling.type must be QUEUE_DELAY or REQUEST_COUNT")
+    key = "queueDelay" if kind == "QUEUE_DELAY" else "requestCount"
+    value = scaling.get(key)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"scaling.{key} is required with scaling.type {kind}: a number")
+    if kind == "QUEUE_DELAY" and value < 0.5:
+        raise ValueError("scaling.queueDelay must be at least 0.5 seconds")
+    if kind == "REQUEST_COUNT" and (value < 1 or value != int(value)):
+        raise ValueError("scaling.requestCount must be a whole number >= 1")
+    workers = _object(body, "workers", {"min", "max", "idleTimeout"}) if "workers" in body else {}
+    if kind == "REQUEST_COUNT" and "idleTimeout" in workers:
+        # The v2 spec: idleTimeout does not apply to queue endpoints scaling on requestCount.
+        raise ValueError("workers.idleTimeout does not apply to REQUEST_COUNT scaling; leave it out")
+    lo = _whole(workers, "min", 0, "workers.min", 0)
+    hi = _whole(workers, "max", 3, "workers.max", 0)
+    if lo > hi:
+        raise ValueError(f"workers.min ({lo}) must not exceed workers.max ({hi})")
+    idle = _whole(workers, "idleTimeout", 10, "workers.idleTimeout", 1)
+    if idle > 3600:
+        raise ValueError("workers.idleTimeout must be between 1 and 3600 seconds")
+    flashboot = body.get("flashboot", "OFF")
+    if flashboot not in FLASHBOOT_TYPES:
+        raise ValueError(f"flashboot must be one of {', '.join(FLASHBOOT_TYPES)}")
+    env = body.get("env", {})
+    if not isinstance(env, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in env.items()):
+        raise ValueError("env must be an object of string values")
+    settings = {"name": name.strip(), "gpu_pools": list(pools), "workers_min": lo, "workers_max": hi,
+                "idle_timeout_s": idle, "scaling_type": kind, "scaling_value": float(value),
+                "execution_timeout_ms": _whole(body, "timeout", 300_000, "timeout", 1),
+                "flashboot": flashboot, "image": body["image"].strip(), "env": dict(env)}
+    extras = {"dataCenterIds": [], "networkVolumes": [], "gpuCount": count,
+              **_validated_extras(body, sim, creating=True)}
+    return settings, extras
+
+
+def _validated_extras(changes: dict, sim: Simulator, *, creating: bool = False) -> dict:
+    """The fields of a create or PATCH body kept beside the Endpoint (placement, GPU count, disk)."""
+    extras: dict = {}
+    for key in ("dataCenterIds", "networkVolumes"):
+        if key in changes:
+            value = changes[key]
+            if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+                raise ValueError(f"{key} must be a list of ids")
+            extras[key] = list(value)
+    for volume_id in extras.get("networkVolumes", ()):
+        if volume_id not in sim.volumes:
+            raise ValueError(f"networkVolumes: network volume {volume_id} not found")
+    if "disk" in changes:
+        extras["disk"] = _whole(changes, "disk", 0, "disk", 1)
+    if not creating and isinstance(changes.get("gpu"), dict) and "count" in changes["gpu"]:
+        extras["gpuCount"] = _whole(changes["gpu"], "count", 1, "gpu.count", 1)
+    return extras

@@ -29,17 +29,22 @@ class LocalPod:
     `LocalPod(data_dir, config).start()` serves on a free loopback port from a daemon thread and
     returns once it accepts requests; `stop()` shuts it down and keeps its state in
     data_dir/localpod.sqlite for the next start.
+
+    `empty=True` is a fresh RunPod account: no endpoint, no network volume and no demo seed until
+    they are created through REST v2 (what the Provisioning page does); what was created before on
+    the same data_dir is still there.
     """
 
     def __init__(self, data_dir: Path, config: ConsoleConfig, *, api_key: str | None = None,
-                 time_scale: float | None = None, seed_demo: bool = True):
+                 time_scale: float | None = None, seed_demo: bool = True, empty: bool = False):
         self.data_dir = Path(data_dir)
         self.config = config
         self._api_key = api_key
         self.time_scale = config.simulator.time_scale if time_scale is None else time_scale
         if self.time_scale <= 0:
             raise ValueError(f"time_scale must be > 0, not {self.time_scale}")
-        self.seed_demo = seed_demo
+        self.empty = empty
+        self.seed_demo = seed_demo and not empty
         self.volume_dir = self.data_dir / "volume"
         self.url: str | None = None
         self._server: uvicorn.Server | None = None
@@ -77,7 +82,8 @@ class LocalPod:
             if self.seed_demo and seed.seed_info(self.data_dir) is None:
                 seed.seed_data_dir(self.data_dir, self.volume_dir, store, self.config,
                                    datetime.now(UTC))
-            sim = Simulator(self.config, store, self.volume_dir, time_scale=self.time_scale)
+            sim = Simulator(self.config, store, self.volume_dir, time_scale=self.time_scale,
+                            empty=self.empty)
             sim.load()
             sock = _bind(host, port)
         except BaseException:

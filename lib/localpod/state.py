@@ -18,6 +18,11 @@ from lib.localpod.models import Endpoint, Job
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS endpoints (id TEXT PRIMARY KEY, data TEXT NOT NULL);
+-- Settings of an endpoint that its models.Endpoint does not carry (placement, GPU count, container
+-- disk), and whether it was created through POST /rest/v2/serverless rather than from the config.
+CREATE TABLE IF NOT EXISTS endpoint_extras (id TEXT PRIMARY KEY, data TEXT NOT NULL);
+-- Network volumes created through POST /rest/v2/network-volumes (or the config's one once PATCHed).
+CREATE TABLE IF NOT EXISTS volumes (id TEXT PRIMARY KEY, data TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS jobs (id TEXT PRIMARY KEY, endpoint_id TEXT NOT NULL, data TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS billing (
     endpoint_id TEXT NOT NULL,
@@ -71,6 +76,28 @@ class Store:
     def save_endpoint(self, ep: Endpoint) -> None:
         self._db.execute("INSERT OR REPLACE INTO endpoints (id, data) VALUES (?, ?)",
                          (ep.id, json.dumps(ep.record())))
+
+    def delete_endpoint(self, endpoint_id: str) -> None:
+        """Forget an endpoint with its extras and jobs (billing history stays, as on RunPod)."""
+        with self._db:
+            self._db.execute("BEGIN")
+            for table, column in (("endpoints", "id"), ("endpoint_extras", "id"), ("jobs", "endpoint_id")):
+                self._db.execute(f"DELETE FROM {table} WHERE {column} = ?", (endpoint_id,))
+
+    def load_extras(self) -> dict[str, dict]:
+        return {row[0]: json.loads(row[1]) for row in self._db.execute("SELECT id, data FROM endpoint_extras")}
+
+    def save_extras(self, endpoint_id: str, extras: dict) -> None:
+        self._db.execute("INSERT OR REPLACE INTO endpoint_extras (id, data) VALUES (?, ?)",
+                         (endpoint_id, json.dumps(extras)))
+
+    # network volumes
+    def load_volumes(self) -> dict[str, dict]:
+        return {row[0]: json.loads(row[1]) for row in self._db.execute("SELECT id, data FROM volumes")}
+
+    def save_volume(self, volume: dict) -> None:
+        self._db.execute("INSERT OR REPLACE INTO volumes (id, data) VALUES (?, ?)",
+                         (volume["id"], json.dumps(volume)))
 
     # jobs
     def load_jobs(self) -> list[Job]:

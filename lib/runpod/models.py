@@ -3,6 +3,7 @@ BadResponse naming the operation, a missing optional field takes RunPod's docume
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
@@ -275,6 +276,9 @@ class Endpoint:
     network_volume_ids: tuple[str, ...]
     image: str
     raw: dict = field(default_factory=dict, repr=False, compare=False)
+    # repr=False: an endpoint's environment may hold credentials someone typed into RunPod's console.
+    env: Mapping[str, str] = field(default_factory=dict, repr=False)
+    disk_gb: int | None = None      # container disk; None when RunPod does not report it
 
     @classmethod
     def from_json(cls, data: object, where: str) -> "Endpoint":
@@ -325,7 +329,21 @@ class Endpoint:
             network_volume_ids=tuple(volumes),
             image=image or "",
             raw=dict(r.data),
+            env=_env(r.data.get("env"), where),
+            disk_gb=r.integer("disk"),
         )
+
+
+def _env(value: object, where: str) -> dict[str, str]:
+    """v2 sends env as an object of strings; v1/GraphQL answers use a list of {key, value}."""
+    if value is None:
+        return {}
+    if isinstance(value, list) and all(isinstance(i, dict) and isinstance(i.get("key"), str) for i in value):
+        value = {i["key"]: i.get("value") for i in value}
+    if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+        raise BadResponse(f"{where}: field 'env' is {_kind(value)}, expected an object of strings — the API "
+                          f"may have changed")
+    return dict(value)
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime, timezone
 from urllib.parse import quote, urljoin
 
@@ -76,6 +76,44 @@ def rfc3339(value: datetime) -> str:
     return as_utc(value).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def create_endpoint_body(*, name: str, image: str, gpu_pools, gpu_count: int, workers_min: int,
+                         workers_max: int, idle_timeout_s: int, scaling_type: str, scaling_value: float,
+                         flashboot: bool, timeout_ms: int, data_center_ids, network_volume_ids,
+                         env: Mapping[str, str] | None, disk_gb: int | None) -> dict:
+    """The v2 CreateEndpointRequest for a GPU queue endpoint with its container settings inline.
+
+    v2 takes the container settings (image, env, disk) in the endpoint body, so the console needs no
+    separate template (a templateId would be resolved into the same fields once, at create time).
+    """
+    kind = scaling_type.upper()
+    if kind not in SCALING_FIELDS:
+        raise ValueError(f"create_endpoint: scaling_type must be one of {', '.join(SCALING_FIELDS)}")
+    pools = list(gpu_pools)
+    if not pools:
+        raise ValueError("create_endpoint: give at least one GPU pool")
+    workers = {"min": int(workers_min), "max": int(workers_max)}
+    if kind == "QUEUE_DELAY":
+        # v2 rejects idleTimeout on queue endpoints that scale on requestCount.
+        workers["idleTimeout"] = int(idle_timeout_s)
+    value = scaling_value
+    if kind == "REQUEST_COUNT" or float(value).is_integer():
+        value = int(value)
+    body: dict = {
+        "name": name, "type": "QUEUE", "image": image,
+        "gpu": {"pools": pools, "count": int(gpu_count)},
+        "workers": workers,
+        "scaling": {"type": kind, SCALING_FIELDS[kind]: value},
+        "timeout": int(timeout_ms),
+        "flashboot": "FLASHBOOT" if flashboot else "OFF",
+        "dataCenterIds": list(data_center_ids),
+        "networkVolumes": list(network_volume_ids),
+        "env": dict(env or {}),
+    }
+    if disk_gb is not None:
+        body["disk"] = int(disk_gb)
+    return body
+
+
 class RestV2:
     def __init__(self, core: HttpCore, rest_url: str):
         self._core = core
@@ -130,12 +168,46 @@ class RestV2:
         data = self._get(path, not_found=f"endpoint {endpoint_id} not found — check the id in console.toml")
         return Endpoint.from_json(data, f"GET {path} (RunPod REST)")
 
+    def create_endpoint(self, *, name: str, image: str, gpu_pools: list[str] | tuple[str, ...],
+                        gpu_count: int = 1, workers_min: int = 0, workers_max: int = 3, idle_timeout_s: int = 5,
+                        scaling_type: str = "QUEUE_DELAY", scaling_value: float = 4, flashboot: bool = True,
+                        timeout_ms: int = 600_000, data_center_ids: list[str] | tuple[str, ...] = (),
+                        network_volume_ids: list[str] | tuple[str, ...] = (),
+                        env: Mapping[str, str] | None = None, disk_gb: int | None = None) -> Endpoint:
+        """POST /serverless: a queue endpoint running `image` (v2 CreateEndpointRequest, reference §3.2).
+
+        Every setting is sent explicitly: v2's create defaults (timeout 300 s, FlashBoot OFF, idle
+        timeout 10 s) differ from RunPod's documented endpoint defaults, and the console's declaration
+        must not depend on which of the two a server applies.
+        """
+        body = create_endpoint_body(
+            name=name, image=image, gpu_pools=gpu_pools, gpu_count=gpu_count, workers_min=workers_min,
+            workers_max=workers_max, idle_timeout_s=idle_timeout_s, scaling_type=scaling_type,
+            scaling_value=scaling_value, flashboot=flashboot, timeout_ms=timeout_ms,
+            data_center_ids=data_center_ids, network_volume_ids=network_volume_ids, env=env, disk_gb=disk_gb)
+        op = "POST /serverless (RunPod REST)"
+        # Retried like a job submission (only on 429/503): a blind retry could create a second endpoint.
+        data = self._core.request("POST", self.base + "/serverless", operation=op, retry=Retry.SUBMIT,
+                                  body=dump_json(body, op), gate=self._gate)
+        return Endpoint.from_json(data, op)
+
+    def delete_endpoint(self, endpoint_id: str) -> None:
+        """DELETE /serverless/{id}. RunPod may refuse while the endpoint still has workers (reference §3.3)."""
+        path = f"/serverless/{quote(endpoint_id, safe='')}"
+        self._core.request("DELETE", self.base + path, operation=f"DELETE {path} (RunPod REST)",
+                           retry=Retry.MUTATE, gate=self._gate,
+                           hints=Hints(not_found=f"endpoint {endpoint_id} not found — it may be deleted already"))
+
     def update_endpoint(self, endpoint_id: str, *, name: str | None = None, workers_min: int | None = None,
                         workers_max: int | None = None, idle_timeout_s: int | None = None,
                         scaling_type: str | None = None, scaling_value: float | None = None,
                         flashboot: bool | None = None, timeout_ms: int | None = None,
-                        gpu_pools: list[str] | tuple[str, ...] | None = None) -> Endpoint:
-        """PATCH only the given fields, in v2 shape."""
+                        gpu_pools: list[str] | tuple[str, ...] | None = None, gpu_count: int | None = None,
+                        image: str | None = None, env: Mapping[str, str] | None = None,
+                        data_center_ids: list[str] | tuple[str, ...] | None = None,
+                        network_volume_ids: list[str] | tuple[str, ...] | None = None,
+                        disk_gb: int | None = None) -> Endpoint:
+        """PATCH only the given fields, in v2 shape. `env` replaces the endpoint's whole environment."""
         body: dict = {}
         if name is not None:
             body["name"] = name
@@ -155,8 +227,15 @@ class RestV2:
             body["flashboot"] = "FLASHBOOT" if flashboot else "OFF"
         if timeout_ms is not None:
             body["timeout"] = int(timeout_ms)
-        if gpu_pools is not None:
-            body["gpu"] = {"pools": list(gpu_pools)}
+        if gpu_pools is not None or gpu_count is not None:
+            body["gpu"] = {k: v for k, v in (("pools", None if gpu_pools is None else list(gpu_pools)),
+                                             ("count", gpu_count)) if v is not None}
+        for key, value in (("image", image), ("env", None if env is None else dict(env)),
+                           ("dataCenterIds", None if data_center_ids is None else list(data_center_ids)),
+                           ("networkVolumes", None if network_volume_ids is None else list(network_volume_ids)),
+                           ("disk", disk_gb)):
+            if value is not None:
+                body[key] = value
         if not body:
             raise ValueError("update_endpoint: nothing to change — pass at least one field")
         path = f"/serverless/{quote(endpoint_id, safe='')}"
@@ -178,6 +257,31 @@ class RestV2:
     def network_volumes(self) -> Iterator[NetworkVolume]:
         for item, op in self._pages("/network-volumes", "networkVolumes"):
             yield NetworkVolume.from_json(item, op)
+
+    def create_network_volume(self, *, name: str, size_gb: int, datacenter: str,
+                              type: str | None = None) -> NetworkVolume:
+        """POST /network-volumes {name, size, dataCenter[, type]} (reference §3.2)."""
+        body = {"name": name, "size": int(size_gb), "dataCenter": datacenter}
+        if type is not None:
+            body["type"] = type
+        op = "POST /network-volumes (RunPod REST)"
+        data = self._core.request("POST", self.base + "/network-volumes", operation=op, retry=Retry.SUBMIT,
+                                  body=dump_json(body, op), gate=self._gate)
+        return NetworkVolume.from_json(data, op)
+
+    def update_network_volume(self, volume_id: str, *, name: str | None = None,
+                              size_gb: int | None = None) -> NetworkVolume:
+        """PATCH /network-volumes/{id}: rename, or grow (RunPod never shrinks a volume)."""
+        body = {k: v for k, v in (("name", name), ("size", size_gb)) if v is not None}
+        if not body:
+            raise ValueError("update_network_volume: nothing to change — pass name and/or size_gb")
+        path = f"/network-volumes/{quote(volume_id, safe='')}"
+        op = f"PATCH {path} (RunPod REST)"
+        data = self._core.request("PATCH", self.base + path, operation=op, retry=Retry.IDEMPOTENT,
+                                  body=dump_json(body, op), gate=self._gate,
+                                  hints=Hints(not_found=f"network volume {volume_id} not found — check [volume] "
+                                                        f"id in console.toml"))
+        return NetworkVolume.from_json(data, op)
 
     def network_volume(self, volume_id: str) -> NetworkVolume:
         path = f"/network-volumes/{quote(volume_id, safe='')}"

@@ -33,6 +33,13 @@ def services() -> Services:
     return _build()
 
 
+def reload_services() -> None:
+    """Restart the shared services (tracker, client, simulator) on the console.toml now on disk."""
+    old = services()
+    services.clear()
+    old.close()
+
+
 def _auth_configured() -> bool:
     return isinstance(_secrets().get("auth"), dict)
 

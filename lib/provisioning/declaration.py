@@ -1,0 +1,275 @@
+"""What console.toml declares for RunPod: the network volume and every endpoint, checked before any
+call is made.
+
+lib/config.py parses the scaling settings; the provisioning-only keys (gpu_count,
+container_disk_gb, and a validated env and data_centers) are read here from ConsoleConfig.raw:
+
+    [endpoints.training]
+    image = "serverless-console/lora-trainer:latest"
+    gpu_count = 1
+    container_disk_gb = 100
+    data_centers = ["EU-RO-1"]
+    env = { HF_TOKEN = "secret:HF_TOKEN" }
+
+A secret is referenced by name only. It is sent to RunPod as `{{ RUNPOD_SECRET_<name> }}`, which
+RunPod fills in from the account's secrets when a worker starts, so its value never passes through
+the console or the file. A literal value that looks like a credential is refused.
+"""
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from lib.config import ConsoleConfig, EndpointSpec, Prices
+
+SECRET_PREFIX = "secret:"
+# Prefixes of credentials the team handles: RunPod API keys (rpa_), RunPod S3 secrets (rps_),
+# Hugging Face tokens (hf_), and the common cloud/Git ones.
+SECRET_LIKE_PREFIXES = ("rpa_", "rps_", "hf_", "sk-", "sk_live_", "ghp_", "github_pat_", "xoxb-", "xoxp-",
+                        "AKIA", "glpat-")
+# Whole words of a variable name (HF_TOKEN, BUCKET_SECRET_ACCESS_KEY), not TOKENIZER_PARALLELISM.
+_SENSITIVE_NAME = re.compile(r"(^|_)(SECRET|TOKEN|PASSWORD|PASSWD|API_?KEY|PRIVATE_KEY|CREDENTIALS?)(_|$)",
+                             re.IGNORECASE)
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_RUNPOD_SECRET = re.compile(r"^\{\{\s*RUNPOD_SECRET_([A-Za-z0-9_-]+)\s*\}\}$")
+
+# DESIGN.md: worker-comfyui >= 5.x for the image and special endpoints (the special one needs a
+# derived image with its custom nodes baked in for production).
+DEFAULT_IMAGES = {"image": "runpod/worker-comfyui:5.8.5-base", "special": "runpod/worker-comfyui:5.8.5-base"}
+# Reference §3.2: pools of the serverless GPU classes.
+KNOWN_POOLS = ("AMPERE_16", "AMPERE_24", "ADA_24", "ADA_32_PRO", "AMPERE_48", "ADA_48_PRO", "AMPERE_80",
+               "ADA_80_PRO", "BLACKWELL_96", "HOPPER_141", "BLACKWELL_180")
+MAX_POOLS = 3                      # reference §1.11: up to 3 GPU types in priority order
+EXECUTION_TIMEOUT_MS = (5_000, 7 * 24 * 3600 * 1000)   # reference §1.11: 5 s to 7 days
+VOLUME_SIZE_GB = (10, 4096)        # reference §3.2
+# Reference §4: datacenters with RunPod's S3 API (as of 2026-03); the console reaches the volume
+# only through it.
+S3_DATACENTERS = ("EU-CZ-1", "EU-RO-1", "EUR-IS-1", "EUR-NO-1", "US-CA-2", "US-GA-2", "US-IL-1", "US-KS-2",
+                  "US-MD-1", "US-MO-1", "US-MO-2", "US-NC-1", "US-NC-2", "US-NE-1", "US-WA-1")
+
+
+class DeclarationError(ValueError):
+    """console.toml cannot be provisioned as written; `problems` lists every fix needed."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = problems
+        super().__init__("; ".join(problems))
+
+
+@dataclass(frozen=True)
+class SecretRef:
+    """An environment value taken from the RunPod account secret of this name."""
+
+    name: str
+
+    @property
+    def runpod_value(self) -> str:
+        return "{{ RUNPOD_SECRET_%s }}" % self.name
+
+    def __str__(self) -> str:
+        return f"secret {self.name}"
+
+
+EnvValue = str | SecretRef
+
+
+def runpod_env_value(value: str) -> str:
+    """A console.toml env value as RunPod gets it: "secret:NAME" becomes RunPod's secret template."""
+    if value.startswith(SECRET_PREFIX):
+        return SecretRef(value[len(SECRET_PREFIX):].strip()).runpod_value
+    return value
+
+
+def is_secret_like(value: str) -> bool:
+    return value.strip().startswith(SECRET_LIKE_PREFIXES)
+
+
+def shown_env_value(key: str, value: str) -> str:
+    """An environment value as it may be shown or written down: secrets never in clear."""
+    match = _RUNPOD_SECRET.match(value.strip())
+    if match:
+        return f"secret {match.group(1)}"
+    if is_secret_like(value) or (value and _SENSITIVE_NAME.search(key)):
+        return "•••• (hidden)"
+    return value
+
+
+def shown_env(env: Mapping[str, str]) -> str:
+    return "; ".join(f"{k}={shown_env_value(k, v)}" for k, v in sorted(env.items())) or "(none)"
+
+
+@dataclass(frozen=True)
+class VolumeDecl:
+    id: str
+    name: str
+    size_gb: int
+    datacenter: str
+
+
+@dataclass(frozen=True)
+class EndpointDecl:
+    role: str
+    spec: EndpointSpec            # the parsed settings, for lib.ops.drift
+    id: str
+    name: str
+    image: str
+    gpu_pools: tuple[str, ...]
+    gpu_count: int
+    workers_min: int
+    workers_max: int
+    idle_timeout_s: int
+    scaling_type: str
+    scaling_value: float
+    flashboot: bool
+    timeout_ms: int
+    data_centers: tuple[str, ...]
+    env: Mapping[str, EnvValue] | None = None   # None: the file does not manage the environment
+    container_disk_gb: int | None = None        # None: RunPod's default, not compared
+
+    @property
+    def runpod_env(self) -> dict[str, str] | None:
+        """The environment as RunPod gets it: secret references become RunPod secret templates."""
+        if self.env is None:
+            return None
+        return {k: v.runpod_value if isinstance(v, SecretRef) else v for k, v in self.env.items()}
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        return tuple(sorted(v.name for v in (self.env or {}).values() if isinstance(v, SecretRef)))
+
+
+@dataclass(frozen=True)
+class Declaration:
+    volume: VolumeDecl
+    endpoints: tuple[EndpointDecl, ...]
+    prices: Prices
+    path: Path | None = None
+    notes: tuple[str, ...] = field(default=())   # not errors, but worth knowing before applying
+
+    def endpoint(self, role: str) -> EndpointDecl:
+        for decl in self.endpoints:
+            if decl.role == role:
+                return decl
+        raise KeyError(f"console.toml declares no provisioned endpoint {role!r}")
+
+    @classmethod
+    def from_config(cls, config: ConsoleConfig) -> "Declaration":
+        """The declaration, or DeclarationError listing every problem of the file at once."""
+        problems: list[str] = []
+        notes: list[str] = []
+        volume = _volume(config, problems, notes)
+        raw_endpoints = config.raw.get("endpoints") or {}
+        endpoints = []
+        for role, spec in config.endpoints.items():
+            if spec.is_dev_worker:
+                notes.append(f"[endpoints.{role}] drives a worker under development ({spec.url}); it is not "
+                             f"provisioned on RunPod")
+                continue
+            endpoints.append(_endpoint(spec, raw_endpoints.get(role) or {}, volume, config, problems))
+        names: dict[str, str] = {}
+        for decl in endpoints:
+            if decl.name in names:
+                problems.append(f"[endpoints.{decl.role}] and [endpoints.{names[decl.name]}] are both named "
+                                f"{decl.name!r}; give every endpoint its own name (the plan finds endpoints "
+                                f"by name when their id is not known yet)")
+            names.setdefault(decl.name, decl.role)
+        if problems:
+            raise DeclarationError(problems)
+        return cls(volume=volume, endpoints=tuple(endpoints), prices=config.prices, path=config.path,
+                   notes=tuple(notes))
+
+
+def _volume(config: ConsoleConfig, problems: list[str], notes: list[str]) -> VolumeDecl:
+    v = config.volume
+    lo, hi = VOLUME_SIZE_GB
+    if not lo <= v.size_gb <= hi:
+        problems.append(f"[volume] size_gb must be between {lo} and {hi} GB (RunPod's limits), not {v.size_gb}")
+    if v.datacenter not in S3_DATACENTERS:
+        notes.append(f"[volume] datacenter {v.datacenter} is not among the datacenters with RunPod's S3 API "
+                     f"({', '.join(S3_DATACENTERS)} as of 2026-03); the console reaches the volume only "
+                     f"through that API")
+    return VolumeDecl(id=v.id, name=v.name or v.id, size_gb=v.size_gb, datacenter=v.datacenter)
+
+
+def _endpoint(spec: EndpointSpec, raw: Mapping, volume: VolumeDecl, config: ConsoleConfig,
+              problems: list[str]) -> EndpointDecl:
+    where = f"[endpoints.{spec.role}]"
+    name = spec.name or f"console-{spec.role}"
+    image = str(raw.get("image") or DEFAULT_IMAGES.get(spec.role, ""))
+    if not image:
+        problems.append(f"{where} needs image = \"<registry>/<image>:<tag>\": the container the endpoint runs "
+                        f"(for training, the image built from workers/lora_trainer/Dockerfile)")
+    if len(spec.gpu_pools) > MAX_POOLS:
+        problems.append(f"{where} gpu_pools lists {len(spec.gpu_pools)} pools; RunPod takes at most {MAX_POOLS}, "
+                        f"in order of preference")
+    for pool in spec.gpu_pools:
+        if pool not in KNOWN_POOLS and pool not in config.prices.flex_per_s:
+            problems.append(f"{where} gpu_pools: {pool!r} is not a RunPod serverless pool "
+                            f"({', '.join(KNOWN_POOLS)})")
+    gpu_count = _positive_int(raw, "gpu_count", 1, where, problems)
+    disk = _positive_int(raw, "container_disk_gb", None, where, problems)
+    if not 1 <= spec.idle_timeout_s <= 3600:
+        problems.append(f"{where} idle_timeout_s must be between 1 and 3600 seconds")
+    if spec.scaling_value < 1:
+        problems.append(f"{where} scaling_value must be at least 1 (seconds of queue delay, or jobs per worker)")
+    lo, hi = EXECUTION_TIMEOUT_MS
+    if not lo <= spec.execution_timeout_ms <= hi:
+        problems.append(f"{where} execution_timeout_ms must be between {lo} (5 s) and {hi} (7 days)")
+    data_centers = raw.get("data_centers", [volume.datacenter])
+    if isinstance(data_centers, str) or not isinstance(data_centers, list) \
+            or not all(isinstance(d, str) and d for d in data_centers):
+        problems.append(f"{where} data_centers must be a list of datacenter ids like [\"EU-RO-1\"]")
+        data_centers = [volume.datacenter]
+    elif volume.datacenter not in data_centers:
+        problems.append(f"{where} data_centers {data_centers} leaves out {volume.datacenter}, the network "
+                        f"volume's datacenter: workers elsewhere cannot mount the volume")
+    env = _env(raw.get("env"), where, problems)
+    return EndpointDecl(
+        role=spec.role, spec=spec, id=spec.id or "", name=name, image=image, gpu_pools=tuple(spec.gpu_pools),
+        gpu_count=gpu_count, workers_min=spec.workers_min, workers_max=spec.workers_max,
+        idle_timeout_s=spec.idle_timeout_s, scaling_type=spec.scaling_type, scaling_value=float(spec.scaling_value),
+        flashboot=spec.flashboot, timeout_ms=spec.execution_timeout_ms, data_centers=tuple(data_centers),
+        env=env, container_disk_gb=disk)
+
+
+def _positive_int(raw: Mapping, key: str, default: int | None, where: str, problems: list[str]) -> int | None:
+    value = raw.get(key, default)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        problems.append(f"{where} {key} must be a whole number of at least 1, not {value!r}")
+        return default
+    return value
+
+
+def _env(raw: object, where: str, problems: list[str]) -> dict[str, EnvValue] | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, Mapping):
+        problems.append(f"{where} env must be a table, e.g. env = {{ COMFY_LOG_LEVEL = \"INFO\" }}")
+        return None
+    env: dict[str, EnvValue] = {}
+    for key, value in raw.items():
+        if not _ENV_NAME.match(key):
+            problems.append(f"{where} env: {key!r} is not a valid environment variable name")
+            continue
+        if not isinstance(value, str):
+            problems.append(f"{where} env.{key} must be a string (quote numbers and booleans)")
+            continue
+        if value.startswith(SECRET_PREFIX):
+            name = value[len(SECRET_PREFIX):].strip()
+            if not re.match(r"^[A-Za-z0-9_-]+$", name):
+                problems.append(f"{where} env.{key}: write a secret as \"secret:NAME\", where NAME is the name of "
+                                f"a secret in your RunPod account (Settings → Secrets)")
+                continue
+            env[key] = SecretRef(name)
+        elif is_secret_like(value) or (value and _SENSITIVE_NAME.search(key)):
+            # The message never repeats the value: it is probably a live credential.
+            problems.append(f"{where} env.{key} holds what looks like a credential. Never write secrets in "
+                            f"console.toml: create a RunPod secret (Settings → Secrets) and write "
+                            f"{key} = \"secret:<its name>\" instead")
+        else:
+            env[key] = value
+    return env
