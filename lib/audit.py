@@ -7,10 +7,6 @@ import pandas as pd
 
 from lib.store import AuditEntry
 
-ACTIONS = ("submit", "cancel", "retry", "scale", "apply", "purge", "warmup", "upload", "move",
-           "delete", "promote", "dataset", "provision")
-
-
 def audit_frame(entries: list[AuditEntry]) -> pd.DataFrame:
     return pd.DataFrame([{
         "when": e.at, "who": e.user, "action": e.action, "target": e.target or "",

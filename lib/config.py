@@ -177,6 +177,8 @@ class ConsoleConfig:
         path = Path(path)
         try:
             text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError:
+            raise ConfigError(f"{path} is not UTF-8 text — save it as plain UTF-8 TOML") from None
         except FileNotFoundError:
             raise ConfigError(f"configuration file {path} not found (set CONSOLE_CONFIG)") from None
         except OSError as exc:
@@ -203,29 +205,51 @@ class ConsoleConfig:
         volume = VolumeSpec(id=str(vol["id"]), name=str(vol.get("name", "")),
                             datacenter=str(vol.get("datacenter", "EU-RO-1")),
                             size_gb=_int(vol, "size_gb", 100, where, "volume"))
-        p = data.get("prices") or {}
+        p = _table(data, "prices", where, "prices")
         prices = Prices(
             as_of=str(p.get("as_of", "unknown")),
-            flex_per_s={k: float(v) for k, v in (p.get("flex_per_s") or {}).items()},
-            active_per_s={k: float(v) for k, v in (p.get("active_per_s") or {}).items()},
-            pod_hourly_usd=float(p.get("pod_hourly_usd", 0.69)),
-            volume_usd_per_gb_month=float(p.get("volume_usd_per_gb_month", 0.07)),
+            flex_per_s=_prices(p, "flex_per_s", where),
+            active_per_s=_prices(p, "active_per_s", where),
+            pod_hourly_usd=_float(p, "pod_hourly_usd", 0.69, where, "prices"),
+            volume_usd_per_gb_month=_float(p, "volume_usd_per_gb_month", 0.07, where, "prices"),
         )
         for spec in endpoints.values():
             if spec.gpu_pools[0] not in prices.flex_per_s:
                 raise ConfigError(f"{where}: [endpoints.{spec.role}] pool {spec.gpu_pools[0]!r} "
                                   f"has no price in [prices.flex_per_s]")
-        s = data.get("simulator") or {}
+        s = _table(data, "simulator", where, "simulator")
+        cold = _table(s, "cold_start_s", where, "simulator.cold_start_s")
         sim = SimulatorSpec(
-            time_scale=float(s.get("time_scale", 0.05)),
-            flashboot_restart_s=float(s.get("flashboot_restart_s", 4.0)),
+            time_scale=_float(s, "time_scale", 0.05, where, "simulator"),
+            flashboot_restart_s=_float(s, "flashboot_restart_s", 4.0, where, "simulator"),
             cold_start_s={**SimulatorSpec().cold_start_s,
-                          **{k: float(v) for k, v in (s.get("cold_start_s") or {}).items()}},
+                          **{k: _float(cold, k, 0.0, where, "simulator.cold_start_s") for k in cold}},
         )
         if sim.time_scale <= 0:
             raise ConfigError(f"{where}: [simulator] time_scale must be > 0")
         return cls(endpoints=endpoints, volume=volume, prices=prices, simulator=sim,
                    raw=data, path=path)
+
+
+def _table(parent: Mapping, key: str, where: str, section: str) -> Mapping:
+    value = parent.get(key)
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ConfigError(f"{where}: [{section}] must be a table (a [{section}] section), not {value!r}")
+    return value
+
+
+def _float(table: Mapping, key: str, default: float, where: str, section: str) -> float:
+    value = table.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigError(f"{where}: [{section}] {key} must be a number, not {value!r}")
+    return float(value)
+
+
+def _prices(table: Mapping, key: str, where: str) -> dict[str, float]:
+    prices = _table(table, key, where, f"prices.{key}")
+    return {pool: _float(prices, pool, 0.0, where, f"prices.{key}") for pool in prices}
 
 
 def _int(table: Mapping, key: str, default: int, where: str, section: str) -> int:
@@ -244,8 +268,12 @@ def _endpoint(role: str, table: object, where: str) -> EndpointSpec:
     pools = table.get("gpu_pools", ["ADA_24"])
     if isinstance(pools, str):
         pools = [pools]
-    if not pools or not all(isinstance(p, str) for p in pools):
+    if not isinstance(pools, list) or not pools or not all(isinstance(p, str) for p in pools):
         raise ConfigError(f"{where}: [{section}] gpu_pools must be a list of pool ids like \"ADA_24\"")
+    flashboot = table.get("flashboot", True)
+    if not isinstance(flashboot, bool):
+        raise ConfigError(f"{where}: [{section}] flashboot must be true or false, not {flashboot!r}")
+    env = _table(table, "env", where, f"{section}.env")
     scaling_type = str(table.get("scaling_type", "QUEUE_DELAY")).upper()
     if scaling_type not in SCALING_TYPES:
         raise ConfigError(f"{where}: [{section}] scaling_type must be one of {', '.join(SCALING_TYPES)}")
@@ -260,11 +288,11 @@ def _endpoint(role: str, table: object, where: str) -> EndpointSpec:
         idle_timeout_s=_int(table, "idle_timeout_s", 5, where, section),
         scaling_type=scaling_type,
         scaling_value=_int(table, "scaling_value", 4, where, section),
-        flashboot=bool(table.get("flashboot", True)),
+        flashboot=flashboot,
         execution_timeout_ms=_int(table, "execution_timeout_ms", 600_000, where, section),
         image=str(table.get("image", "")),
         data_centers=tuple(table.get("data_centers", ())),
-        env=dict(table.get("env", {})),
+        env=dict(env),
     )
     if spec.workers_min < 0 or spec.workers_max < spec.workers_min:
         raise ConfigError(f"{where}: [{section}] needs 0 <= workers_min <= workers_max")

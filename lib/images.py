@@ -61,6 +61,9 @@ _OTHER_SIGNATURES = (
 )
 
 
+UPLOAD_INSTEAD = "upload a PNG, JPEG or WEBP file"
+
+
 class ImageError(ValueError):
     """An image input cannot be used; ``str(err)`` is a complete message starting with the file name."""
 
@@ -190,7 +193,7 @@ def _extension_warning(name: str, fmt: str) -> str | None:
 def probe(name: str, data: bytes, *, max_pixels: int = MAX_PIXELS) -> ImageInfo:
     """Identify the image and check its size from the header alone; raises :class:`ImageError`."""
     if not data:
-        raise ImageError(name, "this is not an image (0 bytes)")
+        raise ImageError(name, f"this is not an image (0 bytes) — {UPLOAD_INSTEAD}")
     fmt = sniff_format(data)
     if fmt is None:
         other = _describe_other(data)
@@ -198,8 +201,8 @@ def probe(name: str, data: bytes, *, max_pixels: int = MAX_PIXELS) -> ImageInfo:
             raise ImageError(name, f"this is {other[0]}; only PNG, JPEG and WEBP are accepted — "
                                    f"convert it first")
         if other:
-            raise ImageError(name, f"this is not an image (it is {other[0]})")
-        raise ImageError(name, "this is not an image (its content is not PNG, JPEG or WEBP)")
+            raise ImageError(name, f"this is not an image (it is {other[0]}) — {UPLOAD_INSTEAD}")
+        raise ImageError(name, f"this is not an image (its content is not PNG, JPEG or WEBP) — {UPLOAD_INSTEAD}")
     try:
         # The plugin class is used directly so that Pillow's own bomb check (which raises without
         # telling the dimensions above ~179 MP) does not pre-empt ours; nothing is decoded here.
@@ -208,7 +211,8 @@ def probe(name: str, data: bytes, *, max_pixels: int = MAX_PIXELS) -> ImageInfo:
             mode = im.mode
             frames = int(getattr(im, "n_frames", 1))
     except (OSError, SyntaxError, ValueError, EOFError, struct.error, zlib.error) as exc:
-        raise ImageError(name, f"the {fmt} data is damaged and cannot be read ({_short(exc)})") from None
+        raise ImageError(name, f"the {fmt} data is damaged and cannot be read ({_short(exc)}) — "
+                               f"export it again or upload another file") from None
     if width <= 0 or height <= 0:
         raise ImageError(name, f"the {fmt} header says {width}×{height} pixels, which is not a picture")
     if width * height > max_pixels:
@@ -241,10 +245,10 @@ def load_image(name: str, data: bytes, *, max_pixels: int = MAX_PIXELS) -> Check
             raise ImageError(name, f"the {info.format} file is incomplete (truncated) — "
                                    f"upload the full file again") from None
         raise ImageError(name, f"the {info.format} data is damaged and cannot be decoded "
-                               f"({_short(exc)})") from None
+                               f"({_short(exc)}) — export it again or upload another file") from None
     except (SyntaxError, ValueError, EOFError, struct.error, zlib.error) as exc:
         raise ImageError(name, f"the {info.format} data is damaged and cannot be decoded "
-                               f"({_short(exc)})") from None
+                               f"({_short(exc)}) — export it again or upload another file") from None
     return CheckedImage(name=name, image=to_rgb(upright), info=info, warnings=tuple(warnings))
 
 

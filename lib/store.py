@@ -419,6 +419,10 @@ class JobStore:
         return [AuditEntry(r["id"], _ts(r["at"]), r["user"], r["action"], r["target"],
                            _loads(r["detail_json"]) or {}, r["est_cost_usd"]) for r in rows]
 
+    def audit_actions(self) -> list[str]:
+        """Every action name recorded so far, for the Audit page's filter."""
+        return [r[0] for r in self._query("SELECT DISTINCT action FROM audit ORDER BY action")]
+
     # ---- key/value flags and bulk import --------------------------------------------------
     def flag(self, key: str) -> str | None:
         rows = self._query("SELECT value FROM kv WHERE key=?", (key,))

@@ -18,7 +18,7 @@ except PermissionError as exc:
 
 c1, c2, c3 = st.columns(3)
 who = c1.text_input("Who (e-mail)", key="audit.who").strip() or None
-action = c2.selectbox("Action", ["any", *audit.ACTIONS], key="audit.action")
+action = c2.selectbox("Action", ["any", *services.store.audit_actions()], key="audit.action")
 since = c3.date_input("Since", date.today() - timedelta(days=30), key="audit.since")
 
 entries = services.store.audit_entries(

@@ -16,7 +16,7 @@ from urllib.parse import quote
 from lib.runpod.errors import JobWaitTimeout, NotFound, RequestTimeout, Unsupported
 from lib.runpod.http import HttpCore, Retry
 from lib.runpod.jobs import (
-    RUN_LIMIT_BYTES, RUNSYNC_LIMIT_BYTES, PollPolicy, Policy, check_size, submit_body,
+    RUN_LIMIT_BYTES, RUNSYNC_LIMIT_BYTES, PollPolicy, Policy, check_size, submit_body, submitted_job,
 )
 from lib.runpod.models import Health, Job, JobStatus, PurgeResult, StreamPage
 
@@ -52,7 +52,7 @@ class DevWorkerJobs:
         check_size(body, RUN_LIMIT_BYTES, op, "/run")
         data = self._core.request("POST", self.url + "/run", operation=op, retry=Retry.SUBMIT, body=body,
                                   auth=False)
-        job = Job.from_json(data, op)
+        job = submitted_job(data, op)
         # It answers IN_PROGRESS, but nothing runs until POST /status: report what is true.
         return Job(id=job.id, status=JobStatus.IN_QUEUE, raw=job.raw)
 
@@ -64,7 +64,7 @@ class DevWorkerJobs:
         check_size(body, RUNSYNC_LIMIT_BYTES, op, "/runsync")
         data = self._core.request("POST", self.url + "/runsync", operation=op, retry=Retry.SUBMIT, body=body,
                                   auth=False, timeout=self._core.timeout_with_read(self.run_timeout_s))
-        return Job.from_json(data, op)
+        return submitted_job(data, op)
 
     def status(self, job_id: str, *, ttl_ms: int | None = None) -> Job:
         """Runs the stored job (blocking) the first time; later calls answer from memory."""

@@ -182,7 +182,12 @@ class HttpCore:
             if gate is not None:
                 gate.observe(response)
             if response.is_success:
-                return self._decode(response, operation)
+                try:
+                    return self._decode(response, operation)
+                except BadResponse as exc:
+                    # A 2xx means the request reached RunPod: a submission may have created the job.
+                    exc.outcome_unknown = retry is Retry.SUBMIT
+                    raise
             error = self._status_error(response, operation, retry, hints)
             response.close()  # before sleeping: a failed attempt must not pin a pooled connection
             delay = self._status_retry_delay(response, retry, attempt)

@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from urllib.parse import quote
 
-from lib.runpod.errors import JobWaitTimeout, PayloadTooLarge
+from lib.runpod.errors import BadResponse, JobWaitTimeout, PayloadTooLarge
 from lib.runpod.http import Hints, HttpCore, Retry, dump_json
 from lib.runpod.models import TERMINAL, Health, Job, PurgeResult, StreamPage
 
@@ -63,6 +63,16 @@ def submit_body(input: dict, webhook: str | None, policy: Policy | None, what: s
     return dump_json(body, what)
 
 
+def submitted_job(data: object, operation: str, job_id: str | None = None) -> Job:
+    """The Job in a 2xx answer to /run, /runsync or /retry. RunPod received the request, so an
+    answer we cannot read leaves the job's existence unknown: never a reason to resend."""
+    try:
+        return Job.from_json(data, operation, job_id)
+    except BadResponse as exc:
+        exc.outcome_unknown = True
+        raise
+
+
 def check_size(body: bytes, limit: int, operation: str, route: str) -> None:
     if len(body) > limit:
         raise PayloadTooLarge(len(body), limit, operation=operation, route=route)
@@ -103,7 +113,7 @@ class EndpointJobs:
         data = self._core.request("POST", self.base + "/run", operation=op, retry=Retry.SUBMIT, body=body,
                                   hints=Hints(not_found=self._endpoint_missing(), body_size=len(body),
                                               body_limit=RUN_LIMIT_BYTES, route="/run"))
-        return Job.from_json(data, op)
+        return submitted_job(data, op)
 
     def runsync(self, input: dict, *, wait_ms: int | None = None, webhook: str | None = None,
                 policy: Policy | None = None) -> Job:
@@ -122,7 +132,7 @@ class EndpointJobs:
                                   params=params, timeout=timeout,
                                   hints=Hints(not_found=self._endpoint_missing(), body_size=len(body),
                                               body_limit=RUNSYNC_LIMIT_BYTES, route="/runsync"))
-        return Job.from_json(data, op)
+        return submitted_job(data, op)
 
     def retry(self, job_id: str) -> Job:
         """Re-queue a FAILED or TIMED_OUT job under the same id."""
@@ -130,7 +140,7 @@ class EndpointJobs:
         op = self._op("POST", path)
         data = self._core.request("POST", self.base + path, operation=op, retry=Retry.SUBMIT,
                                   hints=Hints(not_found=JOB_GONE))
-        return Job.from_json(data, op, job_id)
+        return submitted_job(data, op, job_id)
 
     # ------------------------------------------------------------------ read
 

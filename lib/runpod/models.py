@@ -3,6 +3,7 @@ BadResponse naming the operation, a missing optional field takes RunPod's docume
 from __future__ import annotations
 
 import enum
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -76,7 +77,7 @@ class Reader:
         value = self.data.get(key)
         if value is None:
             return default
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not _finite(value):
             raise self._bad(key, "a number")
         if isinstance(value, float) and not value.is_integer():
             return round(value)
@@ -86,7 +87,7 @@ class Reader:
         value = self.data.get(key)
         if value is None:
             return default
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not _finite(value):
             raise self._bad(key, "a number")
         return value
 
@@ -125,6 +126,11 @@ class Reader:
         except ValueError:
             raise self._bad(key, "an RFC 3339 timestamp") from None
         return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+
+
+def _finite(value: int | float) -> bool:
+    # Python's json accepts NaN and Infinity, which RunPod never sends; round() would crash on them.
+    return not isinstance(value, float) or math.isfinite(value)
 
 
 def _kind(value: object) -> str:
@@ -298,7 +304,7 @@ class Endpoint:
             mode = r.text("flashboot", "FLASHBOOT")
             if mode not in FLASHBOOT_MODES:
                 raise BadResponse(f"{where}: unknown flashboot mode {mode!r} — expected one of "
-                                  f"{', '.join(FLASHBOOT_MODES)}")
+                                  f"{', '.join(FLASHBOOT_MODES)}; the API may have changed")
         volumes = []
         for item in r.items("networkVolumes"):
             if isinstance(item, str):

@@ -33,6 +33,7 @@ _ARCHIVE_MAGIC = (b"PK\x03\x04", b"PK\x05\x06", b"\x1f\x8b", b"7z\xbc\xaf", b"Ra
 # would refuse nearly every real upload, and they are never read.
 _OS_JUNK = ("__MACOSX/",)
 _OS_JUNK_NAMES = (".DS_Store", "Thumbs.db", "desktop.ini")
+FIX_AND_RETRY = "remove or replace the files below and upload again"
 
 
 @dataclass(frozen=True)
@@ -140,7 +141,7 @@ def _pair(files: list[tuple[str, bytes]]) -> UploadResult:
             continue
         loaded.append(UploadedImage(source=name, stem=stem, image=image, caption=captions.get(stem)))
     if offenders:
-        raise UploadRejected("The upload was refused and nothing was added", offenders)
+        raise UploadRejected(f"The upload was refused and nothing was added — {FIX_AND_RETRY}", offenders)
     image_stems = {stem for _, stem, _ in images}
     notes = [f"{stem}.txt has no matching image and was skipped" for stem in sorted(captions)
              if stem not in image_stems]
@@ -153,7 +154,8 @@ def read_files(files: Iterable[tuple[str, bytes]]) -> UploadResult:
     zipped: list[UploadResult] = []
     files = list(files)
     if len(files) > MAX_FILES:
-        raise UploadRejected(f"{len(files)} files is more than the {MAX_FILES} allowed at once", [])
+        raise UploadRejected(f"{len(files)} files is more than the {MAX_FILES} allowed at once — add them in "
+                             f"several batches", [])
     for name, data in files:
         base = posixpath.basename(name.replace("\\", "/"))
         if base.lower().endswith(".zip"):
@@ -174,11 +176,13 @@ def read_zip(data: bytes) -> UploadResult:
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
     except zipfile.BadZipFile:
-        raise UploadRejected("The file is not a readable zip archive", []) from None
+        raise UploadRejected("The file is not a readable zip archive — upload a .zip made with your "
+                             "computer's Compress command, or the photos themselves", []) from None
     with archive:
         entries = [i for i in archive.infolist() if not i.is_dir()]
         if len(entries) > MAX_FILES:
-            raise UploadRejected(f"The zip holds {len(entries)} files; at most {MAX_FILES} are allowed",
+            raise UploadRejected(f"The zip holds {len(entries)} files; at most {MAX_FILES} are allowed — "
+                                 f"split it into several zips",
                                  [Offender(i.filename, "over the file count limit")
                                   for i in entries[MAX_FILES:]])
         offenders: list[Offender] = []
@@ -214,7 +218,7 @@ def read_zip(data: bytes) -> UploadResult:
             offenders.append(Offender("(whole zip)", f"{total / 1e9:.1f} GB uncompressed, over the "
                                                       f"{MAX_TOTAL_UNCOMPRESSED / 1024 ** 3:.0f} GiB limit"))
         if offenders:
-            raise UploadRejected("The zip was refused and nothing was added", offenders)
+            raise UploadRejected(f"The zip was refused and nothing was added — {FIX_AND_RETRY}", offenders)
         files = []
         for info in wanted:
             files.append((info.filename, _read_bounded(archive, info)))
@@ -228,9 +232,9 @@ def _read_bounded(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> bytes:
         with archive.open(info) as fh:
             data = fh.read(info.file_size + 1)
     except (zipfile.BadZipFile, OSError, NotImplementedError, EOFError) as exc:
-        raise UploadRejected("The zip was refused and nothing was added",
+        raise UploadRejected(f"The zip was refused and nothing was added — {FIX_AND_RETRY}",
                              [Offender(info.filename, f"cannot be read ({exc})")]) from None
     if len(data) > info.file_size:
-        raise UploadRejected("The zip was refused and nothing was added",
+        raise UploadRejected(f"The zip was refused and nothing was added — {FIX_AND_RETRY}",
                              [Offender(info.filename, "larger than its header says")])
     return data

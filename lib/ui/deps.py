@@ -5,6 +5,8 @@ import atexit
 import hashlib
 import json
 import uuid
+from collections.abc import Mapping
+from typing import NoReturn
 
 import streamlit as st
 
@@ -41,7 +43,35 @@ def reload_services() -> None:
 
 
 def _auth_configured() -> bool:
-    return isinstance(_secrets().get("auth"), dict)
+    # Streamlit hands a secrets table over as AttrDict: a Mapping, not a dict.
+    return isinstance(_secrets().get("auth"), Mapping)
+
+
+def _gate(render) -> NoReturn:
+    """Show only `render` and stop. It is served through st.navigation, even alone: an app that
+    stops before calling st.navigation makes Streamlit serve every file in pages/ by its URL,
+    which would skip this gate."""
+    st.navigation([st.Page(render, title="Serverless Console", url_path="sign-in", default=True)],
+                  position="hidden").run()
+    st.stop()
+
+
+def _ask_to_sign_in() -> None:
+    st.title("Serverless Console")
+    st.write("Sign in with your company account to continue.")
+    st.button("Sign in", icon=":material/login:", on_click=st.login, type="primary")
+
+
+def _refuse_stranger() -> None:
+    st.error(f"{st.user.get('email')} is not allowed in this console. Ask an operator to add "
+             "you to [access] in console.toml.")
+    st.button("Sign out", on_click=st.logout)
+
+
+def _refuse_remote() -> None:
+    st.error("No sign-in is configured, so this console only runs for a local operator on "
+             "127.0.0.1. Configure [auth] in .streamlit/secrets.toml (OpenID Connect) or start it "
+             "with --server.address 127.0.0.1.")
 
 
 def sign_in_gate(services_: Services) -> User:
@@ -49,26 +79,17 @@ def sign_in_gate(services_: Services) -> User:
     otherwise a single local operator — but only while the console listens on loopback."""
     if _auth_configured():
         if not st.user.is_logged_in:
-            st.title("Serverless Console")
-            st.write("Sign in with your company account to continue.")
-            st.button("Sign in", icon=":material/login:", on_click=st.login, type="primary")
-            st.stop()
+            _gate(_ask_to_sign_in)
         user = services_.access.user(str(st.user.get("email") or ""), str(st.user.get("name") or ""))
         if user is None:
-            st.error(f"{st.user.get('email')} is not allowed in this console. Ask an operator to add "
-                     "you to [access] in console.toml.")
-            st.button("Sign out", on_click=st.logout)
-            st.stop()
+            _gate(_refuse_stranger)
         st.session_state["auth.user"] = user
         return user
     preset = st.session_state.get("auth.user")
     if preset is not None:
         return preset
     if not local_operator_allowed(st.get_option("server.address")):
-        st.error("No sign-in is configured, so this console only runs for a local operator on "
-                 "127.0.0.1. Configure [auth] in .streamlit/secrets.toml (OpenID Connect) or start it "
-                 "with --server.address 127.0.0.1.")
-        st.stop()
+        _gate(_refuse_remote)
     return LOCAL_OPERATOR
 
 

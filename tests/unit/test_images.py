@@ -57,7 +57,7 @@ def noise_photo() -> Image.Image:
 def test_zero_byte_file_is_named_and_refused():
     with pytest.raises(ImageError) as err:
         load_image("face.png", b"")
-    assert str(err.value) == "face.png: this is not an image (0 bytes)"
+    assert str(err.value) == "face.png: this is not an image (0 bytes) — upload a PNG, JPEG or WEBP file"
 
 
 def test_bomb_header_is_refused_with_its_dimensions_before_decoding():
@@ -106,7 +106,7 @@ def test_truncated_jpeg_says_incomplete(astronaut):
 def test_text_with_image_extension_is_not_an_image():
     with pytest.raises(ImageError) as err:
         load_image("notes.png", b"shopping list: eggs, milk\n" * 5)
-    assert str(err.value) == "notes.png: this is not an image (its content is not PNG, JPEG or WEBP)"
+    assert str(err.value) == "notes.png: this is not an image (its content is not PNG, JPEG or WEBP) — upload a PNG, JPEG or WEBP file"
 
 
 @pytest.mark.parametrize("content, expected", [

@@ -142,8 +142,8 @@ def test_hostile_uploads_each_get_their_message(face):
                       [Upload("notes.jpg", b"just some text, not a photo"), Upload("ok.png", face.data)],
                       FaceSwapOptions(), batch_id="fsE")
     assert err.value.problems == [
-        "face.png: this is not an image (0 bytes)",
-        "notes.jpg: this is not an image (its content is not PNG, JPEG or WEBP)"]
+        "face.png: this is not an image (0 bytes) — upload a PNG, JPEG or WEBP file",
+        "notes.jpg: this is not an image (its content is not PNG, JPEG or WEBP) — upload a PNG, JPEG or WEBP file"]
     with pytest.raises(SpecialInputError, match="add at least one target photo"):
         plan_faceswap(face, [], FaceSwapOptions(), batch_id="fsE")
 

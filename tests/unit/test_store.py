@@ -113,3 +113,10 @@ def test_display_copy_shortens_base64():
     from lib.overview import for_display
     shown = for_display({"images": [{"image": "A" * 5000}], "seed": 1})
     assert shown["seed"] == 1 and shown["images"][0]["image"].endswith("(5,000 characters)")
+
+
+def test_audit_actions_lists_what_was_recorded(store):
+    store.audit("a", "endpoint.apply", "ep")
+    store.audit("a", "submit", "j")
+    store.audit("b", "submit", "k")
+    assert store.audit_actions() == ["endpoint.apply", "submit"]

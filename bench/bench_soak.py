@@ -1,0 +1,215 @@
+"""Soak benchmark: thousands of jobs through the console's Tracker, memory must stay flat.
+
+Starts `python -m lib.localpod` as a subprocess (so this process's memory is the console's only),
+with an extra endpoint `basic` whose jobs run localpod's configurable `basic` handler, then
+submits jobs at a steady rate through Tracker.submit (store first, then /run) while the tracker
+thread follows them. RSS (VmRSS of /proc/self/status) is sampled every few seconds. At the end
+every job must be COMPLETED with its own output, and the simulator must hold exactly one job per
+submission. Prints name=value lines:
+
+    soak_jobs  soak_duration_s  soak_rss_start_mb  soak_rss_end_mb  soak_rss_max_mb
+    soak_rss_slope_mb_per_min (least-squares fit over the second half of the samples)
+    soak_lost_jobs (not COMPLETED with their own output)  soak_duplicate_jobs (extra jobs on RunPod)
+    and context: soak_submit_rate_per_s, soak_completed, soak_failed, soak_p50_latency_ms, ...
+
+    python bench/bench_soak.py [--minutes 10] [--jobs 2000] [--sleep-ms 40] [--workers 8]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import httpx  # noqa: E402
+
+from lib.config import ConsoleConfig  # noqa: E402
+from lib.runpod import RunPod  # noqa: E402
+from lib.store import JobStore  # noqa: E402
+from lib.tracker import Tracker  # noqa: E402
+
+READY_PREFIX = "localpod ready on "
+USER = "soak@localhost"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def rss_mb() -> float:
+    with open("/proc/self/status", encoding="ascii") as fh:
+        for line in fh:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmRSS in /proc/self/status (Linux only)")
+
+
+def slope_per_min(samples: list[tuple[float, float]]) -> float:
+    """Least-squares slope of (seconds, MB) in MB per minute; 0 for fewer than two samples."""
+    if len(samples) < 2:
+        return 0.0
+    xs = [t for t, _ in samples]
+    ys = [m for _, m in samples]
+    mx, my = statistics.fmean(xs), statistics.fmean(ys)
+    var = sum((x - mx) ** 2 for x in xs)
+    if var == 0:
+        return 0.0
+    return sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / var * 60
+
+
+def write_config(folder: Path, workers: int) -> Path:
+    text = (ROOT / "console.toml").read_text(encoding="utf-8") + f"""
+[endpoints.basic]
+id = "basic-soak"
+name = "console-basic"
+gpu_pools = ["ADA_24"]
+workers_max = {workers}
+idle_timeout_s = 60
+"""
+    path = folder / "console.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def start_localpod(data_dir: Path, config: Path, key: str, time_scale: float) -> tuple[subprocess.Popen, str]:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "lib.localpod", "--host", "127.0.0.1", "--port", str(free_port()),
+         "--data", str(data_dir), "--no-seed", "--api-key", key, "--config", str(config),
+         "--time-scale", str(time_scale)],
+        cwd=ROOT, stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    line = proc.stdout.readline().strip()
+    if not line.startswith(READY_PREFIX):
+        proc.kill()
+        raise SystemExit(f"localpod did not start: {line!r}")
+    return proc, line[len(READY_PREFIX):]
+
+
+class Sampler(threading.Thread):
+    def __init__(self, every_s: float, t0: float):
+        super().__init__(name="rss-sampler", daemon=True)
+        self.every_s = every_s
+        self.t0 = t0
+        self.samples: list[tuple[float, float]] = [(0.0, rss_mb())]
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        while not self.stop.wait(self.every_s):
+            self.samples.append((time.monotonic() - self.t0, rss_mb()))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--minutes", type=float, default=10.0, help="submission period (default 10)")
+    parser.add_argument("--jobs", type=int, default=2000, help="jobs to submit (default 2000)")
+    parser.add_argument("--sleep-ms", type=int, default=40, help="work per job in the handler (default 40)")
+    parser.add_argument("--workers", type=int, default=8, help="max workers of the endpoint (default 8)")
+    parser.add_argument("--time-scale", type=float, default=0.002,
+                        help="simulator seconds compression (default 0.002: a 120 s cold start is 0.24 s)")
+    parser.add_argument("--sample-s", type=float, default=5.0, help="RSS sampling period (default 5)")
+    args = parser.parse_args(argv)
+    if args.jobs < 1 or args.minutes <= 0:
+        parser.error("--jobs must be >= 1 and --minutes > 0")
+
+    key = secrets.token_urlsafe(16)
+    with tempfile.TemporaryDirectory(prefix="soak-") as tmp:
+        tmp_path = Path(tmp)
+        config_path = write_config(tmp_path, args.workers)
+        config = ConsoleConfig.load(config_path)
+        proc, url = start_localpod(tmp_path / "localpod", config_path, key, args.time_scale)
+        client = RunPod(key, api_url=f"{url}/v2", rest_url=f"{url}/rest/v2")
+        store = JobStore(tmp_path / "console")
+        tracker = Tracker(store, config, lambda role: client.for_spec(config.endpoint(role))).start()
+        try:
+            return run(args, url, key, tracker, store)
+        finally:
+            tracker.stop()
+            store.close()
+            client.close()
+            proc.terminate()
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+def run(args, url: str, key: str, tracker: Tracker, store: JobStore) -> int:
+    interval = args.minutes * 60 / args.jobs
+    t0 = time.monotonic()
+    sampler = Sampler(args.sample_s, t0)
+    sampler.start()
+    local_ids: list[str] = []
+    submit_errors = 0
+    for i in range(args.jobs):
+        # Paced against the start time so that a slow submit does not shift every later one.
+        pause = t0 + i * interval - time.monotonic()
+        if pause > 0:
+            time.sleep(pause)
+        try:
+            record = tracker.submit("basic", {"sleep_ms": args.sleep_ms, "echo": i}, kind="soak", user=USER,
+                                    idempotency_key=f"soak-{i}")
+        except Exception as exc:  # counted as lost below; the soak goes on
+            submit_errors += 1
+            print(f"# submit {i} failed: {exc}", file=sys.stderr)
+            continue
+        local_ids.append(record.local_id)
+    submitted_s = time.monotonic() - t0
+    try:
+        records = tracker.wait_for(local_ids, timeout_s=120)
+    except TimeoutError as exc:
+        print(f"# {exc}", file=sys.stderr)
+        records = [store.get(i) for i in local_ids]
+    duration = time.monotonic() - t0
+    sampler.stop.set()
+    sampler.join()
+    samples = sampler.samples + [(duration, rss_mb())]
+
+    with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=60) as admin:
+        on_runpod = admin.get("/admin/jobs", params={"endpoint_id": "basic-soak"}).json()["jobs"]
+    ok = [r for r in records if r.status == "COMPLETED" and isinstance(r.output, dict)
+          and r.output.get("echo") == int(r.idempotency_key.removeprefix("soak-"))]
+    lost = args.jobs - len(ok)
+    # Every submission carries its own echo value: two simulator jobs with one value = a duplicate.
+    echoes = [job["output"].get("echo") if isinstance(job.get("output"), dict) else job["id"]
+              for job in on_runpod]
+    duplicates = len(echoes) - len(set(echoes))
+    latencies = sorted((r.finished_at - r.created_at).total_seconds() * 1000 for r in records
+                       if r.finished_at is not None)
+    second_half = [s for s in samples if s[0] >= duration / 2]
+
+    figures = {
+        "soak_jobs": args.jobs,
+        "soak_duration_s": round(duration, 1),
+        "soak_submit_period_s": round(submitted_s, 1),
+        "soak_submit_rate_per_s": round(args.jobs / submitted_s, 2),
+        "soak_completed": sum(r.status == "COMPLETED" for r in records),
+        "soak_failed": sum(r.status != "COMPLETED" for r in records) + submit_errors,
+        "soak_p50_latency_ms": round(latencies[len(latencies) // 2]) if latencies else "n/a",
+        "soak_p99_latency_ms": round(latencies[int(len(latencies) * 0.99) - 1]) if latencies else "n/a",
+        "soak_rss_samples": len(samples),
+        "soak_rss_start_mb": round(samples[0][1], 1),
+        "soak_rss_end_mb": round(samples[-1][1], 1),
+        "soak_rss_max_mb": round(max(m for _, m in samples), 1),
+        "soak_rss_slope_mb_per_min": round(slope_per_min(second_half), 3),
+        "soak_lost_jobs": lost,
+        "soak_duplicate_jobs": duplicates,
+        "soak_runpod_jobs": len(on_runpod),
+    }
+    for name, value in figures.items():
+        print(f"{name}={value}")
+    return 0 if lost == 0 and duplicates == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,83 @@
+"""The sign-in gate without a browser (AppTest): [auth] in secrets must turn OpenID Connect sign-in on.
+
+Streamlit hands nested secrets tables over as AttrDict, a Mapping that is not a dict.
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+import streamlit as st
+from streamlit import config as st_config
+from streamlit.testing.v1 import AppTest
+
+from lib.config import Secret, Settings
+from lib.services import build_services
+from lib.ui import deps
+
+ROOT = Path(__file__).resolve().parents[2]
+AUTH = {"redirect_uri": "http://127.0.0.1:8501/oauth2callback", "cookie_secret": "not-a-real-secret",
+        "client_id": "serverless-console", "client_secret": "not-a-real-secret",
+        "server_metadata_url": "http://127.0.0.1:9/.well-known/openid-configuration"}
+
+
+@pytest.fixture(scope="module")
+def quiet_console(tmp_path_factory):
+    data = tmp_path_factory.mktemp("gate")
+    config = data / "console.toml"
+    text = re.sub(r"(?m)^time_scale = .*$", "time_scale = 0.002", (ROOT / "console.toml").read_text(encoding="utf-8"))
+    # The repo's [access] table (up to the next table or comment block) becomes one operator.
+    text = re.sub(r"(?ms)^\[access\]\n.*?(?=^\[|^#|\Z)", "", text)
+    config.write_text(text + '\n[access]\noperators = ["olga.ops@example.com"]\n', encoding="utf-8")
+    services = build_services(Settings(api_key=Secret(""), config_path=config, data_dir=data), start_tracker=False)
+    yield services
+    services.close()
+
+
+@pytest.fixture
+def app(quiet_console, monkeypatch):
+    st.cache_resource.clear()
+    monkeypatch.setattr(deps, "_build", lambda: quiet_console)
+    yield AppTest.from_file(str(ROOT / "app.py"), default_timeout=30)
+    st.cache_resource.clear()
+
+
+def test_auth_in_secrets_asks_for_sign_in_instead_of_letting_a_local_operator_in(app):
+    """FINDING: lib/ui/deps.py checks isinstance(secrets["auth"], dict); Streamlit's AttrDict is not
+    a dict, so a console configured for OpenID Connect lets everyone on loopback in as operator."""
+    app.secrets["auth"] = AUTH
+    app.user = {"is_logged_in": False}
+    app.run()
+    assert not app.exception
+    assert [b.label for b in app.button] == ["Sign in"]
+    assert not any("Signed in as" in c.value for c in app.sidebar.caption)
+
+
+def test_a_signed_in_person_gets_the_role_from_console_toml(app):
+    app.secrets["auth"] = AUTH
+    app.user = {"is_logged_in": True, "email": "Olga.Ops@example.com", "name": "Olga Ops"}
+    app.run()
+    assert not app.exception
+    assert any("Signed in as **Olga Ops** (operator)" in c.value for c in app.sidebar.caption)
+    assert "Sign out" in [b.label for b in app.sidebar.button]
+
+
+def test_a_signed_in_stranger_is_refused(app):
+    app.secrets["auth"] = AUTH
+    app.user = {"is_logged_in": True, "email": "eve@elsewhere.example", "name": "Eve"}
+    app.run()
+    assert not app.exception
+    assert any("eve@elsewhere.example is not allowed in this console" in e.value for e in app.error)
+    assert [b.label for b in app.button] == ["Sign out"]
+
+
+def test_without_auth_a_loopback_console_is_the_local_operator(app):
+    previous = st_config.get_option("server.address")
+    st_config.set_option("server.address", "127.0.0.1")
+    try:
+        app.run()
+    finally:
+        st_config.set_option("server.address", previous)
+    assert not app.exception
+    assert any("Local operator" in c.value for c in app.sidebar.caption)
