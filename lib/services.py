@@ -22,6 +22,8 @@ log = logging.getLogger(__name__)
 
 REAL_COLD_START_THRESHOLD_MS = 10_000.0
 MONITOR_INTERVAL_S = 15.0
+DEMO_PHOTOS = "demo/photos/ava/"
+DEMO_USER = "demo-seed@localhost"
 
 
 @dataclass
@@ -86,6 +88,7 @@ def build_services(settings: Settings, *, start_tracker: bool = True,
         client = RunPod(key, api_url=localpod.api_url, rest_url=localpod.rest_url)
         volume = volume_from_settings(settings, config, local_root=localpod.volume_dir)
         _import_demo_history(store, config, localpod.seed_info)
+        _adopt_demo_photos(store, volume)
         scale = config.simulator.time_scale
 
         def threshold(role: str) -> float:
@@ -144,3 +147,22 @@ def _import_demo_history(store: JobStore, config: ConsoleConfig, seed_info: dict
     store.import_history(rows)
     store.set_flag("demo_history_imported", now.isoformat())
     log.info("imported %d simulated past jobs", len(rows))
+
+
+def _adopt_demo_photos(store: JobStore, volume: Volume) -> None:
+    """Turn the simulator's demo photos into the training set "ava" (v1), once, as staff would."""
+    if store.flag("demo_training_set") or not volume.exists(f"{DEMO_PHOTOS}ava_01.png"):
+        return
+    from lib.localpod.seed import TRIGGER
+    from lib.training.datasets import DatasetError, TrainingSets
+    from lib.training.uploads import read_files
+
+    sets = TrainingSets(volume)
+    try:
+        sets.create("ava", TRIGGER, DEMO_USER)
+        draft = sets.draft("ava")
+        draft.add(read_files((obj.name, volume.read(obj.key)) for obj in volume.list(DEMO_PHOTOS)))
+        sets.save(draft, DEMO_USER, note="simulated demo set")
+    except DatasetError as exc:  # someone made an "ava" set already: leave theirs alone
+        log.info("demo training set not created: %s", exc)
+    store.set_flag("demo_training_set", "done")

@@ -50,7 +50,9 @@ MODEL_FILES = (
     "loras/ava/run-0001/ava_000000500.safetensors",
     "loras/ava/run-0001/ava_000001000.safetensors",
 )
-DATASET_DIR = "datasets/ava/v1"
+# Raw demo photos with captions, as a person would have them; the console turns them into the
+# versioned training set datasets/ava/v1 (set.json + manifest) the first time it starts.
+DATASET_DIR = "demo/photos/ava"
 DATASET_SIZE = 16
 TRIGGER = "ava_tok"
 

@@ -108,6 +108,7 @@ def test_operator_uploads_a_model_with_progress(console):
 
 def test_viewer_browses_but_cannot_change_files(console):
     at = page("models.py", user=VIEWER)
+    at.text_input(key="models.query").input("ava_v1").run()
     at.selectbox(key="models.file").set_value("models/loras/ava_v1.safetensors").run()
     labels = {b.label for b in at.button}
     assert not {"Move / rename…", "Delete…", "Upload"} & labels
