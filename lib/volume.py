@@ -9,6 +9,8 @@ so deletes are one object at a time and copies are a single CopyObject.
 """
 from __future__ import annotations
 
+import functools
+
 import io
 import os
 import time
@@ -148,7 +150,28 @@ def _is_tmp(name: str) -> bool:
     return name.startswith(".") and name.endswith(_TMP_SUFFIX)
 
 
+def _counts_change(method):
+    @functools.wraps(method)
+    def changing(self, *args, **kwargs):
+        try:
+            return method(self, *args, **kwargs)
+        finally:  # a failed change may still have changed something: count it too
+            self.version += 1
+    return changing
+
+
 class Volume(ABC):
+    #: Bumped by every write, delete, copy and move made through this object. Cached listings use
+    #: it as part of their key, so a page never shows a folder as it was before the console
+    #: itself changed it (a promoted LoRA, an uploaded model).
+    version: int = 0
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        for name in ("write", "delete", "copy", "move"):
+            if name in cls.__dict__:
+                setattr(cls, name, _counts_change(cls.__dict__[name]))
+
     @abstractmethod
     def list(self, prefix: str = "", *, page_size: int = 1000) -> Iterator[VolumeObject]:
         """Every file whose key starts with prefix, recursively, in key order."""

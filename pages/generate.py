@@ -4,6 +4,7 @@ import json
 import streamlit as st
 
 from lib import inference as inf
+from lib.inference import loras_on_volume
 from lib.grid import AXIS_TITLES, GRID_PARAMS, GridError
 from lib.ui import deps, widgets
 from lib.ui import live as live_view
@@ -17,9 +18,9 @@ user = deps.current_user()
 NO_LORA = "(no LoRA)"
 
 
-@st.cache_data(ttl=20, show_spinner=False)
-def volume_loras() -> list[str]:
-    return inf.loras_on_volume(svc.volume)
+@st.cache_data(ttl=60, show_spinner=False)
+def volume_loras(volume_version: int) -> list[str]:  # a change made by the console re-lists at once
+    return loras_on_volume(svc.volume)
 
 
 @st.cache_data(ttl=10, show_spinner=False)
@@ -47,7 +48,7 @@ if template.uses_negative:
     params["negative_prompt"] = left.text_area("Negative prompt", defaults.get("negative_prompt", ""),
                                                key=f"gen.negative.{template.name}")
 try:
-    loras = volume_loras()
+    loras = volume_loras(svc.volume.version)
 except VolumeError as exc:
     loras = []
     widgets.show_error(exc, "list the LoRAs in models/loras/")

@@ -2,6 +2,7 @@
 import streamlit as st
 
 from lib import special as sp
+from lib.inference import loras_on_volume
 from lib.ui import deps, widgets
 
 svc = deps.services()
@@ -10,9 +11,9 @@ can_submit = user.can("submit")
 FACES = [str(n) for n in range(5)]
 
 
-@st.cache_data(ttl=20, show_spinner=False)
-def volume_loras() -> list[str]:
-    return sp.list_loras(svc.volume)
+@st.cache_data(ttl=60, show_spinner=False)
+def volume_loras(volume_version: int) -> list[str]:  # a change made by the console re-lists at once
+    return loras_on_volume(svc.volume)
 
 
 def upload(file) -> sp.Upload:
@@ -112,7 +113,7 @@ with swap_tab:
         live(swap_results, "fs", any(not v.finished for v in sp.batch_results(svc.store, st.session_state["fs.batch"])))
 
 with sheet_tab:
-    loras = volume_loras()
+    loras = volume_loras(svc.volume.version)
     if not loras:
         st.info("No LoRA in models/loras/ on the volume yet: train one, or upload it on the Models page.",
                 icon=":material/info:")

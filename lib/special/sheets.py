@@ -24,7 +24,6 @@ from lib.workflows.templates import load_template
 POSE_TEMPLATE = "sheet_pose_lora"
 REFERENCE_TEMPLATE = "sheet_reference_face"
 KIND = "sheet_panel"
-LORA_FOLDER = "models/loras/"
 TRIGGER_MAX = 100
 DETAILS_MAX = 600
 
@@ -160,14 +159,6 @@ def plan_sheet(request: SheetRequest, *, sheet_id: str) -> SheetPlan:
                      REFERENCE_LICENCE if approach == "reference" else None)
 
 
-def list_loras(volume) -> list[str]:
-    """LoRA file names in models/loras/ (what LoraLoader nodes can load), sorted."""
-    names = []
-    for obj in volume.list(LORA_FOLDER):
-        rel = obj.key[len(LORA_FOLDER):]
-        if rel and not rel.endswith("/") and rel.endswith(".safetensors"):
-            names.append(rel)
-    return sorted(names)
 
 
 def default_trigger(lora_name: str) -> str:

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
+from lib.inference import loras_on_volume
 from PIL import Image
 from skimage import data as skdata
 
@@ -14,7 +16,7 @@ from lib.config import ConsoleConfig
 from lib.images import ImageError
 from lib.runpod import Job, JobStatus
 from lib.special import (PANELS, REFERENCE_LICENCE, SheetRequest, SpecialInputError, Upload, compose_progress,
-                         compose_sheet, default_trigger, list_loras, plan_sheet, preflight_jobs, save_sheet,
+                         compose_sheet, default_trigger, plan_sheet, preflight_jobs, save_sheet,
                          sheet_layout, sheet_progress, submit_jobs)
 from lib.store import JobStore
 from lib.tracker import Tracker
@@ -114,7 +116,7 @@ def test_preflight_finds_the_missing_lora(tmp_path):
     missing = plan_sheet(_request(lora_name="zoe_v3.safetensors"), sheet_id="shD")
     problems = preflight_jobs(missing.jobs, volume)
     assert len(problems) == 1 and "'zoe_v3.safetensors' is not on the volume" in problems[0]
-    assert list_loras(volume) == ["ava_v1.safetensors"]
+    assert loras_on_volume(volume) == ["ava_v1.safetensors"]
 
 
 def test_default_trigger_drops_the_version():

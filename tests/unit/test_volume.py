@@ -395,3 +395,18 @@ def test_list_requests_one_page_at_a_time(s3_spy):
     pages = s3_spy.names("list_objects_v2")
     assert len(pages) == 4 and all(p["MaxKeys"] == 7 for p in pages)
     assert "ContinuationToken" not in pages[0] and all("ContinuationToken" in p for p in pages[1:])
+
+
+def test_every_change_bumps_the_volume_version(tmp_path):
+    from lib.volume import LocalVolume
+    vol = LocalVolume(tmp_path)
+    start = vol.version
+    vol.write("a/x.txt", b"1")
+    vol.copy("a/x.txt", "a/y.txt")
+    vol.move("a/y.txt", "a/z.txt")
+    vol.delete("a/z.txt")
+    assert vol.version >= start + 4
+    before = vol.version
+    vol.read("a/x.txt")
+    list(vol.list("a/"))
+    assert vol.version == before
