@@ -1,0 +1,96 @@
+"""Costs in Chromium on the simulator's 30 days of seeded traffic and billing: spend by endpoint, cost
+per image, the reconciliation and the pod comparison with its break-even, a full-page screenshot for
+stakeholders, and a CSV export."""
+import csv
+import io
+import re
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import expect
+
+pytestmark = pytest.mark.e2e
+expect.set_options(timeout=15_000)   # a Streamlit run on two busy cores can take a few seconds
+
+SHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+ENDPOINTS = ("console-image", "console-special", "console-training")
+MONEY = r"\$[\d,]+(\.\d+)?"
+
+
+def open_page(page, wait_idle, title: str, heading: str) -> None:
+    page.get_by_test_id("stSidebarNav").get_by_text(title, exact=True).click()
+    expect(page.get_by_role("heading", name=heading, exact=True)).to_be_visible()
+    wait_idle(page)
+    settle(page)
+
+
+def settle(page) -> None:
+    """Every lazily loaded element (metrics, charts, tables) and image is drawn: the layout is final."""
+    page.wait_for_function("""() => {
+        const shown = id => [...document.querySelectorAll(`[data-testid=${id}]`)].filter(e => e.checkVisibility());
+        return !document.querySelector("[data-testid=stSkeletonElement], [data-testid=stSkeleton]")
+            && shown("stPlotlyChart").every(e => e.querySelector(".js-plotly-plot"))
+            && shown("stDataFrame").every(e => e.querySelector("canvas"))
+            && [...document.images].every(i => i.complete);
+    }""")
+
+
+def chart(page, title: str):
+    return page.get_by_test_id("stPlotlyChart").filter(has=page.locator(".gtitle", has_text=title))
+
+
+def screenshot(page, wait_idle, name: str) -> None:
+    """The whole page, 1400 px wide: Streamlit scrolls inside stMain, so the viewport grows to its height."""
+    wait_idle(page)
+    size = page.viewport_size
+    page.set_viewport_size({"width": 1400, "height": size["height"]})
+    settle(page)
+    page.mouse.move(0, 0)
+    height = page.get_by_test_id("stMain").evaluate("e => e.scrollHeight")
+    page.set_viewport_size({"width": 1400, "height": height})
+    page.wait_for_function("h => document.querySelector('[data-testid=stMain]').clientHeight >= h", arg=height)
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / name))
+    page.set_viewport_size(size)
+
+
+def test_costs_report_on_seeded_traffic_with_csv_export(console_page, wait_idle, tmp_path):
+    page = console_page
+    open_page(page, wait_idle, "Costs", "Costs")
+    expect(page.get_by_text("Simulated data: 30 days of seeded traffic")).to_be_visible()
+    headline = page.get_by_test_id("stMetric")
+    expect(headline.filter(has_text="Spend in range").get_by_test_id("stMetricValue")).to_have_text(re.compile(MONEY))
+    expect(headline.filter(has_text="Cost per image").get_by_test_id("stMetricValue")).to_have_text(
+        re.compile(r"^\$0\.0\d+$"))   # roughly the $0.01–0.02 per image the move to serverless promised
+
+    spend = chart(page, "Spend by endpoint")
+    for name in ENDPOINTS:
+        expect(spend.locator(".legendtext", has_text=name)).to_have_count(1)
+    by_endpoint = page.get_by_role("tabpanel", name="By endpoint").get_by_test_id("stDataFrame")
+    for name in ENDPOINTS:
+        expect(by_endpoint.locator("td").filter(has=page.get_by_text(name, exact=True))).to_have_count(1)
+    expect(chart(page, "Cost per image by workload")).to_have_count(1)
+
+    expect(page.get_by_role("heading", name="Estimates vs billed")).to_be_visible()
+    expect(chart(page, "Estimates vs billed, per day")).to_have_count(1)
+    reconciled = re.compile(rf"RunPod billed {MONEY}; the per-job estimates add up to {MONEY}")
+    expect(page.get_by_text(reconciled)).to_be_visible()
+
+    expect(page.get_by_role("heading", name="Serverless vs a dedicated pod (last 30 days)")).to_be_visible()
+    expect(chart(page, "Monthly cost of each option")).to_have_count(1)
+    break_even = chart(page, "Serverless vs dedicated pod")
+    expect(break_even.locator(".xtitle")).to_have_text("images per month")
+    expect(page.get_by_text(re.compile(r"Serverless costs as much as the pod \(\$[\d,]+/month\) at [\d,]+ images a "
+                                       r"month; at [\d,]+ images a month now (serverless|the pod) is cheaper\."))
+           ).to_be_visible()
+    screenshot(page, wait_idle, "costs.png")
+
+    with page.expect_download() as download_info:
+        page.get_by_role("button", name="Cost by endpoint").click()
+    download = download_info.value
+    assert re.fullmatch(r"costs-by-endpoint-\d{8}-\d{8}\.csv", download.suggested_filename)
+    saved = tmp_path / download.suggested_filename
+    download.save_as(saved)
+    rows = list(csv.DictReader(io.StringIO(saved.read_text())))
+    assert {r["endpoint"] for r in rows} == set(ENDPOINTS)
+    assert sum(float(r["cost_usd"]) for r in rows) > 0
