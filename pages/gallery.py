@@ -51,14 +51,16 @@ for i, item in enumerate(items[(page - 1) * PER_PAGE: page * PER_PAGE]):
         st.image(str(item.output.path), caption=item.caption, width="stretch")
         with st.expander("Details"):
             st.write(item.details)
-        a, b, c = st.columns(3)
-        a.download_button("Download", item.output.path.read_bytes(), item.output.name, item.output.mime,
-                          key=f"gal.dl.{item.record.local_id}.{item.output.name}", icon=":material/download:")
+        # Three buttons side by side do not fit a quarter of the page: their labels were cut to "D…".
+        st.download_button("Download", item.output.path.read_bytes(), item.output.name, item.output.mime,
+                           key=f"gal.dl.{item.record.local_id}.{item.output.name}", icon=":material/download:",
+                           width="stretch")
+        b, c = st.columns(2)
         uid = f"{item.record.local_id}.{item.output.name}"
-        if b.button("Re-run", key=f"gal.rerun.{uid}", disabled=not user.can("submit"),
+        if b.button("Re-run", key=f"gal.rerun.{uid}", disabled=not user.can("submit"), width="stretch",
                     help="Send the identical job again (only the output name changes)"):
             send(inf.rerun, item, "re-run")
-        if c.button("Vary seed", key=f"gal.vary.{uid}", disabled=not user.can("submit"),
+        if c.button("Vary seed", key=f"gal.vary.{uid}", disabled=not user.can("submit"), width="stretch",
                     help="Same settings, a new random seed"):
             send(inf.vary_seed, item, "vary seed")
 

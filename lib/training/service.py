@@ -74,8 +74,10 @@ def runs(svc, name: str | None = None, limit: int = 50) -> list[JobRecord]:
 def run_label(record: JobRecord) -> str:
     meta = record.meta or {}
     when = record.created_at.strftime("%Y-%m-%d %H:%M")
+    # No status here: Streamlit keeps a keyed selectbox's first label for the chosen option, so a run
+    # picked while queued would still read "in queue" after it finished; the run panel shows the status.
     return (f"{meta.get('character', '?')} {meta.get('dataset_version', '')} · {meta.get('preset', '')} · "
-            f"{meta.get('steps', '?')} steps · {when} · {record.status.lower().replace('_', ' ')}")
+            f"{meta.get('steps', '?')} steps · {when}")
 
 
 def view(svc, record: JobRecord) -> RunView:

@@ -190,10 +190,12 @@ def test_operate_pages_render_and_are_photographed(console_page, wait_idle):
     page.set_viewport_size({"width": 1400, "height": 900})
     settle(page)
     expect(page.get_by_role("heading", name="console-special")).to_be_visible()
+    expect(page.get_by_test_id("stAlertContentError")).to_have_count(0)
     page.mouse.move(0, 0)
     page.screenshot(path=str(DOCS / "screenshot.png"))   # the README's picture: the first screen as is
     screenshot(page, wait_idle, "overview.png")
     for title, heading in (("Jobs", "Jobs"), ("Audit", "Audit trail")):
         open_page(page, wait_idle, title, heading)
         expect(page.get_by_test_id("stException")).to_have_count(0)
+        expect(page.get_by_test_id("stAlertContentError")).to_have_count(0)
         screenshot(page, wait_idle, f"{title.lower()}.png")
