@@ -47,9 +47,12 @@ def _seconds(ms: int | None) -> float | None:
     return None if ms is None else round(ms / 1000, 1)
 
 
-def jobs_table(records: list[JobRecord]) -> pd.DataFrame:
-    """One row per job for a dataframe widget: plain words, no JSON."""
-    return pd.DataFrame([{
+COMPACT_COLUMNS = ["when", "endpoint", "kind", "status", "who", "run s"]
+
+
+def jobs_table(records: list[JobRecord], *, compact: bool = False) -> pd.DataFrame:
+    """One row per job for a dataframe widget: plain words, no JSON (compact: what fits a panel)."""
+    frame = pd.DataFrame([{
         "job": r.local_id,
         "when": r.created_at,
         "endpoint": r.role,
@@ -64,6 +67,7 @@ def jobs_table(records: list[JobRecord]) -> pd.DataFrame:
         "simulated": r.simulated,
     } for r in records], columns=["job", "when", "endpoint", "kind", "status", "who", "character",
                                   "queue s", "run s", "worker", "cost $", "simulated"])
+    return frame[COMPACT_COLUMNS] if compact else frame
 
 
 def status_line(record: JobRecord, now: datetime | None = None) -> str:

@@ -53,6 +53,6 @@ with left:
     st.subheader("Recent jobs")
     recent = services.store.list(limit=15)
     if recent:
-        st.dataframe(overview.jobs_table(recent), hide_index=True, width="stretch")
+        st.dataframe(overview.jobs_table(recent, compact=True), hide_index=True, width="stretch")
     else:
         st.caption("No jobs yet.")
