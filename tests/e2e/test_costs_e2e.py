@@ -4,54 +4,21 @@ stakeholders, and a CSV export."""
 import csv
 import io
 import re
-from pathlib import Path
 
 import pytest
 from playwright.sync_api import expect
 
+from tests.e2e.ui import open_page, screenshot
+
 pytestmark = pytest.mark.e2e
 expect.set_options(timeout=15_000)   # a Streamlit run on two busy cores can take a few seconds
 
-SHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 ENDPOINTS = ("console-image", "console-special", "console-training")
 MONEY = r"\$[\d,]+(\.\d+)?"
 
 
-def open_page(page, wait_idle, title: str, heading: str) -> None:
-    page.get_by_test_id("stSidebarNav").get_by_text(title, exact=True).click()
-    expect(page.get_by_role("heading", name=heading, exact=True)).to_be_visible()
-    wait_idle(page)
-    settle(page)
-
-
-def settle(page) -> None:
-    """Every lazily loaded element (metrics, charts, tables) and image is drawn: the layout is final."""
-    page.wait_for_function("""() => {
-        const shown = id => [...document.querySelectorAll(`[data-testid=${id}]`)].filter(e => e.checkVisibility());
-        return !document.querySelector("[data-testid=stSkeletonElement], [data-testid=stSkeleton]")
-            && shown("stPlotlyChart").every(e => e.querySelector(".js-plotly-plot"))
-            && shown("stDataFrame").every(e => e.querySelector("canvas"))
-            && [...document.images].every(i => i.complete);
-    }""")
-
-
 def chart(page, title: str):
     return page.get_by_test_id("stPlotlyChart").filter(has=page.locator(".gtitle", has_text=title))
-
-
-def screenshot(page, wait_idle, name: str) -> None:
-    """The whole page, 1400 px wide: Streamlit scrolls inside stMain, so the viewport grows to its height."""
-    wait_idle(page)
-    size = page.viewport_size
-    page.set_viewport_size({"width": 1400, "height": size["height"]})
-    settle(page)
-    page.mouse.move(0, 0)
-    height = page.get_by_test_id("stMain").evaluate("e => e.scrollHeight")
-    page.set_viewport_size({"width": 1400, "height": height})
-    page.wait_for_function("h => document.querySelector('[data-testid=stMain]').clientHeight >= h", arg=height)
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SHOTS / name))
-    page.set_viewport_size(size)
 
 
 def test_costs_report_on_seeded_traffic_with_csv_export(console_page, wait_idle, tmp_path):

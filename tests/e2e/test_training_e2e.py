@@ -7,50 +7,14 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw, ImageOps
 from playwright.sync_api import expect
+
+from tests.e2e.ui import choose, open_page, screenshot, scroll_to, settle
 from skimage import data as skdata
 
 pytestmark = pytest.mark.e2e
 expect.set_options(timeout=15_000)   # a Streamlit run on two busy cores can take a few seconds
 
-SHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 NAME, TRIGGER = "e2echar", "e2etok"
-
-
-def open_page(page, wait_idle, title: str, heading: str) -> None:
-    page.get_by_test_id("stSidebarNav").get_by_text(title, exact=True).click()
-    expect(page.get_by_role("heading", name=heading)).to_be_visible()
-    wait_idle(page)
-    settle(page)
-
-
-def settle(page) -> None:
-    """Every lazily loaded element (metrics, charts, tables) and image is drawn, so the layout no longer
-    shifts: a shift scrolls the page, and a scroll closes an open drop-down list."""
-    page.wait_for_function("""() => {
-        const shown = id => [...document.querySelectorAll(`[data-testid=${id}]`)].filter(e => e.checkVisibility());
-        return !document.querySelector("[data-testid=stSkeletonElement], [data-testid=stSkeleton]")
-            && shown("stPlotlyChart").every(e => e.querySelector(".js-plotly-plot"))
-            && shown("stDataFrame").every(e => e.querySelector("canvas"))
-            && [...document.images].every(i => i.complete);
-    }""")
-
-
-def scroll_to(page, locator) -> None:
-    """Bring it to the middle of the screen and let the scroll event pass: a drop-down list that opens
-    during a scroll closes, and one at the bottom edge opens off screen."""
-    locator.evaluate("e => e.scrollIntoView({block: 'center'})")
-    page.evaluate("() => new Promise(done => requestAnimationFrame(() => requestAnimationFrame(done)))")
-
-
-def choose(page, label: str, option: str) -> None:
-    box = page.get_by_role("combobox", name=label)
-    if box.input_value() == option:
-        return
-    settle(page)
-    scroll_to(page, box)
-    box.fill(option)  # type to search, as a user would in a long list
-    page.get_by_role("option", name=option, exact=True).click()
-    expect(box).to_have_value(option)
 
 
 def fill(page, label: str, value: str) -> None:
@@ -64,21 +28,6 @@ def row(table, text: str):
     """The row of an st.dataframe (a canvas, mirrored in a hidden table for assistive technology) that
     has a cell reading exactly `text`."""
     return table.locator("tr").filter(has=table.page.get_by_text(text, exact=True))
-
-
-def screenshot(page, wait_idle, name: str) -> None:
-    """The whole page, 1400 px wide: Streamlit scrolls inside stMain, so the viewport grows to its height."""
-    wait_idle(page)
-    size = page.viewport_size
-    page.set_viewport_size({"width": 1400, "height": size["height"]})
-    settle(page)
-    page.mouse.move(0, 0)
-    height = page.get_by_test_id("stMain").evaluate("e => e.scrollHeight")
-    page.set_viewport_size({"width": 1400, "height": height})
-    page.wait_for_function("h => document.querySelector('[data-testid=stMain]').clientHeight >= h", arg=height)
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SHOTS / name))
-    page.set_viewport_size(size)
 
 
 def photo(seed: int) -> Image.Image:

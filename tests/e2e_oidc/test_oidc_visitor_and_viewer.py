@@ -2,47 +2,12 @@
 signed in reaches no page (not even by typing a page's URL), and a viewer can look but not generate."""
 from __future__ import annotations
 
-import time
-
 import pytest
 from playwright.sync_api import expect
 
-from lib.store import JobStore
+from tests.e2e_oidc.steps import audit_entries, open_page, type_prompt
 
 pytestmark = pytest.mark.e2e
-
-
-def audit_entries(console, **filters):
-    store = JobStore(console.data_dir)
-    try:
-        return store.audit_entries(**filters)
-    finally:
-        store.close()
-
-
-def wait_for_audit(console, timeout_s: float = 20, **filters):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        entries = audit_entries(console, **filters)
-        if entries:
-            return entries
-        time.sleep(0.2)
-    raise AssertionError(f"no audit entry {filters} within {timeout_s} s")
-
-
-def open_page(page, title: str, wait_idle) -> None:
-    link = page.get_by_test_id("stSidebarNav").get_by_role("link", name=title, exact=True)
-    target = link.get_attribute("href")
-    link.click()
-    page.wait_for_url(target)
-    wait_idle(page)
-
-
-def type_prompt(page, text: str, wait_idle) -> None:
-    prompt = page.get_by_label("Prompt")
-    prompt.fill(text)
-    prompt.blur()  # Streamlit applies a text area's value when it loses focus
-    wait_idle(page)
 
 
 def test_unsigned_visitor_sees_only_the_sign_in(page, console, wait_idle):
