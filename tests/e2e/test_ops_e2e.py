@@ -2,17 +2,15 @@
 progress), Endpoints (cold-start percentiles, max workers changed through a confirmed "apply"), and the
 screenshots of the Operate pages for the README and docs/screenshots/."""
 import re
-from pathlib import Path
 
 import pytest
 from playwright.sync_api import expect
 
-from tests.e2e.ui import choose, open_page, screenshot, settle
+from tests.e2e.ui import DOCS, choose, open_page, screenshot, settle
 
 pytestmark = pytest.mark.e2e
 expect.set_options(timeout=15_000)   # a Streamlit run on two busy cores can take a few seconds
 
-DOCS = Path(__file__).resolve().parents[2] / "docs"
 
 
 def cell(table, text: str, exact: bool = True):
@@ -141,6 +139,7 @@ def test_operate_pages_render_and_are_photographed(console_page, wait_idle):
     expect(page.get_by_role("heading", name="console-special")).to_be_visible()
     expect(page.get_by_test_id("stAlertContentError")).to_have_count(0)
     page.mouse.move(0, 0)
+    DOCS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(DOCS / "screenshot.png"))   # the README's picture: the first screen as is
     screenshot(page, wait_idle, "overview.png")
     for title, heading in (("Jobs", "Jobs"), ("Audit", "Audit trail")):

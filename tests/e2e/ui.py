@@ -1,10 +1,14 @@
 """Shared Playwright steps for the console's browser tests: waits for a settled layout, picks options
 by typing like a user, and takes full-page screenshots into docs/screenshots/."""
+import os
 from pathlib import Path
 
 from playwright.sync_api import expect
 
-SHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+ROOT = Path(__file__).resolve().parents[2]
+# A test run leaves the committed pictures alone; UPDATE_SCREENSHOTS=1 refreshes docs/ on purpose.
+DOCS = ROOT / "docs" if os.environ.get("UPDATE_SCREENSHOTS") == "1" else ROOT / "test-results"
+SHOTS = DOCS / "screenshots"
 
 
 def open_page(page, wait_idle, title: str, heading: str) -> None:
