@@ -7,63 +7,23 @@ lib/services.py), so this file starts its own `streamlit run app.py` like tests/
 """
 from __future__ import annotations
 
-import os
-import re
-import socket
-import subprocess
-import sys
-import time
-from pathlib import Path
 
-import httpx
 import pytest
 from playwright.sync_api import expect
 
+from tests.console_server import fast_config_text, running_console
+
 pytestmark = pytest.mark.e2e
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
 def empty_console(tmp_path_factory):
     """(url, console.toml path) of a console whose simulator starts with no endpoint and no volume."""
     data = tmp_path_factory.mktemp("e2e-provisioning")
-    text = re.sub(r"(?m)^time_scale = .*$", "time_scale = 0.005", (ROOT / "console.toml").read_text())
     config = data / "console.toml"
-    config.write_text(text)
-    port = _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RUNPOD_")}
-    env.update(CONSOLE_DATA=str(data), CONSOLE_CONFIG=str(config), LOCALPOD_EMPTY="1")
-    log = open(data / "streamlit.log", "w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.headless", "true",
-         "--server.address", "127.0.0.1", "--server.port", str(port), "--browser.gatherUsageStats", "false",
-         "--server.fileWatcherType", "none", "--global.developmentMode", "false"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while proc.poll() is None and time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{url}/_stcore/health", timeout=1).text == "ok":
-                break
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    else:
-        proc.terminate()
-        raise RuntimeError("streamlit did not start: " + (data / "streamlit.log").read_text()[-2000:])
-    yield url, config
-    proc.terminate()
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-    log.close()
+    config.write_text(fast_config_text())
+    with running_console(data=data, config=config, env={"LOCALPOD_EMPTY": "1"}) as url:
+        yield url, config
 
 
 def metric(page, label: str):

@@ -16,14 +16,9 @@ Fixtures:
 """
 from __future__ import annotations
 
-import os
 import re
 import secrets
-import socket
-import subprocess
-import sys
 import threading
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,24 +27,17 @@ import pytest
 import werkzeug.serving
 from oidc_provider_mock import User, app as oidc_app
 
-ROOT = Path(__file__).resolve().parents[2]
-CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
+from tests.console_server import (CHROMIUM, CHROMIUM_ARGS, fast_config_text, free_port, running_console,
+                                  wait_idle as _wait_idle)
+
 PEOPLE = {"viewer": "vera.viewer@partner.example", "staff": "sam.staff@example.com",
           "operator": "olga.ops@example.com"}
 NAMES = {"viewer": "Vera Viewer", "staff": "Sam Staff", "operator": "Olga Ops"}
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="session")
 def browser_type_launch_args(browser_type_launch_args):
-    return {**browser_type_launch_args, "executable_path": CHROMIUM,
-            "args": ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                     "--disable-component-update", "--disable-sync", "--no-first-run"]}
+    return {**browser_type_launch_args, "executable_path": CHROMIUM, "args": CHROMIUM_ARGS}
 
 
 @pytest.fixture(scope="session")
@@ -84,8 +72,7 @@ def console(tmp_path_factory, oidc_provider):
     home = tmp_path_factory.mktemp("oidc-console")
     data = home / "data"
     data.mkdir()
-    config_text = re.sub(r"(?m)^time_scale = .*$", "time_scale = 0.005",
-                         (ROOT / "console.toml").read_text(encoding="utf-8"))
+    config_text = fast_config_text()
     access = (f'[access]\noperators = ["{PEOPLE["operator"]}"]\nstaff = ["{PEOPLE["staff"]}"]\n'
               f'viewers = ["@partner.example"]\n\n')
     # Replace the repo's [access] table (up to the next table or comment block) or add one.
@@ -93,7 +80,7 @@ def console(tmp_path_factory, oidc_provider):
     if not found:
         config_text += "\n" + access
     (home / "console.toml").write_text(config_text, encoding="utf-8")
-    port = _free_port()
+    port = free_port()
     streamlit_dir = home / ".streamlit"
     streamlit_dir.mkdir()
     (streamlit_dir / "secrets.toml").write_text(
@@ -103,39 +90,9 @@ def console(tmp_path_factory, oidc_provider):
         'client_id = "serverless-console"\n'
         f'client_secret = "{secrets.token_urlsafe(16)}"\n'
         f'server_metadata_url = "{oidc_provider}/.well-known/openid-configuration"\n', encoding="utf-8")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RUNPOD_")}
-    env.update(CONSOLE_DATA=str(data), CONSOLE_CONFIG=str(home / "console.toml"), PYTHONPATH=str(ROOT))
-    log_path = home / "streamlit.log"
-    log = open(log_path, "w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.headless", "true",
-         "--server.address", "127.0.0.1", "--server.port", str(port), "--browser.gatherUsageStats", "false",
-         "--server.fileWatcherType", "none", "--global.developmentMode", "false"],
-        cwd=home, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and proc.poll() is None:
-        try:
-            if httpx.get(f"{url}/_stcore/health", timeout=1).text == "ok":
-                break
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    else:
-        proc.terminate()
-        raise RuntimeError("streamlit did not start: " + log_path.read_text()[-3000:])
-    yield Console(url=url, data_dir=data, log=log_path)
-    proc.terminate()
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-    log.close()
-
-
-def _wait_idle(page) -> None:
-    """Streamlit is idle: connected and not running a script."""
-    page.wait_for_selector("[data-testid='stApp'][data-test-script-state='notRunning']", timeout=60_000)
+    # Streamlit reads .streamlit/secrets.toml from its working directory: start it in `home`.
+    with running_console(data=data, config=home / "console.toml", port=port, cwd=home) as url:
+        yield Console(url=url, data_dir=data, log=data / "streamlit.log")
 
 
 @pytest.fixture
