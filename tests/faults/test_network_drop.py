@@ -5,7 +5,7 @@ never resends, and the simulator holds at most one job. Reads are simply retried
 """
 from __future__ import annotations
 
-USER = "local-operator@localhost"
+from tests.faults.steps import USER
 
 
 def test_connection_reset_after_the_run_reached_runpod(admin, proxy, proxied_client, make_tracker):

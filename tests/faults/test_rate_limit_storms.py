@@ -2,21 +2,10 @@
 that RunPod refuses is recorded SUBMIT_FAILED and never turns into a second job."""
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from lib.tracker import SubmitRefused
-
-USER = "local-operator@localhost"
-
-
-def wait_until(condition, timeout_s: float = 10.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.01)
+from tests.faults.steps import USER, wait_until
 
 
 def test_status_reads_ride_out_a_429_storm(admin, client, make_tracker):

@@ -2,21 +2,10 @@
 recording and sending (UNKNOWN, nothing sent), and a result that expired before it was fetched."""
 from __future__ import annotations
 
-import time
 
-from lib.auth import LOCAL_OPERATOR
 from lib.services import build_services
 from lib.store import JobStore
-
-USER = LOCAL_OPERATOR.email
-
-
-def wait_until(condition, timeout_s: float = 10.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.01)
+from tests.faults.steps import USER, wait_until
 
 
 def test_console_restart_mid_job_resumes_and_keeps_the_output(admin, console_settings):

@@ -2,21 +2,10 @@
 is SUBMIT_FAILED; a /run answered 500 after it reached RunPod is UNKNOWN and never resent."""
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from lib.tracker import SubmitRefused
-
-USER = "local-operator@localhost"
-
-
-def wait_until(condition, timeout_s: float = 10.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.01)
+from tests.faults.steps import USER, wait_until
 
 
 def test_status_reads_ride_out_a_5xx_burst(admin, client, make_tracker):

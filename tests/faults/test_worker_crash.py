@@ -2,7 +2,7 @@
 Either way the console records the final state, the retry count and the outcome."""
 from __future__ import annotations
 
-USER = "local-operator@localhost"
+from tests.faults.steps import USER
 
 
 def test_crash_once_then_the_retry_completes(admin, client, make_tracker):
