@@ -165,7 +165,7 @@ class RestV2:
 
     def endpoint(self, endpoint_id: str) -> Endpoint:
         path = f"/serverless/{quote(endpoint_id, safe='')}"
-        data = self._get(path, not_found=f"endpoint {endpoint_id} not found — check the id in console.toml")
+        data = self._get(path, not_found=_endpoint_missing(endpoint_id))
         return Endpoint.from_json(data, f"GET {path} (RunPod REST)")
 
     def create_endpoint(self, *, name: str, image: str, gpu_pools: list[str] | tuple[str, ...],
@@ -243,13 +243,12 @@ class RestV2:
         # The same PATCH body twice leaves the same endpoint: safe to retry like a read.
         data = self._core.request("PATCH", self.base + path, operation=op, retry=Retry.IDEMPOTENT,
                                   body=dump_json(body, op), gate=self._gate,
-                                  hints=Hints(not_found=f"endpoint {endpoint_id} not found — check the id in "
-                                                        f"console.toml"))
+                                  hints=Hints(not_found=_endpoint_missing(endpoint_id)))
         return Endpoint.from_json(data, op)
 
     def workers(self, endpoint_id: str) -> WorkersSummary:
         path = f"/serverless/{quote(endpoint_id, safe='')}/workers"
-        data = self._get(path, not_found=f"endpoint {endpoint_id} not found — check the id in console.toml")
+        data = self._get(path, not_found=_endpoint_missing(endpoint_id))
         return WorkersSummary.from_json(data, f"GET {path} (RunPod REST)")
 
     # ------------------------------------------------------------------ network volumes
@@ -279,14 +278,12 @@ class RestV2:
         op = f"PATCH {path} (RunPod REST)"
         data = self._core.request("PATCH", self.base + path, operation=op, retry=Retry.IDEMPOTENT,
                                   body=dump_json(body, op), gate=self._gate,
-                                  hints=Hints(not_found=f"network volume {volume_id} not found — check [volume] "
-                                                        f"id in console.toml"))
+                                  hints=Hints(not_found=_volume_missing(volume_id)))
         return NetworkVolume.from_json(data, op)
 
     def network_volume(self, volume_id: str) -> NetworkVolume:
         path = f"/network-volumes/{quote(volume_id, safe='')}"
-        data = self._get(path, not_found=f"network volume {volume_id} not found — check [volume] id in "
-                                         f"console.toml")
+        data = self._get(path, not_found=_volume_missing(volume_id))
         return NetworkVolume.from_json(data, f"GET {path} (RunPod REST)")
 
     # ------------------------------------------------------------------ billing
@@ -328,3 +325,11 @@ class RestV2:
         if totals is not None and not isinstance(totals, dict):
             raise BadResponse(f"{op}: metadata.totals is not an object — the API may have changed")
         return r.items("records"), dict(totals or {})
+
+
+def _endpoint_missing(endpoint_id: str) -> str:
+    return f"endpoint {endpoint_id} not found — check the id in console.toml"
+
+
+def _volume_missing(volume_id: str) -> str:
+    return f"network volume {volume_id} not found — check [volume] id in console.toml"
