@@ -8,6 +8,7 @@ from streamlit.testing.v1 import AppTest
 from lib.auth import LOCAL_OPERATOR, User
 from lib.ops import actions
 from lib.ops.warmup import restore_due
+from tests.app.steps import button, table
 
 ROOT = Path(__file__).resolve().parents[2]
 VIEWER = User("viewer@example.com", "viewer")
@@ -23,15 +24,6 @@ def page(name: str, user=LOCAL_OPERATOR, **state) -> AppTest:
     at.run()
     assert not at.exception, at.exception
     return at
-
-
-def button(at, label):
-    return next(b for b in at.button if b.label == label)
-
-
-def table(at, column):
-    """The (first) dataframe that has this column."""
-    return next(d.value for d in at.dataframe if column in d.value.columns)
 
 
 def test_models_page_shows_totals_and_flags_the_diffusion_models_trap(console):

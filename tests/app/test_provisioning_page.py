@@ -20,6 +20,7 @@ from lib.provisioning.service import Provisioning
 from lib.services import build_services
 from lib.ui import deps
 from lib.volume import VolumeError
+from tests.app.steps import button, table
 
 ROOT = Path(__file__).resolve().parents[2]
 PAGE = str(ROOT / "pages" / "provisioning.py")
@@ -31,14 +32,6 @@ def page(user=LOCAL_OPERATOR) -> AppTest:
     at.run()
     assert not at.exception, at.exception
     return at
-
-
-def button(at, label):
-    return next(b for b in at.button if b.label == label)
-
-
-def table(at, column):
-    return next(d.value for d in at.dataframe if column in d.value.columns)
 
 
 class EmptyConsole:
