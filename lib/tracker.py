@@ -20,7 +20,7 @@ import httpx
 
 from lib.config import ConsoleConfig
 from lib.outputs import OutputError, fetch_image, image_entries
-from lib.runpod import Job, NotFound, Policy, RunPodError
+from lib.runpod import Job, NotFound, Policy, PollPolicy, RunPodError
 from lib.store import DuplicateSubmission, JobRecord, JobStore
 
 log = logging.getLogger(__name__)
@@ -31,18 +31,19 @@ Listener = Callable[[JobRecord], None]
 
 @dataclass(frozen=True)
 class PollSchedule:
-    """Adaptive polling: quick first look, then back off to a cap (longer for training)."""
+    """The client's adaptive PollPolicy per endpoint role: training runs for hours, so it backs
+    off to a longer cap than image jobs."""
 
     first_s: float = 0.25
     factor: float = 1.6
     cap_s: float = 3.0
     training_cap_s: float = 10.0
 
+    def policy(self, role: str) -> PollPolicy:
+        return PollPolicy(self.first_s, self.factor, self.training_cap_s if role == "training" else self.cap_s)
+
     def next_interval(self, current: float | None, role: str) -> float:
-        if current is None:
-            return self.first_s
-        cap = self.training_cap_s if role == "training" else self.cap_s
-        return min(cap, current * self.factor)
+        return self.policy(role).next_interval(current)
 
 
 class SubmitRefused(Exception):

@@ -51,6 +51,10 @@ class PollPolicy:
         if self.first_s < 0 or self.factor < 1 or self.cap_s < self.first_s:
             raise ValueError("PollPolicy needs first_s >= 0, factor >= 1 and cap_s >= first_s")
 
+    def next_interval(self, current: float | None) -> float:
+        """The pause after one of `current` seconds (None: before the first poll)."""
+        return self.first_s if current is None else min(current * self.factor, self.cap_s)
+
 
 def submit_body(input: dict, webhook: str | None, policy: Policy | None, what: str) -> bytes:
     if not isinstance(input, dict):
@@ -217,7 +221,7 @@ class EndpointJobs:
                                      last)
             if terminal:
                 continue  # a final page with chunks may be followed by more: fetch until one is empty
-            interval = poll.first_s if page.chunks else min(interval * poll.factor, poll.cap_s)
+            interval = poll.next_interval(None if page.chunks else interval)
             sleep(min(interval, remaining))
 
     def _poll(self, job_id: str, deadline: float, timeout_s: float, poll: PollPolicy,
@@ -238,7 +242,7 @@ class EndpointJobs:
                 raise JobWaitTimeout(
                     f"{self._op('GET', f'/status/{job_id}')}: job still {job.status} after {timeout_s:g} s — "
                     f"it keeps running on RunPod; keep tracking it or cancel it", job)
-            interval = min(interval * poll.factor, poll.cap_s)
+            interval = poll.next_interval(interval)
 
     def _endpoint_missing(self) -> str:
         return f"endpoint {self.endpoint_id} not found — check the endpoint id in console.toml"
