@@ -82,7 +82,7 @@ def test_progress_follows_the_training_bar_and_the_loss_log(volume, tmp_path):
     # The log tail the page shows: the trainer's lines, one per bar rather than one per redraw.
     tail = updates[-1]["log_tail"]
     assert tail and all("\x1b" not in line and "\r" not in line for line in tail)
-    assert not any(a.startswith("ava:") and b.startswith("ava:") for a, b in zip(tail, tail[1:]))
+    assert not any(a.startswith("ava:") and b.startswith("ava:") for a, b in itertools.pairwise(tail))
     assert any("Saving at step 5" in line for u in updates for line in u["log_tail"])
 
 
@@ -90,7 +90,7 @@ def test_a_cancel_while_sampling_reports_the_training_step(volume, tmp_path):
     # The recorded run holds in its step-5 sampling round; the cancel comes once the worker has
     # copied the step-5 checkpoint, i.e. while AI Toolkit samples with its bar still at 4/10.
     step5 = volume / "loras" / "ava" / "run-1" / "ava_000000005.safetensors"
-    result, updates = replay(volume, tmp_path, hold_at="sampling-at-step-5", cancelled=step5.exists)
+    result, _ = replay(volume, tmp_path, hold_at="sampling-at-step-5", cancelled=step5.exists)
     assert result["error"] == "training cancelled at step 5 of 10"
     assert any(line.startswith("Saving at step 5") for line in result["log_tail"])
     assert [c["step"] for c in result["checkpoints"]] == [5]

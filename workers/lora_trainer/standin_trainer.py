@@ -320,7 +320,7 @@ def main(argv: list[str]) -> int:
     bar.close()
     if sampling:
         generate_samples(out / "samples", step_num, prompts, ext, position=0)
-    print("", flush=True)
+    print(flush=True)          # AI Toolkit prints an empty line before the final save
     save_checkpoint(out / f"{name}.safetensors", rank, step_num, seed)
     log.close()
     print("========================================\nResult:\n - 1 completed job", flush=True)
