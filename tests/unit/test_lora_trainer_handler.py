@@ -312,3 +312,18 @@ def test_ctrl_c_on_a_dev_worker_stops_the_trainer(volume, work, monkeypatch):
     assert re.fullmatch(r"training cancelled at step \d+ of 5000", result["error"]), result["error"]
     assert interrupted == [signal.SIGINT]
     assert trainer_processes(work) == []
+
+
+def test_a_run_resumes_from_a_checkpoint_of_an_earlier_run(volume, work):
+    first, _ = run(volume, work, job(steps=60, save_every=20, output_path="/runpod-volume/loras/ava/run-0"))
+    checkpoint = next(c["path"] for c in first["checkpoints"] if c["step"] == 40)
+    result, updates = run(volume, work, job(steps=60, save_every=20, resume_from=checkpoint))
+    assert "error" not in result, result
+    assert [s for s, _ in result["loss"]] == list(range(41, 60))     # AI Toolkit went on from step 40
+    assert {s["step"] for s in result["samples"]} == {60}              # no baseline round on a resume
+    assert updates[0]["step"] in (0, 40) and max(u["step"] for u in updates) >= 41
+
+
+def test_resume_from_must_be_a_checkpoint_on_the_volume(volume, work):
+    result, _ = run(volume, work, job(resume_from="/runpod-volume/loras/ava/run-0/ava.safetensors"))
+    assert result["error"].startswith("invalid input: input.resume_from must be an existing checkpoint")
