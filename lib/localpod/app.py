@@ -282,7 +282,8 @@ def build_app(sim: Simulator, api_key: str | None,
             del workers["idleTimeout"]
         view = {
             "id": ep.id, "name": ep.name, "type": "QUEUE",
-            "gpu": {"pools": list(ep.gpu_pools), "count": extras.get("gpuCount", 1)},
+            "gpu": {"pools": list(ep.gpu_pools), "count": extras.get("gpuCount", 1),
+                    **{k: extras[k] for k in ("minCudaVersion", "allowedCudaVersions") if k in extras}},
             "workers": workers,
             "scaling": scaling, "timeout": ep.execution_timeout_ms, "flashboot": ep.flashboot,
             "dataCenterIds": list(extras.get("dataCenterIds", ())),

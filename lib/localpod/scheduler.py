@@ -30,7 +30,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from lib.config import ROLES, ConsoleConfig
-from lib.localpod import billing
+from lib.localpod import billing, hosts
 from lib.localpod.handlers import JobContext, Outcome, execute, handler_for
 from lib.localpod.models import (
     CANCELLED, COMPLETED, DEFAULT_TTL_MS, FAILED, FLASHBOOT_TYPES, IDLE, IN_PROGRESS, IN_QUEUE,
@@ -309,6 +309,8 @@ class Simulator:
         for key, value in new.items():
             setattr(ep, key, value)
         self.store.save_endpoint(ep)
+        for w in hosts.stranded(ep.workers.values()):
+            self._stop_worker(ep, w, now)     # the scaler starts them again under the new constraint
         self._enforce_max(ep, now)
         self._assign_active(ep)
         for w in ep.workers.values():
@@ -371,7 +373,9 @@ class Simulator:
         if extras is not None:
             return extras
         v = self.config.volume
-        return {"dataCenterIds": [v.datacenter], "networkVolumes": [v.id], "gpuCount": 1}
+        spec = self.config.endpoints.get(ep.role)
+        cuda = hosts.declared(spec) if spec is not None and spec.id == ep.id else {}
+        return {"dataCenterIds": [v.datacenter], "networkVolumes": [v.id], "gpuCount": 1, **cuda}
 
     def create_volume(self, body: dict) -> dict:
         """POST /rest/v2/network-volumes; ValueError says what is wrong."""
@@ -514,7 +518,7 @@ class Simulator:
         """Stop workers above workers_max: starting ones first, then idle; busy ones when done."""
         excess = len(ep.live_workers()) - ep.workers_max
         order = {INITIALIZING: 0, IDLE: 1, RUNNING: 2}
-        for w in sorted(ep.live_workers(), key=lambda w: (order[w.status], w.active, -w.created_at)):
+        for w in sorted(ep.live_workers(), key=lambda w: (order.get(w.status, 0), w.active, -w.created_at)):
             if excess <= 0 or w.status == RUNNING:
                 break
             self._stop_worker(ep, w, now)
@@ -530,13 +534,20 @@ class Simulator:
         if slot not in ep.slots_used:
             ep.slots_used.add(slot)
             self.store.save_endpoint(ep)
-        worker = Worker(id=new_worker_id(), endpoint_id=ep.id, slot=slot, created_at=now)
+        worker = Worker(id=new_worker_id(), endpoint_id=ep.id, slot=slot, created_at=now,
+                        host_cuda=hosts.host_for(self.endpoint_extras(ep)))
         ep.workers[worker.id] = worker
+        if worker.host_cuda is None:
+            worker.status = THROTTLED       # no host meets the endpoint's CUDA constraint
+            return
         worker.timer = self._later((base + ep.faults.extra_cold_start_s) * self.time_scale,
                                    self._ready, ep, worker)
 
     def _ready(self, ep: Endpoint, w: Worker) -> None:
         if ep.workers.get(w.id) is not w or w.status != INITIALIZING:
+            return
+        if not hosts.container_starts(ep.role, w.host_cuda):
+            w.timer = None                  # its container fails at start on this driver: never ready
             return
         now = time.time()
         w.status, w.ready_at, w.idle_since, w.timer = IDLE, now, now, None
@@ -861,7 +872,7 @@ def _validated_settings(ep: Endpoint, changes: dict, config: ConsoleConfig) -> d
             raise ValueError(f"flashboot must be one of {', '.join(FLASHBOOT_TYPES)}")
         new["flashboot"] = changes["flashboot"]
     if "gpu" in changes:
-        gpu = _object(changes, "gpu", {"pools", "count"})
+        gpu = _object(changes, "gpu", {"pools", "count", "minCudaVersion", "allowedCudaVersions"})
         pools = gpu.get("pools", ep.gpu_pools)
         if not isinstance(pools, list) or not pools or not all(isinstance(p, str) for p in pools):
             raise ValueError('gpu.pools must be a non-empty list of pool ids like "ADA_24"')
@@ -993,4 +1004,6 @@ def _validated_extras(changes: dict, sim: Simulator, *, creating: bool = False) 
         extras["disk"] = _whole(changes, "disk", 0, "disk", 1)
     if not creating and isinstance(changes.get("gpu"), dict) and "count" in changes["gpu"]:
         extras["gpuCount"] = _whole(changes["gpu"], "count", 1, "gpu.count", 1)
+    if isinstance(changes.get("gpu"), dict):
+        extras.update(hosts.validated(changes["gpu"]))
     return extras
