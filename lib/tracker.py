@@ -19,6 +19,7 @@ from pathlib import Path
 import httpx
 
 from lib.config import ConsoleConfig
+from lib.errors import ConsoleError
 from lib.outputs import OutputError, fetch_image, image_entries
 from lib.runpod import Job, NotFound, Policy, PollPolicy, RunPodError
 from lib.store import DuplicateSubmission, JobRecord, JobStore
@@ -46,7 +47,7 @@ class PollSchedule:
         return self.policy(role).next_interval(current)
 
 
-class SubmitRefused(Exception):
+class SubmitRefused(ConsoleError):
     """RunPod surely did not take the job; the record says why (status SUBMIT_FAILED)."""
 
     def __init__(self, record: JobRecord):

@@ -16,7 +16,13 @@ from urllib.parse import quote
 from lib.runpod.errors import JobWaitTimeout, NotFound, RequestTimeout, Unsupported
 from lib.runpod.http import HttpCore, Retry
 from lib.runpod.jobs import (
-    RUN_LIMIT_BYTES, RUNSYNC_LIMIT_BYTES, PollPolicy, Policy, check_size, submit_body, submitted_job,
+    RUN_LIMIT_BYTES,
+    RUNSYNC_LIMIT_BYTES,
+    Policy,
+    PollPolicy,
+    check_size,
+    submit_body,
+    submitted_job,
 )
 from lib.runpod.models import Health, Job, JobStatus, PurgeResult, StreamPage
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import streamlit as st
 
 from lib.auth import Forbidden
-from lib.runpod import RunPodError
+from lib.errors import ConsoleError
 
 STATUS_ICONS = {
     "PENDING": "⏳", "IN_QUEUE": "🕒", "IN_PROGRESS": "⚙️", "COMPLETED": "✅", "FAILED": "❌",
@@ -26,7 +26,9 @@ def show_error(exc: Exception, doing: str) -> None:
     """A clear message naming what failed and what to do; never a traceback."""
     if isinstance(exc, Forbidden):
         st.error(str(exc), icon=":material/lock:")
-    elif isinstance(exc, RunPodError):
-        st.error(f"Could not {doing}: {exc}", icon=":material/error:")
+    elif isinstance(exc, ConsoleError) and len(exc.problems) > 1:
+        st.error(f"Could not {doing}:\n" + "\n".join(f"- {p}" for p in exc.problems)
+                 + (f"\n\n{exc.what_to_do}" if exc.what_to_do else ""), icon=":material/error:")
     else:
-        st.error(f"Could not {doing}: {exc}", icon=":material/error:")
+        what_to_do = f" {exc.what_to_do}" if isinstance(exc, ConsoleError) and exc.what_to_do else ""
+        st.error(f"Could not {doing}: {exc}{what_to_do}", icon=":material/error:")

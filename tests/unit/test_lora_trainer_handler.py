@@ -181,7 +181,8 @@ def test_cancel_stops_the_trainer_and_keeps_what_was_saved(volume, work):
 
 def test_timeout_stops_the_trainer(volume, work):
     result, _ = run(volume, work, job(steps=5000), step_s="0.02", timeout_s=1.0)
-    assert result["error"].startswith("training timed out after 1 s at step")
+    # Under load the stand-in may still be loading when the second is up: "before the first step".
+    assert re.fullmatch(r"training timed out after 1 s (at step \d+ of 5000|before the first step)", result["error"])
     assert trainer_processes(work) == []
 
 
