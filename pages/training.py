@@ -9,8 +9,19 @@ from lib.auth import Forbidden
 from lib.runpod import RunPodError
 from lib.training import service
 from lib.training.charts import loss_figure
-from lib.training.config import (PRESETS, ConfigProblem, TrainingParams, build_config, dataset_path, estimate,
-                                 new_run_id, output_path, parse_yaml, to_yaml, validate_config)
+from lib.training.config import (
+    PRESETS,
+    ConfigProblem,
+    TrainingParams,
+    build_config,
+    dataset_path,
+    estimate,
+    new_run_id,
+    output_path,
+    parse_yaml,
+    to_yaml,
+    validate_config,
+)
 from lib.training.datasets import TrainingSets
 from lib.training.runs import RunError, format_duration, next_version
 from lib.ui import deps, training_run, widgets

@@ -155,7 +155,7 @@ class Declaration:
         raise KeyError(f"console.toml declares no provisioned endpoint {role!r}")
 
     @classmethod
-    def from_config(cls, config: ConsoleConfig) -> "Declaration":
+    def from_config(cls, config: ConsoleConfig) -> Declaration:
         """The declaration, or DeclarationError listing every problem of the file at once."""
         problems: list[str] = []
         notes: list[str] = []

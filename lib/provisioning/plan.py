@@ -38,7 +38,7 @@ class LiveState:
     volumes: tuple[NetworkVolume, ...]
 
     @classmethod
-    def fetch(cls, rest) -> "LiveState":
+    def fetch(cls, rest) -> LiveState:
         """Every endpoint and network volume of the account (RestV2)."""
         return cls(endpoints=tuple(rest.endpoints()), volumes=tuple(rest.network_volumes()))
 

@@ -13,7 +13,7 @@ import math
 import re
 import secrets
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import yaml
 
@@ -467,7 +467,7 @@ def execution_timeout_ms(expected_s: float) -> int:
 
 
 def new_run_id(now: datetime | None = None) -> str:
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     return f"run-{now:%Y%m%d-%H%M%S}-{secrets.token_hex(2)}"
 
 

@@ -9,8 +9,18 @@ import pytest
 import yaml
 
 from lib.config import ConsoleConfig
-from lib.training.config import (PRESETS, ConfigProblem, build_config, build_job, default_params, estimate,
-                                 execution_timeout_ms, parse_yaml, to_yaml, validate_config)
+from lib.training.config import (
+    PRESETS,
+    ConfigProblem,
+    build_config,
+    build_job,
+    default_params,
+    estimate,
+    execution_timeout_ms,
+    parse_yaml,
+    to_yaml,
+    validate_config,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 DS = "/runpod-volume/datasets/ava/v2"

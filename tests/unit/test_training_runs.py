@@ -6,8 +6,18 @@ import json
 import pytest
 
 from lib.training.charts import loss_figure, smooth
-from lib.training.runs import (Checkpoint, format_duration, RunError, next_version, promote_checkpoint, read_live_loss, resume_point, run_view,
-                               stage_candidates, volume_key)
+from lib.training.runs import (
+    Checkpoint,
+    RunError,
+    format_duration,
+    next_version,
+    promote_checkpoint,
+    read_live_loss,
+    resume_point,
+    run_view,
+    stage_candidates,
+    volume_key,
+)
 from lib.volume import LocalVolume, UnsafeKey
 
 RUN = "/runpod-volume/loras/ava/run-1"
