@@ -90,7 +90,7 @@ def _normalise(field: str, value: object) -> object:
     if field == "min_cuda_version":
         return str(value) or None
     if field == "allowed_cuda_versions":
-        return tuple(sorted(str(v) for v in value))
+        return tuple(sorted(str(v) for v in (value if isinstance(value, (list, tuple)) else [value])))
     if field == "scaling_type":
         return str(value).upper()
     if field == "scaling_value":
