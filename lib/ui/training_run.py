@@ -35,8 +35,10 @@ def _prompts(by_step: Mapping[int, Sequence[Sample]]) -> list[str]:
 def sample_comparison(by_step: Mapping[int, Sequence[Sample]], read: Callable[[str], bytes], key: str) -> None:
     """One row per sample prompt, one column per chosen step; any image opens large."""
     steps = sorted(by_step)
-    chosen = st.multiselect("Compare samples from steps", steps, steps[-2:] if len(steps) > 1 else steps,
-                            key=f"{key}.steps", help="Pick the steps to see side by side; 🔍 opens an image large.")
+    # Keyed by the newest round: while a run goes on, each new round of samples comes into view
+    # (a keyed widget would otherwise keep the default it had when only step 0 existed).
+    chosen = st.multiselect("Compare samples from steps", steps, steps[-2:], key=f"{key}.steps.{steps[-1]}",
+                            help="Pick the steps to see side by side; 🔍 opens an image large.")
     if not chosen:
         st.caption("Choose at least one step to see its samples.")
         return
