@@ -95,6 +95,9 @@ def test_bar_parsing():
     assert (fresh.n, fresh.speed, fresh.remaining_s) == (0, None, None)
     scan = worker.parse_bar("100%|██████████| 20/20 [00:00<00:00, 3265.12it/s]")
     assert (scan.desc, scan.n, scan.total) == ("", 20, 20)
+    # Later ToolkitProgressBars replace the postfix with their own rate after each step.
+    ema = worker.parse_bar("ava:  12%|█▏        | 120/1000 [02:01<14:50,  1.01s/it, it/s=0.987]")
+    assert (ema.n, ema.loss, ema.speed) == (120, None, pytest.approx(1 / 1.01))
     assert worker.parse_bar("Loading model 1/2 shards") is None
 
 
@@ -107,6 +110,9 @@ def test_only_the_training_bar_moves_the_step():
                   "ava:  50%|█████     | 1/2 [00:08<00:08,  8.00s/it]"):
         bar = worker.parse_bar(other)
         assert bar is not None and not training.matches(bar), other
+    short = worker.TrainingBar("Gen", 2)
+    assert not short.matches(worker.parse_bar("Generating Images:  50%|█████     | 1/2 [00:08<00:08,  8.00s/it]"))
+    assert short.matches(worker.parse_bar("Gen:  50%|█████     | 1/2 [00:08<00:08,  8.00s/it]"))
 
 
 def test_a_full_run_reports_progress_and_copies_valid_checkpoints(volume, work):
