@@ -23,7 +23,8 @@ def test_list_endpoints_matches_the_config(pod, api, basic_config):
         assert set(e) == ENDPOINT_KEYS
         assert spec.role in e["name"]
         assert e["type"] == "QUEUE"
-        assert e["gpu"] == {"pools": list(spec.gpu_pools), "count": 1}
+        cuda = {"minCudaVersion": spec.min_cuda_version} if spec.min_cuda_version else {}
+        assert e["gpu"] == {"pools": list(spec.gpu_pools), "count": 1, **cuda}
         assert e["workers"] == {"min": spec.workers_min, "max": spec.workers_max,
                                 "idleTimeout": spec.idle_timeout_s}
         assert e["scaling"] == {"type": "QUEUE_DELAY", "queueDelay": spec.scaling_value}
