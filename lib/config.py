@@ -17,6 +17,9 @@ DEFAULT_API_URL = "https://api.runpod.ai/v2"
 DEFAULT_REST_URL = "https://api.runpod.io/v2"
 ROLES = ("image", "training", "special")
 SCALING_TYPES = ("QUEUE_DELAY", "REQUEST_COUNT")
+# The training image (AI Toolkit's) needs CUDA 13.0, an NVIDIA driver >= 580 (worker-contracts §3.4):
+# the safe default when console.toml says nothing; min_cuda_version = "" leaves it unmanaged.
+DEFAULT_MIN_CUDA = {"training": "13.0"}
 
 
 class ConfigError(ConsoleError, ValueError):
@@ -308,7 +311,7 @@ def _endpoint(role: str, table: object, where: str) -> EndpointSpec:
         image=str(table.get("image", "")),
         data_centers=tuple(table.get("data_centers", ())),
         env=dict(env),
-        min_cuda_version=str(table["min_cuda_version"]) if table.get("min_cuda_version") is not None else None,
+        min_cuda_version=str(table.get("min_cuda_version", DEFAULT_MIN_CUDA.get(role, ""))) or None,
         allowed_cuda_versions=_strings(table, "allowed_cuda_versions", where, section),
     )
     if spec.workers_min < 0 or spec.workers_max < spec.workers_min:
