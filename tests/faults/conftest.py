@@ -55,9 +55,13 @@ def config_text() -> str:
     return (ROOT / "console.toml").read_text(encoding="utf-8") + BASIC_ENDPOINT
 
 
+def fault_config_now() -> ConsoleConfig:
+    return ConsoleConfig.parse(config_text(), path=ROOT / "console.toml")
+
+
 @pytest.fixture(scope="session")
 def fault_config() -> ConsoleConfig:
-    return ConsoleConfig.parse(config_text(), path=ROOT / "console.toml")
+    return fault_config_now()
 
 
 @pytest.fixture
