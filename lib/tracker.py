@@ -520,11 +520,12 @@ class Tracker:
             try:
                 fetched = fetch_image(entry, http=self._http, local_root=self._local_root)
             except OutputError as exc:
+                fetched = None
                 problems.append(str(exc))
-                continue
             if self._stop.is_set():
                 return  # stopping: the job stays outputs_pending and is kept on the next start
-            self.store.save_output(local_id, fetched.name, fetched.data, fetched.mime, meta=record.meta)
+            if fetched is not None:
+                self.store.save_output(local_id, fetched.name, fetched.data, fetched.mime, meta=record.meta)
         updated, changed = self.store.finish_outputs(local_id, problems)
         if changed:
             self._notify(updated)
