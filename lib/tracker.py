@@ -460,16 +460,20 @@ class Tracker:
         return True
 
     def _dev_job_thread(self, local_id: str, jobs: DevWorkerJobs, runpod_id: str) -> None:
+        failure: RunPodError | None = None
         try:
             try:
                 job = jobs.status(runpod_id)
-            except NotFound as exc:
-                self._notify(self.store.mark_local(local_id, "EXPIRED", str(exc)))
-                return
             except RunPodError as exc:
-                self._notify(self.store.mark_local(local_id, "UNKNOWN", f"{exc}. {DEV_WORKER_LOST}"))
-                return
-            self._apply(self.store.get(local_id), job)
+                failure = exc
+            if self._stop.is_set():
+                return  # this tracker was stopped meanwhile: the next one decides from the store
+            if isinstance(failure, NotFound):
+                self._notify(self.store.mark_local(local_id, "EXPIRED", str(failure)))
+            elif failure is not None:
+                self._notify(self.store.mark_local(local_id, "UNKNOWN", f"{failure}. {DEV_WORKER_LOST}"))
+            else:
+                self._apply(self.store.get(local_id), job)
         except Exception as exc:  # the result is kept in memory by DevWorkerJobs: recorded on the next turn
             log.exception("recording the dev worker's result of job %s failed", local_id)
             self._problem(_kind_of(exc), f"job {local_id}: {exc}")
