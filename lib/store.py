@@ -170,6 +170,11 @@ class JobRecord:
         return self.status in ACTIVE_STATES
 
     @property
+    def on_dev_worker(self) -> bool:
+        """Sent to a worker under development (an endpoint given by url, not id)."""
+        return self.endpoint_id.startswith(("http://", "https://"))
+
+    @property
     def character(self) -> str | None:
         return self.meta.get("character")
 
