@@ -112,6 +112,10 @@ class EndpointSpec:
     image: str = ""
     data_centers: tuple[str, ...] = ()
     env: Mapping[str, str] = field(default_factory=dict)
+    # Hosts whose NVIDIA driver runs the image (REST v2 gpu.minCudaVersion / gpu.allowedCudaVersions);
+    # None: not declared, so not managed.
+    min_cuda_version: str | None = None
+    allowed_cuda_versions: tuple[str, ...] | None = None
 
     @property
     def is_dev_worker(self) -> bool:
@@ -261,6 +265,15 @@ def _int(table: Mapping, key: str, default: int, where: str, section: str) -> in
     return value
 
 
+def _strings(table: Mapping, key: str, where: str, section: str) -> tuple[str, ...] | None:
+    value = table.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(f"{where}: [{section}] {key} must be a list of strings like [\"13.0\"]")
+    return tuple(value)
+
+
 def _endpoint(role: str, table: object, where: str) -> EndpointSpec:
     section = f"endpoints.{role}"
     if not isinstance(table, dict):
@@ -295,6 +308,8 @@ def _endpoint(role: str, table: object, where: str) -> EndpointSpec:
         image=str(table.get("image", "")),
         data_centers=tuple(table.get("data_centers", ())),
         env=dict(env),
+        min_cuda_version=str(table["min_cuda_version"]) if table.get("min_cuda_version") is not None else None,
+        allowed_cuda_versions=_strings(table, "allowed_cuda_versions", where, section),
     )
     if spec.workers_min < 0 or spec.workers_max < spec.workers_min:
         raise ConfigError(f"{where}: [{section}] needs 0 <= workers_min <= workers_max")

@@ -41,6 +41,8 @@ class EndpointSpec:
     flashboot: bool
     image: str
     env: Mapping[str, str]
+    min_cuda_version: str | None = None         # gpu.minCudaVersion the endpoint was provisioned with
+    allowed_cuda_versions: tuple[str, ...] = ()
 
     @property
     def is_dev_worker(self) -> bool:
@@ -168,4 +170,6 @@ def _endpoint(role: str, table: object, where: str) -> EndpointSpec:
         scaling_value=float(table.get("scaling_value", 4)), flashboot=bool(table.get("flashboot", True)),
         execution_timeout_ms=int(table.get("execution_timeout_ms", 600_000)),
         image=str(table.get("image", "")),
-        env={str(k): str(v) for k, v in _table(table, "env", where).items()})
+        env={str(k): str(v) for k, v in _table(table, "env", where).items()},
+        min_cuda_version=str(table["min_cuda_version"]) if table.get("min_cuda_version") else None,
+        allowed_cuda_versions=tuple(str(v) for v in table.get("allowed_cuda_versions") or ()))

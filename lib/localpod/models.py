@@ -163,6 +163,7 @@ class Worker:
     job_id: str | None = None
     billed_until: float | None = None
     timer: asyncio.TimerHandle | None = None
+    host_cuda: str | None = None     # the CUDA version of its host's driver (lib/localpod/hosts.py)
 
     def view(self) -> dict:
         return {"id": self.id, "status": self.status, "createdAt": iso_z(self.created_at)}

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from lib.localpod import hosts
 from lib.localpod.config import ROLES, PodConfig
 from lib.localpod.models import FLASHBOOT_TYPES, Endpoint
 
@@ -53,7 +54,7 @@ def validated_settings(ep: Endpoint, changes: dict, config: PodConfig) -> dict:
             raise ValueError(f"flashboot must be one of {', '.join(FLASHBOOT_TYPES)}")
         new["flashboot"] = changes["flashboot"]
     if "gpu" in changes:
-        gpu = _object(changes, "gpu", {"pools", "count"})
+        gpu = _object(changes, "gpu", {"pools", "count", "minCudaVersion", "allowedCudaVersions"})
         pools = gpu.get("pools", ep.gpu_pools)
         if not isinstance(pools, list) or not pools or not all(isinstance(p, str) for p in pools):
             raise ValueError('gpu.pools must be a non-empty list of pool ids like "ADA_24"')
@@ -185,5 +186,7 @@ def validated_extras(changes: dict, sim: Simulator, *, creating: bool = False) -
         extras["disk"] = _whole(changes, "disk", 0, "disk", 1)
     if not creating and isinstance(changes.get("gpu"), dict) and "count" in changes["gpu"]:
         extras["gpuCount"] = _whole(changes["gpu"], "count", 1, "gpu.count", 1)
+    if isinstance(changes.get("gpu"), dict):
+        extras.update(hosts.validated(changes["gpu"]))
     return extras
 

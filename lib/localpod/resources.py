@@ -6,6 +6,7 @@ import secrets
 import string
 import time
 
+from lib.localpod import hosts
 from lib.localpod.models import (
     IDLE,
     INITIALIZING,
@@ -47,6 +48,8 @@ class Resources:
         for key, value in new.items():
             setattr(ep, key, value)
         self.store.save_endpoint(ep)
+        for w in hosts.stranded(ep.workers.values()):
+            self._stop_worker(ep, w, now)     # the scaler starts them again under the new constraint
         self._enforce_max(ep, now)
         self._assign_active(ep)
         for w in ep.workers.values():
@@ -109,7 +112,9 @@ class Resources:
         if extras is not None:
             return extras
         v = self.config.volume
-        return {"dataCenterIds": [v.datacenter], "networkVolumes": [v.id], "gpuCount": 1}
+        spec = self.config.endpoints.get(ep.role)
+        cuda = hosts.declared(spec) if spec is not None and spec.id == ep.id else {}
+        return {"dataCenterIds": [v.datacenter], "networkVolumes": [v.id], "gpuCount": 1, **cuda}
 
     def create_volume(self, body: dict) -> dict:
         """POST /rest/v2/network-volumes; ValueError says what is wrong."""

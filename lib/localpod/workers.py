@@ -14,7 +14,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from lib.localpod import billing
+from lib.localpod import billing, hosts
 from lib.localpod.handlers import JobContext, Outcome, execute, handler_for
 from lib.localpod.models import (
     FAILED,
@@ -22,6 +22,7 @@ from lib.localpod.models import (
     IN_PROGRESS,
     INITIALIZING,
     RUNNING,
+    THROTTLED,
     TIMED_OUT,
     UNHEALTHY,
     Endpoint,
@@ -103,7 +104,7 @@ class WorkerPool:
         """Stop workers above workers_max: starting ones first, then idle; busy ones when done."""
         excess = len(ep.live_workers()) - ep.workers_max
         order = {INITIALIZING: 0, IDLE: 1, RUNNING: 2}
-        for w in sorted(ep.live_workers(), key=lambda w: (order[w.status], w.active, -w.created_at)):
+        for w in sorted(ep.live_workers(), key=lambda w: (order.get(w.status, 0), w.active, -w.created_at)):
             if excess <= 0 or w.status == RUNNING:
                 break
             self._stop_worker(ep, w, now)
@@ -119,13 +120,20 @@ class WorkerPool:
         if slot not in ep.slots_used:
             ep.slots_used.add(slot)
             self.store.save_endpoint(ep)
-        worker = Worker(id=new_worker_id(), endpoint_id=ep.id, slot=slot, created_at=now)
+        worker = Worker(id=new_worker_id(), endpoint_id=ep.id, slot=slot, created_at=now,
+                        host_cuda=hosts.host_for(self.endpoint_extras(ep)))
         ep.workers[worker.id] = worker
+        if worker.host_cuda is None:
+            worker.status = THROTTLED       # no host meets the endpoint's CUDA constraint
+            return
         worker.timer = self._later((base + ep.faults.extra_cold_start_s) * self.time_scale,
                                    self._ready, ep, worker)
 
     def _ready(self, ep: Endpoint, w: Worker) -> None:
         if ep.workers.get(w.id) is not w or w.status != INITIALIZING:
+            return
+        if not hosts.container_starts(ep.role, w.host_cuda):
+            w.timer = None                  # its container fails at start on this driver: never ready
             return
         now = time.time()
         w.status, w.ready_at, w.idle_since, w.timer = IDLE, now, now, None

@@ -300,6 +300,8 @@ class Endpoint:
     # repr=False: an endpoint's environment may hold credentials someone typed into RunPod's console.
     env: Mapping[str, str] = field(default_factory=dict, repr=False)
     disk_gb: int | None = None      # container disk; None when RunPod does not report it
+    min_cuda_version: str | None = None             # gpu.minCudaVersion; None when not set
+    allowed_cuda_versions: tuple[str, ...] = ()     # gpu.allowedCudaVersions; () when not set
 
     @classmethod
     def from_json(cls, data: object, where: str) -> "Endpoint":
@@ -352,6 +354,8 @@ class Endpoint:
             raw=dict(r.data),
             env=_env(r.data.get("env"), where),
             disk_gb=r.integer("disk"),
+            min_cuda_version=gpu.text("minCudaVersion", "") or None,
+            allowed_cuda_versions=gpu.texts("allowedCudaVersions"),
         )
 
 

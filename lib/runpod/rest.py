@@ -87,7 +87,9 @@ def create_endpoint_body(*, name: str, image: str, gpu_pools: Sequence[str], gpu
                          workers_max: int, idle_timeout_s: int, scaling_type: str, scaling_value: float,
                          flashboot: bool, timeout_ms: int, data_center_ids: Sequence[str],
                          network_volume_ids: Sequence[str],
-                         env: Mapping[str, str] | None, disk_gb: int | None) -> dict[str, Any]:
+                         env: Mapping[str, str] | None, disk_gb: int | None,
+                         min_cuda_version: str | None = None,
+                         allowed_cuda_versions: Sequence[str] | None = None) -> dict[str, Any]:
     """The v2 CreateEndpointRequest for a GPU queue endpoint with its container settings inline.
 
     v2 takes the container settings (image, env, disk) in the endpoint body, so the console needs no
@@ -119,7 +121,18 @@ def create_endpoint_body(*, name: str, image: str, gpu_pools: Sequence[str], gpu
     }
     if disk_gb is not None:
         body["disk"] = int(disk_gb)
+    body["gpu"].update(_cuda_fields(min_cuda_version, allowed_cuda_versions))
     return body
+
+
+def _cuda_fields(min_cuda_version: str | None, allowed_cuda_versions: Sequence[str] | None) -> dict[str, Any]:
+    """gpu.minCudaVersion / gpu.allowedCudaVersions (reference §3.2), only those given."""
+    fields: dict[str, Any] = {}
+    if min_cuda_version is not None:
+        fields["minCudaVersion"] = str(min_cuda_version)
+    if allowed_cuda_versions is not None:
+        fields["allowedCudaVersions"] = [str(v) for v in allowed_cuda_versions]
+    return fields
 
 
 class RestV2:
@@ -181,7 +194,9 @@ class RestV2:
                         scaling_type: str = "QUEUE_DELAY", scaling_value: float = 4, flashboot: bool = True,
                         timeout_ms: int = 600_000, data_center_ids: list[str] | tuple[str, ...] = (),
                         network_volume_ids: list[str] | tuple[str, ...] = (),
-                        env: Mapping[str, str] | None = None, disk_gb: int | None = None) -> Endpoint:
+                        env: Mapping[str, str] | None = None, disk_gb: int | None = None,
+                        min_cuda_version: str | None = None,
+                        allowed_cuda_versions: list[str] | tuple[str, ...] | None = None) -> Endpoint:
         """POST /serverless: a queue endpoint running `image` (v2 CreateEndpointRequest, reference §3.2).
 
         Every setting is sent explicitly: v2's create defaults (timeout 300 s, FlashBoot OFF, idle
@@ -192,7 +207,8 @@ class RestV2:
             name=name, image=image, gpu_pools=gpu_pools, gpu_count=gpu_count, workers_min=workers_min,
             workers_max=workers_max, idle_timeout_s=idle_timeout_s, scaling_type=scaling_type,
             scaling_value=scaling_value, flashboot=flashboot, timeout_ms=timeout_ms,
-            data_center_ids=data_center_ids, network_volume_ids=network_volume_ids, env=env, disk_gb=disk_gb)
+            data_center_ids=data_center_ids, network_volume_ids=network_volume_ids, env=env, disk_gb=disk_gb,
+            min_cuda_version=min_cuda_version, allowed_cuda_versions=allowed_cuda_versions)
         op = "POST /serverless (RunPod REST)"
         # Retried like a job submission (only on 429/503): a blind retry could create a second endpoint.
         data = self._core.request("POST", self.base + "/serverless", operation=op, retry=Retry.SUBMIT,
@@ -214,7 +230,8 @@ class RestV2:
                         image: str | None = None, env: Mapping[str, str] | None = None,
                         data_center_ids: list[str] | tuple[str, ...] | None = None,
                         network_volume_ids: list[str] | tuple[str, ...] | None = None,
-                        disk_gb: int | None = None) -> Endpoint:
+                        disk_gb: int | None = None, min_cuda_version: str | None = None,
+                        allowed_cuda_versions: list[str] | tuple[str, ...] | None = None) -> Endpoint:
         """PATCH only the given fields, in v2 shape. `env` replaces the endpoint's whole environment."""
         body: dict[str, Any] = {}
         if name is not None:
@@ -235,9 +252,11 @@ class RestV2:
             body["flashboot"] = "FLASHBOOT" if flashboot else "OFF"
         if timeout_ms is not None:
             body["timeout"] = int(timeout_ms)
-        if gpu_pools is not None or gpu_count is not None:
-            body["gpu"] = {k: v for k, v in (("pools", None if gpu_pools is None else list(gpu_pools)),
-                                             ("count", gpu_count)) if v is not None}
+        gpu = {k: v for k, v in (("pools", None if gpu_pools is None else list(gpu_pools)),
+                                 ("count", gpu_count)) if v is not None}
+        gpu.update(_cuda_fields(min_cuda_version, allowed_cuda_versions))
+        if gpu:
+            body["gpu"] = gpu
         for key, value in (("image", image), ("env", None if env is None else dict(env)),
                            ("dataCenterIds", None if data_center_ids is None else list(data_center_ids)),
                            ("networkVolumes", None if network_volume_ids is None else list(network_volume_ids)),

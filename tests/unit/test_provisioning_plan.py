@@ -135,6 +135,10 @@ def test_defaults_fill_what_the_file_leaves_out():
     ({"image": {"env": {"COMFY_LOG_LEVEL": 3}}}, None, "env.COMFY_LOG_LEVEL must be a string"),
     ({"image": {"env": {"X": "secret:not a name"}}}, None, "write a secret as \"secret:NAME\""),
     ({}, {"size_gb": 5000}, "[volume] size_gb must be between 10 and 4096"),
+    ({"training": {"min_cuda_version": "14.2"}}, None, "min_cuda_version: '14.2' is not a CUDA version RunPod"),
+    ({"training": {"allowed_cuda_versions": ["12.x"]}}, None, "allowed_cuda_versions: '12.x' is not a CUDA"),
+    ({"training": {"min_cuda_version": "13.0", "allowed_cuda_versions": ["12.8"]}}, None,
+     "are all below min_cuda_version 13.0"),
 ])
 def test_declaration_problems_are_reported_with_their_table(changes, volume, message):
     with pytest.raises(DeclarationError) as caught:

@@ -59,7 +59,8 @@ def endpoint_view(ep: Endpoint, request: Request) -> dict:
         del workers["idleTimeout"]
     view = {
         "id": ep.id, "name": ep.name, "type": "QUEUE",
-        "gpu": {"pools": list(ep.gpu_pools), "count": extras.get("gpuCount", 1)},
+        "gpu": {"pools": list(ep.gpu_pools), "count": extras.get("gpuCount", 1),
+                **{k: extras[k] for k in ("minCudaVersion", "allowedCudaVersions") if k in extras}},
         "workers": workers,
         "scaling": scaling, "timeout": ep.execution_timeout_ms, "flashboot": ep.flashboot,
         "dataCenterIds": list(extras.get("dataCenterIds", ())),
