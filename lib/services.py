@@ -73,6 +73,9 @@ def build_services(settings: Settings, *, start_tracker: bool = True,
     config = config or ConsoleConfig.load(settings.config_path)
     data_dir = Path(settings.data_dir)
     data_dir.mkdir(parents=True, exist_ok=True)
+    # Every table of console.toml is read before anything starts: nothing runs half-configured.
+    access = AccessPolicy.from_config(config.raw)
+    monitor = OpsMonitor(config, data_dir)
     store = JobStore(data_dir)
     localpod = None
     if settings.uses_simulator:
@@ -105,13 +108,12 @@ def build_services(settings: Settings, *, start_tracker: bool = True,
 
         schedule = PollSchedule()
 
-    access = AccessPolicy.from_config(config.raw)
     tracker = Tracker(store, config, lambda role: client.for_spec(config.endpoint(role)),
                       schedule=schedule, cold_start_threshold_ms=threshold, authorize=access.authorize,
                       local_volume_root=localpod.volume_dir if localpod else None)
     services_ = Services(settings=settings, config=config, client=client, volume=volume,
                          store=store, tracker=tracker, access=access, localpod=localpod,
-                         monitor=OpsMonitor(config, data_dir))
+                         monitor=monitor)
     if start_tracker:
         # The tracker thread evaluates the alert rules and restores warm-up holds on schedule.
         tracker.add_periodic(lambda: services_.monitor.tick_services(services_), MONITOR_INTERVAL_S)
