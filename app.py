@@ -26,7 +26,8 @@ PAGES = {
 }
 if user.can("audit"):
     PAGES["Admin"] = [st.Page("pages/audit.py", title="Audit", icon=":material/policy:"),
-                      st.Page("pages/provisioning.py", title="Provisioning", icon=":material/deployed_code:")]
+                      st.Page("pages/provisioning.py", title="Provisioning", icon=":material/deployed_code:"),
+                      st.Page("pages/connection.py", title="Connection check", icon=":material/stethoscope:")]
 
 navigation = st.navigation(PAGES)
 widgets.backend_banner(services)
