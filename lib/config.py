@@ -213,6 +213,11 @@ class ConsoleConfig:
         return {role: spec.gpu_pools[0] for role, spec in self.endpoints.items()
                 if not self.prices.knows(spec.gpu_pools[0])}
 
+    def price_warnings(self) -> list[str]:
+        return [f"No price for pool {pool}: costs for the {role} endpoint are not estimated. Add {pool} = "
+                f"<USD per second> under [prices.flex_per_s] in console.toml."
+                for role, pool in self.unpriced_pools().items()]
+
     def price_per_second(self, role: str, active: bool = False) -> float:
         """0.0 for a pool without any known price: Costs warns that such an endpoint is not estimated."""
         spec = self.endpoint(role)
@@ -290,8 +295,12 @@ class ConsoleConfig:
                    raw=data, path=path)
 
 
+def endpoint_snippet(role: str) -> str:
+    return f'[endpoints.{role}]\nid = "<your {role} endpoint id from RunPod>"'
+
+
 def how_to_add_endpoint(role: str) -> str:
-    return (f'add to console.toml:\n[endpoints.{role}]\nid = "<your {role} endpoint id from RunPod>"\n'
+    return (f"add to console.toml:\n{endpoint_snippet(role)}\n"
             "then restart the console (or reload it on Admin → Provisioning)")
 
 
