@@ -39,7 +39,20 @@ def live_fragment(state_key: str, render=live) -> None:
 st.title("Generate images")
 configured.require_endpoint(svc, "image", "image generation")
 templates = {t.title: t for t in inf.image_templates(svc.data_dir)}
-template = templates[st.selectbox("Model preset", list(templates), key="gen.model")]
+
+
+def prefill_prompt() -> None:
+    """A preset's own prompt (a saved workflow's) fills an empty prompt box, like its negative prompt."""
+    default = str(templates[st.session_state["gen.model"]].defaults.get("prompt") or "")
+    if default and not str(st.session_state.get("gen.prompt") or "").strip():
+        st.session_state["gen.prompt"] = default
+
+
+if st.session_state.get("gen.saved") in templates:  # just saved below: select it at once
+    st.session_state["gen.model"] = st.session_state.pop("gen.saved")
+    prefill_prompt()
+    st.success(f"Saved **{st.session_state['gen.model']}** — it is now in the Model preset list, selected.")
+template = templates[st.selectbox("Model preset", list(templates), key="gen.model", on_change=prefill_prompt)]
 st.caption(template.description)
 lim, defaults = template.limits, template.defaults
 left, right = st.columns([3, 2])
@@ -157,6 +170,8 @@ with own_tab:
             if st.button("Save workflow", disabled=not can_submit, key="own.save"):
                 try:
                     saved = save_custom_template(inf.templates_dir(svc.data_dir), name, workflow, mapping)
-                    st.success(f"Saved **{saved.title}** — it is now in the Model preset list.")
                 except (TemplateError, WorkflowError) as exc:
                     st.error(str(exc), icon=":material/error:")
+                else:
+                    st.session_state["gen.saved"] = saved.title
+                    st.rerun()
