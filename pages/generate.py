@@ -4,6 +4,7 @@ import json
 import streamlit as st
 
 from lib import inference as inf
+from lib.devworkers import model_source
 from lib.inference import loras_on_volume
 from lib.grid import AXIS_TITLES, GRID_PARAMS, GridError
 from lib.ui import configured, deps, widgets
@@ -20,12 +21,12 @@ NO_LORA = "(no LoRA)"
 
 @st.cache_data(ttl=60, show_spinner=False)
 def volume_loras(volume_version: int) -> list[str]:  # a change made by the console re-lists at once
-    return loras_on_volume(svc.volume)
+    return loras_on_volume(model_source(svc, "image"))
 
 
 @st.cache_data(ttl=10, show_spinner=False)
 def checked(payloads_json: str):
-    return inf.preflight_many(json.loads(payloads_json), svc.volume)
+    return inf.preflight_many(json.loads(payloads_json), model_source(svc, "image"))
 
 
 def live(state_key: str) -> None:
@@ -96,7 +97,7 @@ with images_tab:
     if report is not None and not report.ok:
         show_problems(report.summary, [p.message for p in report.problems])
     elif report is not None:
-        st.success(report.summary, icon=":material/check_circle:")
+        (st.warning if report.not_checked else st.success)(report.summary, icon=":material/check_circle:")
     if st.button("Generate", type="primary", disabled=not (report and report.ok and can_submit), key="gen.go"):
         key = deps.idempotency_key("generate", [template.name, params, count])
         result = inf.submit(svc, inf.plan_images(template, params, count=count, random_seed=random_seed),
@@ -163,7 +164,7 @@ with own_tab:
             mapping = form.param_map({param: cols[i % 3].selectbox(param, form.labels, form.labels.index(guess),
                                                                    key=f"own.map.{param}")
                                       for i, (param, guess) in enumerate(form.guesses.items())})
-            problems = preflight(workflow, svc.volume).problems
+            problems = preflight(workflow, model_source(svc, "image")).problems
             if problems:
                 show_problems("Preflight against the volume:", [p.message for p in problems])
             name = st.text_input("Save as", key="own.name", placeholder="e.g. Ava FLUX upscale")

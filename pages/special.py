@@ -2,6 +2,7 @@
 import streamlit as st
 
 from lib import special as sp
+from lib.devworkers import model_source
 from lib.inference import loras_on_volume
 from lib.ui import configured, deps, widgets
 
@@ -13,7 +14,7 @@ FACES = [str(n) for n in range(5)]
 
 @st.cache_data(ttl=60, show_spinner=False)
 def volume_loras(volume_version: int) -> list[str]:  # a change made by the console re-lists at once
-    return loras_on_volume(svc.volume)
+    return loras_on_volume(model_source(svc, "special"))
 
 
 def upload(file) -> sp.Upload:
