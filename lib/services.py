@@ -135,6 +135,9 @@ def build_services(settings: Settings, *, start_tracker: bool = True,
 
 def _build(settings: Settings, config: ConsoleConfig, data_dir: Path, data_lock: DataDirLock,
            start_tracker: bool) -> Services:
+    # Every table of console.toml is read before anything starts: nothing runs half-configured.
+    access = AccessPolicy.from_config(config.raw)
+    monitor = OpsMonitor(config, data_dir)
     store = JobStore(data_dir)
     localpod = None
     if settings.uses_simulator:
@@ -167,13 +170,12 @@ def _build(settings: Settings, config: ConsoleConfig, data_dir: Path, data_lock:
 
         schedule = PollSchedule()
 
-    access = AccessPolicy.from_config(config.raw)
     tracker = Tracker(store, config, lambda role: client.for_spec(config.endpoint(role)),
                       jobs_at=jobs_at(client), schedule=schedule, cold_start_threshold_ms=threshold,
                       authorize=access.authorize, local_volume_root=localpod.volume_dir if localpod else None)
     services_ = Services(settings=settings, config=config, client=client, volume=volume,
                          store=store, tracker=tracker, access=access, localpod=localpod,
-                         monitor=OpsMonitor(config, data_dir), data_lock=data_lock)
+                         monitor=monitor, data_lock=data_lock)
     if start_tracker:
         # The tracker thread evaluates the alert rules and restores warm-up holds on schedule.
         tracker.add_periodic(lambda: services_.monitor.tick_services(services_), MONITOR_INTERVAL_S)

@@ -24,7 +24,7 @@ from lib.training.config import (
 )
 from lib.training.datasets import TrainingSets
 from lib.training.runs import RunError, format_duration, next_version
-from lib.ui import deps, training_run, widgets
+from lib.ui import configured, deps, training_run, widgets
 from lib.volume import VolumeError
 
 svc = deps.services()
@@ -38,6 +38,7 @@ def volume_file(key: str) -> bytes:   # run outputs never change once written
 
 
 st.title("LoRA training")
+configured.require_endpoint(svc, "training", "LoRA training")
 ready_sets = [s for s in sets.list() if s.versions]
 if not ready_sets:
     st.info("No saved training set yet: create one on the Training sets page first.", icon=":material/info:")

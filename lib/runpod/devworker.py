@@ -102,6 +102,12 @@ class DevWorkerJobs:
         job = self.run(input, webhook=webhook, policy=policy)
         return self.wait(job.id, timeout_s=timeout_s)
 
+    def reachable(self) -> None:
+        """Raises a RunPodError when the dev worker's local API does not answer. It has no /health;
+        its FastAPI schema route answers whenever the server is up."""
+        op = self._op("GET", "/openapi.json")
+        self._core.request("GET", self.url + "/openapi.json", operation=op, retry=Retry.IDEMPOTENT, auth=False)
+
     # ------------------------------------------------------------------ unsupported
 
     def cancel(self, job_id: str) -> Job:

@@ -4,7 +4,9 @@ from __future__ import annotations
 import streamlit as st
 
 from lib.auth import Forbidden
+from lib.devworkers import DEV, routes
 from lib.errors import ConsoleError
+from lib.runpod import RunPodError
 
 STATUS_ICONS = {
     "PENDING": "⏳", "IN_QUEUE": "🕒", "IN_PROGRESS": "⚙️", "COMPLETED": "✅", "FAILED": "❌",
@@ -13,7 +15,11 @@ STATUS_ICONS = {
 
 
 def backend_banner(services) -> None:
-    if services.simulated:
+    where = routes(services)
+    if any(route.target == DEV for route in where):
+        st.info("Where jobs go:  \n" + "  \n".join(f"**{r.role}** → {r.target} `{r.where}`" for r in where),
+                icon=":material/developer_mode:")
+    elif services.simulated:
         st.info(f"**Local simulator** — no RunPod key is set, so every job runs on localpod "
                 f"(cold starts compressed ×{services.config.simulator.time_scale:g}). "
                 "Historic traffic and billing are simulated.", icon=":material/science:")
