@@ -24,7 +24,7 @@ from lib.training.config import (
 )
 from lib.training.datasets import TrainingSets
 from lib.training.runs import RunError, format_duration, next_version
-from lib.ui import deps, training_run, widgets
+from lib.ui import configured, deps, training_run, widgets
 from lib.volume import VolumeError
 
 svc = deps.services()
@@ -38,6 +38,7 @@ def volume_file(key: str) -> bytes:   # run outputs never change once written
 
 
 st.title("LoRA training")
+configured.require_endpoint(svc, "training", "LoRA training")
 ready_sets = [s for s in sets.list() if s.versions]
 if not ready_sets:
     st.info("No saved training set yet: create one on the Training sets page first.", icon=":material/info:")
@@ -131,6 +132,7 @@ def run_panel(local_id: str) -> None:
     eta = f" · ETA {format_duration(view.eta_s)}" if record.is_active and view.eta_s is not None else ""
     phase = f" · {view.phase}" if record.is_active and view.phase else ""
     st.progress(view.fraction, text=f"step {view.step} / {view.total_steps or '?'}{loss}{eta}{phase}")
+    widgets.dev_worker_note(record)
     if view.error:
         st.error(view.error.replace("\n", " "), icon=":material/error:")
     if view.log_tail:

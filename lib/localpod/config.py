@@ -17,6 +17,12 @@ from pathlib import Path
 ROLES = ("image", "training", "special")
 COLD_START_S = {"image": 90.0, "training": 120.0, "special": 100.0}
 SECRET_PREFIX = "secret:"
+# What RunPod bills per GPU class and second (runpod-api.md §5.1, flex column, as of 2026-05-13): the
+# simulated RunPod knows its own prices, so a console.toml without [prices] is billed like the real one.
+# A [prices.flex_per_s] table in the file overrides single pools (tests use round figures).
+RUNPOD_FLEX_PER_S = dict(AMPERE_16=0.00016, AMPERE_24=0.00019, ADA_24=0.00031, AMPERE_48=0.00034,
+                         ADA_48_PRO=0.00053, AMPERE_80=0.00076, ADA_80_PRO=0.00116, BLACKWELL_96=0.00111,
+                         HOPPER_141=0.00155, BLACKWELL_180=0.00240)
 
 
 class PodConfigError(ValueError):
@@ -126,11 +132,7 @@ class PodConfig:
                             datacenter=str(vol.get("datacenter", "EU-RO-1")),
                             size_gb=int(vol.get("size_gb", 100)))
         p = _table(data, "prices", where)
-        flex = _numbers(_table(p, "flex_per_s", where))
-        for spec in endpoints.values():
-            if not spec.is_dev_worker and spec.gpu_pools[0] not in flex:
-                raise PodConfigError(f"{where}: [endpoints.{spec.role}] pool {spec.gpu_pools[0]!r} has no "
-                                     "price in [prices.flex_per_s]")
+        flex = {**RUNPOD_FLEX_PER_S, **_numbers(_table(p, "flex_per_s", where))}
         s = _table(data, "simulator", where)
         if float(s.get("time_scale", 0.05)) <= 0:
             raise PodConfigError(f"{where}: [simulator] time_scale must be > 0")

@@ -23,17 +23,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lib.config import ConsoleConfig, EndpointSpec, Prices
+from lib.config import SECRET_LIKE_PREFIXES, ConsoleConfig, EndpointSpec, Prices
+from lib.config import SENSITIVE_NAME as _SENSITIVE_NAME
 from lib.errors import ConsoleError
 
 SECRET_PREFIX = "secret:"
-# Prefixes of credentials the team handles: RunPod API keys (rpa_), RunPod S3 secrets (rps_),
-# Hugging Face tokens (hf_), and the common cloud/Git ones.
-SECRET_LIKE_PREFIXES = ("rpa_", "rps_", "hf_", "sk-", "sk_live_", "ghp_", "github_pat_", "xoxb-", "xoxp-",
-                        "AKIA", "glpat-")
-# Whole words of a variable name (HF_TOKEN, BUCKET_SECRET_ACCESS_KEY), not TOKENIZER_PARALLELISM.
-_SENSITIVE_NAME = re.compile(r"(^|_)(SECRET|TOKEN|PASSWORD|PASSWD|API_?KEY|PRIVATE_KEY|CREDENTIALS?)(_|$)",
-                             re.IGNORECASE)
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _RUNPOD_SECRET = re.compile(r"^\{\{\s*RUNPOD_SECRET_([A-Za-z0-9_-]+)\s*\}\}$")
 

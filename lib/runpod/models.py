@@ -149,7 +149,7 @@ def _finite(value: int | float) -> bool:
 
 
 def _kind(value: object) -> str:
-    return {dict: "an object", list[Any]: "a list", str: "a string", bool: "a boolean",
+    return {dict: "an object", list: "a list", str: "a string", bool: "a boolean",
             int: "a number", float: "a number", type(None): "null"}.get(type(value), type(value).__name__)
 
 

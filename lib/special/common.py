@@ -175,7 +175,9 @@ def submit_jobs(tracker, jobs: Sequence[PlannedJob], *, user: str, group: str,
 
 def preflight_and_submit(svc, jobs, *, user: str, group: str) -> "SubmitOutcome":
     """Preflight every job against the volume, then submit them all; nothing is sent if one fails."""
-    problems = preflight_jobs(jobs, svc.volume)
+    from lib.devworkers import model_source  # needs lib.volume, like preflight_jobs
+
+    problems = preflight_jobs(jobs, model_source(svc, ROLE))
     if problems:
         raise SpecialInputError(problems)
     return submit_jobs(svc.tracker, jobs, user=user, group=group, config=svc.config)

@@ -211,7 +211,7 @@ def save_custom_template(store_dir: Path, name: str, workflow: Mapping,
         if passthrough:
             without_lora[node_id] = {str(i): name for i, name in passthrough.items()}
     defaults: dict[str, object] = {}
-    for key in ("negative_prompt", "steps", "guidance", "width", "height", "batch_size", "lora_strength"):
+    for key in ("prompt", "negative_prompt", "steps", "guidance", "width", "height", "batch_size", "lora_strength"):
         if params.get(key):
             node_id, input_name = params[key][0]
             value = workflow.get(node_id, {}).get("inputs", {}).get(input_name)

@@ -39,10 +39,10 @@ def test_list_endpoints_matches_the_config(pod, api, basic_config):
                                          "purgeQueue", "health"}
 
 
-def test_dev_worker_endpoints_are_not_simulated(start_localpod, basic_config):
+def test_dev_worker_endpoints_are_not_simulated(start_localpod, basic_toml):
     import copy
 
-    table = copy.deepcopy(dict(basic_config.raw))
+    table = copy.deepcopy(basic_toml)
     endpoints = table["endpoints"]
     del endpoints["special"]["id"]
     endpoints["special"]["url"] = "http://localhost:8000"
@@ -137,7 +137,7 @@ def test_billing_bills_worker_seconds_at_the_pool_price(basic_pod, api_for, basi
                            "diskAmount", "feeAmount", "serverlessId"}
     assert record["serverlessId"] == "basic-sim01"
     gpu = sum(r["gpuAmount"] for r in report["records"])
-    active_price = basic_config.prices.per_second("ADA_24", active=True)
+    active_price = basic_config.active_per_s["ADA_24"]
     # one active worker, billed from ready (initializing is free) to the query, idle included
     assert 0.45 * active_price <= gpu <= (billed + 0.05) * active_price
     totals = report["metadata"]["totals"]
@@ -174,7 +174,7 @@ def test_network_volume_billing_shape(api, basic_config):
     assert records and all(r["networkVolumeId"] == vol.id for r in records)
     assert set(records[0]) == {"startTime", "endTime", "totalAmount", "standardAmount",
                                "highPerformanceAmount", "networkVolumeId"}
-    hourly = vol.size_gb * basic_config.prices.volume_usd_per_gb_month / (30 * 86400) * 3600
+    hourly = vol.size_gb * basic_config.volume_usd_per_gb_month / (30 * 86400) * 3600
     assert all(0 < r["totalAmount"] == r["standardAmount"] <= hourly + 1e-6 for r in records)
     assert math.isclose(report["metadata"]["totals"]["totalAmount"],
                         sum(r["totalAmount"] for r in records), abs_tol=1e-5)
