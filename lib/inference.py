@@ -104,6 +104,7 @@ def _meta(template: Template, values: Mapping, tag: str, **extra) -> dict:
         "lora_strength": values.get("lora_strength"), "prompt": values.get("prompt"),
         "negative_prompt": values.get("negative_prompt"), "seed": values.get("seed"),
         "steps": values.get("steps"), "guidance": values.get("guidance"),
+        "sampler": values.get("sampler_name"), "scheduler": values.get("scheduler"),
         "width": values.get("width"), "height": values.get("height"),
         "batch_size": values.get("batch_size"), "job_tag": tag, "params": dict(values), **extra,
     }
@@ -210,9 +211,9 @@ def parse_axis_values(param: str, raw: str | Sequence) -> list:
     parts = raw.splitlines() if param == "prompt" else re.split(r"[,\s]+", raw)
     parts = [p.strip() for p in parts if p.strip()]
     try:
-        if param == "seed":
+        if param in ("seed", "steps"):
             return [int(p) for p in parts]
-        if param == "lora_strength":
+        if param in ("lora_strength", "guidance"):
             return [float(p) for p in parts]
     except ValueError as exc:
         raise GridError(f"{param.replace('_', ' ')} values must be numbers separated by commas ({exc})") from None
@@ -226,6 +227,9 @@ def _grids_dir(svc) -> Path:
 def plan_grid_jobs(template: Template, x_axis: GridAxis, y_axis: GridAxis, base_params: Mapping,
                    grid_id: str | None = None) -> tuple[str, list[tuple[GridCell, PlannedJob]]]:
     """A grid id and one planned job per cell, all at one fixed seed unless Seed is an axis."""
+    for axis in (x_axis, y_axis):
+        if axis.param != "prompt" and not template.supports(axis.param):
+            raise GridError(f"{template.title} has no {axis.title} setting to compare: choose another axis")
     base = dict(base_params)
     if base.get("seed") is None and "seed" not in (x_axis.param, y_axis.param):
         base["seed"] = new_seed()

@@ -10,6 +10,7 @@ from lib.ui import deps, widgets
 from lib.ui import live as live_view
 from lib.ui.live import feedback, show_problems
 from lib.volume import VolumeError
+from lib.workflows.samplers import CHOICES
 from lib.workflows import (ParamError, TemplateError, WorkflowError, parse_uploaded_workflow, preflight,
                            save_custom_template, size_presets)
 
@@ -108,6 +109,8 @@ with grid_tab:
             candidates = [c for c in st.session_state.get("grid.lora_candidates", []) if c in loras]
             axes[name] = (param, col.multiselect("LoRA files", loras, default=candidates,
                                                  key=f"grid.{name}.loras"))
+        elif param in CHOICES:
+            axes[name] = (param, col.multiselect(AXIS_TITLES[param], CHOICES[param], key=f"grid.{name}.{param}"))
         else:
             hint = "one prompt per line" if param == "prompt" else "values separated by commas"
             axes[name] = (param, col.text_area(f"{AXIS_TITLES[param]} — {hint}", key=f"grid.{name}.values"))

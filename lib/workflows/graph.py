@@ -223,6 +223,8 @@ def suggest_param_map(workflow: Mapping) -> dict[str, list[list[str]]]:
         node = workflow[sampler]
         add("seed", sampler, "noise_seed" if node["class_type"] == "KSamplerAdvanced" else "seed")
         add("steps", sampler, "steps")
+        add("sampler_name", sampler, "sampler_name")
+        add("scheduler", sampler, "scheduler")
         positive = upstream(workflow, sampler, "positive", _CONDITIONING_PASS)
         negative = upstream(workflow, sampler, "negative", _CONDITIONING_PASS)
         if positive and workflow[positive]["class_type"] == "CLIPTextEncode":

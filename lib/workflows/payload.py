@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import PurePosixPath
 
 from lib.workflows.graph import OUTPUT_NODE, WorkflowError, bypass_nodes, structure_problems
+from lib.workflows.samplers import CHOICES
 from lib.workflows.templates import PARAM_NAMES, Template
 
 SEED_MAX = 2**64 - 1  # KSampler's seed widget range in ComfyUI
@@ -104,6 +105,16 @@ def resolve_params(template: Template, params: Mapping[str, object]) -> dict[str
             value = _number(merged.get(key), kind, label, problems)
             _in_range(value, lo, hi, label, problems)
             out[key] = value
+
+    for key, allowed in CHOICES.items():
+        if template.supports(key):
+            value = merged.get(key)
+            if value not in allowed:
+                label = key.replace("_name", "").replace("_", " ")
+                problems.append(f"{label} {value!r} is not one ComfyUI's KSampler offers "
+                                f"(e.g. {', '.join(allowed[:4])})")
+            else:
+                out[key] = value
 
     for key in ("width", "height"):
         if not template.supports(key):

@@ -18,8 +18,8 @@ from lib.workflows.graph import LORA_PASSTHROUGH, WorkflowError, models_in_workf
 BUILTIN_DIR = Path(__file__).parent / "templates"
 FORMAT = 1
 
-PARAM_NAMES = ("prompt", "negative_prompt", "seed", "steps", "guidance", "width", "height",
-               "batch_size", "lora_name", "lora_strength", "filename_prefix")
+PARAM_NAMES = ("prompt", "negative_prompt", "seed", "steps", "guidance", "sampler_name", "scheduler", "width",
+               "height", "batch_size", "lora_name", "lora_strength", "filename_prefix")
 
 # Limits for staff-made templates, where nothing is known about the model behind the graph.
 _CUSTOM_LIMITS = {"min_side": 256, "max_side": 2048, "steps": [1, 150], "guidance": [0.0, 30.0],
@@ -205,7 +205,8 @@ def save_custom_template(store_dir: Path, name: str, workflow: Mapping,
         if passthrough:
             without_lora[node_id] = {str(i): name for i, name in passthrough.items()}
     defaults: dict[str, object] = {}
-    for key in ("negative_prompt", "steps", "guidance", "width", "height", "batch_size", "lora_strength"):
+    for key in ("negative_prompt", "steps", "guidance", "sampler_name", "scheduler", "width", "height",
+                "batch_size", "lora_strength"):
         if params.get(key):
             node_id, input_name = params[key][0]
             value = workflow.get(node_id, {}).get("inputs", {}).get(input_name)
