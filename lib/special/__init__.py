@@ -15,7 +15,7 @@ from lib.special.faceswap import (DETECTORS, FACE_MODEL_LICENCE, GENDERS, RESTOR
                                   FaceSwapPlan, FaceSwapStart, SwapView, batch_results, describe_faces,
                                   plan_faceswap, start_faceswap, worker_warnings)
 from lib.special.sheets import (PANELS, REFERENCE_LICENCE, Panel, PanelView, SheetPlan, SheetProgress,
-                                SheetRequest, SheetResult, SheetStart, compose_progress, default_trigger,
+                                SheetRequest, SheetResult, SheetStart, compose_progress, default_trigger, drawn_pose,
                                 panel_prompt, plan_sheet, save_sheet, sheet_progress, sheet_result,
                                 start_sheet)
 
@@ -24,7 +24,7 @@ __all__ = [
     "RESTORE_MODELS", "ROLE", "VIEW_ORDER", "FaceSwapOptions", "FaceSwapPlan", "FaceSwapStart", "Panel",
     "PanelView", "PlannedJob", "SheetPlan", "SheetProgress", "SheetRequest", "SheetResult", "SheetStart", "SpecialInputError",
     "SubmitOutcome", "SwapView", "Upload", "batch_results", "compose_progress", "compose_sheet",
-    "default_trigger", "describe_faces", "new_batch_id", "panel_prompt", "plan_faceswap",
+    "default_trigger", "describe_faces", "drawn_pose", "new_batch_id", "panel_prompt", "plan_faceswap",
     "plan_sheet", "preflight_jobs", "save_sheet", "sheet_layout", "sheet_progress", "sheet_result", "start_faceswap",
     "start_sheet", "submit_jobs", "worker_warnings",
 ]
