@@ -16,7 +16,9 @@ ROLE = "special"
 # Rough GPU seconds per job, for the cost estimate recorded at submission (an RTX 4090-class worker).
 # FLUX.1-dev needs ≈12 s for 20 steps at 1024² on a 4090 (worker-contracts §4.2) plus decoding and
 # saving; a ReActor swap has no published timing (could not confirm) — a few seconds is assumed.
-TYPICAL_SECONDS = {"faceswap": 5.0, "sheet_panel": 15.0}
+# An SDXL image of 28 steps at 1 MP with IP-Adapter: the image endpoint's SDXL estimate plus the
+# reference encoding, ≈6 s (an assumption in the same order, no sourced figure).
+TYPICAL_SECONDS = {"faceswap": 5.0, "sheet_panel": 15.0, "reference": 6.0}
 
 _TAG_SAFE = re.compile(r"[^A-Za-z0-9_-]+")
 
