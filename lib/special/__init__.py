@@ -16,14 +16,14 @@ from lib.special.faceswap import (DETECTORS, FACE_MODEL_LICENCE, GENDERS, RESTOR
                                   FaceSwapPlan, FaceSwapStart, SwapView, batch_results, describe_faces,
                                   plan_faceswap, start_faceswap, worker_warnings)
 from lib.special.reference import (MODES, ReferenceMode, ReferencePlan, ReferenceRequest, ReferenceStart,
-                                   ReferenceView, plan_reference, reference_results, start_reference)
+                                   plan_reference, reference_results, start_reference)
 from lib.special.sheets import (PANELS, REFERENCE_LICENCE, Panel, PanelView, SheetPlan, SheetProgress,
                                 SheetRequest, SheetResult, SheetStart, compose_progress, default_trigger, drawn_pose,
                                 panel_prompt, plan_sheet, save_sheet, sheet_progress, sheet_result,
                                 start_sheet)
 
 __all__ = [
-    "MODES", "ReferenceMode", "ReferencePlan", "ReferenceRequest", "ReferenceStart", "ReferenceView",
+    "MODES", "ReferenceMode", "ReferencePlan", "ReferenceRequest", "ReferenceStart",
     "plan_reference", "reference_results", "start_reference",
     "DETECTORS", "EXPRESSION_ORDER", "FACE_MODEL_LICENCE", "GENDERS", "LABELS", "PANELS", "REFERENCE_LICENCE",
     "RESTORE_MODELS", "ROLE", "VIEW_ORDER", "FaceSwapOptions", "FaceSwapPlan", "FaceSwapStart", "Panel",

@@ -68,6 +68,27 @@ class SubmitOutcome:
         return [r.local_id for r in self.records]
 
 
+@dataclass(frozen=True)
+class Started:
+    """A plan (face swap, sheet, reference images) and what happened when its jobs were submitted."""
+
+    plan: object
+    outcome: SubmitOutcome
+
+
+FINISHED = ("COMPLETED", "FAILED", "CANCELLED", "TIMED_OUT", "EXPIRED", "SUBMIT_FAILED")
+_UNSUCCESSFUL = ("FAILED", "SUBMIT_FAILED", "TIMED_OUT", "EXPIRED", "CANCELLED")
+
+
+def job_error(record) -> str | None:
+    """One readable sentence for a job that ended without success (None while running or when done)."""
+    from lib.workflows.worker_errors import describe_worker_error
+
+    if record.status not in _UNSUCCESSFUL:
+        return None
+    return describe_worker_error(record.error).summary if record.error else record.status.lower()
+
+
 def new_batch_id(prefix: str) -> str:
     """A short id for one submission (a face-swap batch or a sheet) that is safe in file names."""
     return f"{prefix}{secrets.token_hex(4)}"

@@ -15,10 +15,10 @@ from __future__ import annotations
 import copy
 import dataclasses
 from dataclasses import dataclass, field
-from pathlib import Path
 
-from lib.special.common import (ROLE, PlannedJob, SpecialInputError, SubmitOutcome, Upload, check_uploads,
-                                fit_for_job, preflight_and_submit, tag, with_load_images)
+from lib.special.common import (ROLE, PlannedJob, SpecialInputError, Started, Upload, check_uploads,
+                                fit_for_job, job_error, preflight_and_submit, tag, with_load_images)
+from lib.special.sheets import PanelView
 from lib.workflows.payload import PROMPT_MAX_CHARS, ParamError, build_payload
 from lib.workflows.templates import load_template
 
@@ -133,42 +133,22 @@ def plan_reference(request: ReferenceRequest, *, batch_id: str) -> ReferencePlan
     return ReferencePlan(batch_id, tuple(jobs), notes, mode.licence)
 
 
-@dataclass(frozen=True)
-class ReferenceStart:
-    plan: ReferencePlan
-    outcome: SubmitOutcome
+ReferenceStart = Started
 
 
-def start_reference(svc, *, user: str, request: ReferenceRequest, batch_id: str) -> ReferenceStart:
+def start_reference(svc, *, user: str, request: ReferenceRequest, batch_id: str) -> Started:
     """Plan, preflight (SDXL checkpoint and LoRA on the volume) and submit every image of a request."""
     plan = plan_reference(request, batch_id=batch_id)
-    return ReferenceStart(plan, preflight_and_submit(svc, plan.jobs, user=user, group=batch_id))
+    return Started(plan, preflight_and_submit(svc, plan.jobs, user=user, group=batch_id))
 
 
-@dataclass(frozen=True)
-class ReferenceView:
-    local_id: str
-    label: str
-    status: str
-    image: Path | None
-    error: str | None
-
-    @property
-    def finished(self) -> bool:
-        return self.status in ("COMPLETED", "FAILED", "CANCELLED", "TIMED_OUT", "EXPIRED", "SUBMIT_FAILED")
-
-
-def reference_results(store, batch_id: str) -> list[ReferenceView]:
+def reference_results(store, batch_id: str) -> list[PanelView]:
     """Every image job of a reference request, in seed order, from the local store (no API call)."""
-    from lib.workflows.worker_errors import describe_worker_error
-
     records = sorted(store.list(role=ROLE, kind=KIND, group=batch_id), key=lambda r: r.meta.get("seed", 0))
     views = []
     for record in records:
         outputs = [o for o in store.outputs(record.local_id) if o.mime.startswith("image/")]
-        error = None
-        if record.status in ("FAILED", "SUBMIT_FAILED", "TIMED_OUT", "EXPIRED", "CANCELLED"):
-            error = describe_worker_error(record.error).summary if record.error else record.status.lower()
-        views.append(ReferenceView(record.local_id, f"seed {record.meta.get('seed')}", record.status,
-                                   outputs[0].path if outputs else None, error))
+        seed = record.meta.get("seed")
+        views.append(PanelView(f"seed{seed}", f"seed {seed}", record.status, record.local_id,
+                               outputs[0].path if outputs else None, job_error(record)))
     return views

@@ -19,8 +19,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from lib.special.common import (ROLE, PlannedJob, SpecialInputError, SubmitOutcome, Upload, check_uploads,
-                                fit_for_job, preflight_and_submit, tag, with_load_images)
+from lib.special.common import (FINISHED, ROLE, PlannedJob, SpecialInputError, Started, Upload, check_uploads,
+                                fit_for_job, job_error, preflight_and_submit, tag, with_load_images)
 from lib.images import load_image
 from lib.special.compose import EXPRESSION_ORDER, LABELS, VIEW_ORDER, compose_sheet
 from lib.special.poses import panel_pose
@@ -220,17 +220,13 @@ def default_trigger(lora_name: str) -> str:
     return stem
 
 
-@dataclass(frozen=True)
-class SheetStart:
-    plan: SheetPlan
-    outcome: SubmitOutcome
+SheetStart = Started
 
 
-def start_sheet(svc, *, user: str, request: SheetRequest, sheet_id: str) -> SheetStart:
+def start_sheet(svc, *, user: str, request: SheetRequest, sheet_id: str) -> Started:
     """Plan, preflight (LoRA and FLUX files on the volume) and submit every panel of a sheet."""
     plan = plan_sheet(request, sheet_id=sheet_id)
-    outcome = preflight_and_submit(svc, plan.jobs, user=user, group=sheet_id)
-    return SheetStart(plan, outcome)
+    return Started(plan, preflight_and_submit(svc, plan.jobs, user=user, group=sheet_id))
 
 
 @dataclass(frozen=True)
@@ -242,6 +238,10 @@ class PanelView:
     image: Path | None
     error: str | None
 
+    @property
+    def finished(self) -> bool:
+        return self.status in FINISHED
+
 
 @dataclass(frozen=True)
 class SheetProgress:
@@ -251,8 +251,7 @@ class SheetProgress:
 
     @property
     def finished(self) -> bool:
-        return all(p.status in ("COMPLETED", "FAILED", "CANCELLED", "TIMED_OUT", "EXPIRED", "SUBMIT_FAILED")
-                   for p in self.panels)
+        return all(p.finished for p in self.panels)
 
     @property
     def done(self) -> int:
@@ -265,20 +264,15 @@ class SheetProgress:
 
 def sheet_progress(store, sheet_id: str) -> SheetProgress:
     """Where every panel of a sheet stands, from the local store (no API call)."""
-    from lib.workflows.worker_errors import describe_worker_error
-
     order = {p.key: i for i, p in enumerate(PANELS)}
     records = sorted(store.list(role=ROLE, kind=KIND, group=sheet_id),
                      key=lambda r: order.get(r.meta.get("panel"), 99))
     views = []
     for record in records:
         images = [o for o in store.outputs(record.local_id) if o.mime.startswith("image/")]
-        error = None
-        if record.status in ("FAILED", "SUBMIT_FAILED", "TIMED_OUT", "EXPIRED", "CANCELLED"):
-            error = describe_worker_error(record.error).summary if record.error else record.status.lower()
         key = str(record.meta.get("panel"))
         views.append(PanelView(key, LABELS.get(key, key), record.status, record.local_id,
-                               images[0].path if images else None, error))
+                               images[0].path if images else None, job_error(record)))
     character = str(records[0].meta.get("character", "")) if records else ""
     return SheetProgress(sheet_id, character, tuple(views))
 

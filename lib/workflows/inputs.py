@@ -8,7 +8,7 @@ img2img pixels arrive untouched — and is re-encoded smaller (opaque) only when
 """
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from lib.images import (BODY_MARGIN, RUN_BODY_LIMIT, BodyTooLarge, ImageError, base64_length, body_bytes,
