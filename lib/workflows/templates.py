@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from lib.workflows.graph import LORA_PASSTHROUGH, WorkflowError, models_in_workflow, structure_problems
+from lib.workflows.samplers import CHOICES
 
 BUILTIN_DIR = Path(__file__).parent / "templates"
 FORMAT = 1
@@ -212,6 +213,12 @@ def save_custom_template(store_dir: Path, name: str, workflow: Mapping,
             value = workflow.get(node_id, {}).get("inputs", {}).get(input_name)
             if value is not None and not isinstance(value, list):
                 defaults[key] = value
+    for key, allowed in CHOICES.items():
+        # A sampler that a custom node added to KSampler's list stays fixed in the graph: the form and
+        # grids only offer the core choices, and would refuse it.
+        if key in params and defaults.get(key) not in allowed:
+            params.pop(key)
+            defaults.pop(key, None)
     uses_sd3_latent = any(workflow.get(n, {}).get("class_type") == "EmptySD3LatentImage"
                           for n, _ in params.get("width", []))
     required = [{"node": r.node_id, "input": r.input_name, "path": r.expected_path}

@@ -98,3 +98,12 @@ def test_a_loadimage_without_an_upload_fails_preflight_but_not_the_check_before_
 def test_images_digest_changes_with_the_pictures():
     assert inf.images_digest(None) == inf.images_digest({})
     assert inf.images_digest({"a.png": b"1"}) != inf.images_digest({"a.png": b"2"})
+
+
+def test_a_sampler_from_a_custom_node_stays_fixed_in_a_saved_workflow(tmp_path):
+    workflow = parse_uploaded_workflow(IMG2IMG.read_bytes())
+    workflow["7"]["inputs"]["sampler_name"] = "custom_sampler_from_a_node"
+    saved = save_custom_template(tmp_path, "Custom sampler", workflow, suggest_param_map(workflow))
+    assert not saved.supports("sampler_name") and saved.supports("scheduler")
+    job = inf.plan_job(saved, {"prompt": "x", "seed": 1}, {"start.png": png(np.zeros((8, 8, 3), np.uint8))})
+    assert job.input["workflow"]["7"]["inputs"]["sampler_name"] == "custom_sampler_from_a_node"
