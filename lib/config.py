@@ -11,13 +11,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from lib.errors import ConsoleError
+
 DEFAULT_API_URL = "https://api.runpod.ai/v2"
 DEFAULT_REST_URL = "https://api.runpod.io/v2"
 ROLES = ("image", "training", "special")
 SCALING_TYPES = ("QUEUE_DELAY", "REQUEST_COUNT")
 
 
-class ConfigError(ValueError):
+class ConfigError(ConsoleError, ValueError):
     """console.toml (or a setting) is missing, unreadable or invalid; the message says where."""
 
 

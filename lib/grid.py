@@ -15,6 +15,7 @@ from pathlib import PurePosixPath
 
 from PIL import Image, ImageDraw, ImageFont, UnidentifiedImageError
 
+from lib.errors import ConsoleError
 from lib.workflows.samplers import CHOICES
 
 GRID_PARAMS = ("lora_name", "lora_strength", "prompt", "seed", "steps", "guidance", "sampler_name", "scheduler")
@@ -29,7 +30,7 @@ MISSING_FILL = (150, 150, 150)
 TEXT = (25, 25, 25)
 
 
-class GridError(ValueError):
+class GridError(ConsoleError, ValueError):
     """The grid cannot be planned or composed as asked; the message says what to change."""
 
 

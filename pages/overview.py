@@ -3,11 +3,12 @@ import streamlit as st
 
 from lib import overview
 from lib.ops import actions
-from lib.ui import deps
+from lib.ui import deps, widgets
 
 services = deps.services()
 
 st.title("Overview")
+widgets.tracking_health(services.tracker.health())
 
 
 @st.fragment(run_every="5s")

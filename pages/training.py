@@ -119,6 +119,7 @@ def run_panel(local_id: str) -> None:
     loss = f" · loss {view.loss:.4f}" if view.loss is not None else ""
     eta = f" · ETA {format_duration(view.eta_s)}" if record.is_active and view.eta_s is not None else ""
     st.progress(view.fraction, text=f"step {view.step} / {view.total_steps or '?'}{loss}{eta}")
+    widgets.dev_worker_note(record)
     if view.error:
         st.error(view.error, icon=":material/error:")
         if view.log_tail:

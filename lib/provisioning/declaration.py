@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from lib.config import ConsoleConfig, EndpointSpec, Prices
+from lib.errors import ConsoleError
 
 SECRET_PREFIX = "secret:"
 # Prefixes of credentials the team handles: RunPod API keys (rpa_), RunPod S3 secrets (rps_),
@@ -50,12 +51,9 @@ S3_DATACENTERS = ("EU-CZ-1", "EU-RO-1", "EUR-IS-1", "EUR-NO-1", "US-CA-2", "US-G
                   "US-MD-1", "US-MO-1", "US-MO-2", "US-NC-1", "US-NC-2", "US-NE-1", "US-WA-1")
 
 
-class DeclarationError(ValueError):
+class DeclarationError(ConsoleError, ValueError):
     """console.toml cannot be provisioned as written; `problems` lists every fix needed."""
 
-    def __init__(self, problems: list[str]):
-        self.problems = problems
-        super().__init__("; ".join(problems))
 
 
 @dataclass(frozen=True)

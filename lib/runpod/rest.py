@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime, timezone
+from typing import Any
 from urllib.parse import quote, urljoin
 
 import httpx
@@ -11,7 +12,13 @@ import httpx
 from lib.runpod.errors import BadResponse, RateLimited
 from lib.runpod.http import Hints, HttpCore, Retry, dump_json
 from lib.runpod.models import (
-    BillingRecord, BillingReport, Endpoint, NetworkVolume, Reader, VolumeBillingRecord, WorkersSummary,
+    BillingRecord,
+    BillingReport,
+    Endpoint,
+    NetworkVolume,
+    Reader,
+    VolumeBillingRecord,
+    WorkersSummary,
 )
 
 SCALING_FIELDS = {"QUEUE_DELAY": "queueDelay", "REQUEST_COUNT": "requestCount"}
@@ -76,10 +83,11 @@ def rfc3339(value: datetime) -> str:
     return as_utc(value).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def create_endpoint_body(*, name: str, image: str, gpu_pools, gpu_count: int, workers_min: int,
+def create_endpoint_body(*, name: str, image: str, gpu_pools: Sequence[str], gpu_count: int, workers_min: int,
                          workers_max: int, idle_timeout_s: int, scaling_type: str, scaling_value: float,
-                         flashboot: bool, timeout_ms: int, data_center_ids, network_volume_ids,
-                         env: Mapping[str, str] | None, disk_gb: int | None) -> dict:
+                         flashboot: bool, timeout_ms: int, data_center_ids: Sequence[str],
+                         network_volume_ids: Sequence[str],
+                         env: Mapping[str, str] | None, disk_gb: int | None) -> dict[str, Any]:
     """The v2 CreateEndpointRequest for a GPU queue endpoint with its container settings inline.
 
     v2 takes the container settings (image, env, disk) in the endpoint body, so the console needs no
@@ -98,7 +106,7 @@ def create_endpoint_body(*, name: str, image: str, gpu_pools, gpu_count: int, wo
     value = scaling_value
     if kind == "REQUEST_COUNT" or float(value).is_integer():
         value = int(value)
-    body: dict = {
+    body: dict[str, Any] = {
         "name": name, "type": "QUEUE", "image": image,
         "gpu": {"pools": pools, "count": int(gpu_count)},
         "workers": workers,
@@ -123,13 +131,13 @@ class RestV2:
     def __repr__(self) -> str:
         return f"RestV2({self.base!r})"
 
-    def _get(self, path: str, *, params: dict | None = None, not_found: str = "not found — check the id",
+    def _get(self, path: str, *, params: dict[str, Any] | None = None, not_found: str = "not found — check the id",
              url: str | None = None) -> object:
         op = f"GET {path} (RunPod REST)"
         return self._core.request("GET", url or self.base + path, operation=op, retry=Retry.IDEMPOTENT,
                                   params=params, hints=Hints(not_found=not_found), gate=self._gate)
 
-    def _pages(self, path: str, key: str) -> Iterator[tuple[dict, str]]:
+    def _pages(self, path: str, key: str) -> Iterator[tuple[dict[str, Any], str]]:
         """Items of a wrapped list, following nextCursor / next if the body carries one."""
         op = f"GET {path} (RunPod REST)"
         url, params = self.base + path, None
@@ -208,7 +216,7 @@ class RestV2:
                         network_volume_ids: list[str] | tuple[str, ...] | None = None,
                         disk_gb: int | None = None) -> Endpoint:
         """PATCH only the given fields, in v2 shape. `env` replaces the endpoint's whole environment."""
-        body: dict = {}
+        body: dict[str, Any] = {}
         if name is not None:
             body["name"] = name
         workers = {k: v for k, v in (("min", workers_min), ("max", workers_max),
@@ -308,7 +316,7 @@ class RestV2:
         return [VolumeBillingRecord.from_json(x, op) for x in records_raw]
 
     @staticmethod
-    def _billing_params(start: datetime, end: datetime, bucket_size: str) -> dict:
+    def _billing_params(start: datetime, end: datetime, bucket_size: str) -> dict[str, Any]:
         if bucket_size not in BUCKET_SIZES:
             raise ValueError(f"bucket_size must be one of {', '.join(BUCKET_SIZES)}")
         if as_utc(end) <= as_utc(start):
@@ -316,7 +324,7 @@ class RestV2:
         return {"startTime": rfc3339(start), "endTime": rfc3339(end), "bucketSize": bucket_size}
 
     @staticmethod
-    def _records(data: object, op: str) -> tuple[list, dict]:
+    def _records(data: object, op: str) -> tuple[list[Any], dict[str, Any]]:
         if isinstance(data, list):
             return data, {}
         r = Reader(data, op, "the billing report")

@@ -8,7 +8,16 @@ import secrets
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from lib.images import BodyTooLarge, CheckedImage, EncodedImage, ImageError, body_bytes, fit_images, load_image
+from lib.errors import ConsoleError
+from lib.images import (
+    BodyTooLarge,
+    CheckedImage,
+    EncodedImage,
+    ImageError,
+    body_bytes,
+    fit_images,
+    load_image,
+)
 from lib.workflows.templates import Template
 
 ROLE = "special"
@@ -23,12 +32,9 @@ TYPICAL_SECONDS = {"faceswap": 5.0, "sheet_panel": 15.0, "reference": 6.0}
 _TAG_SAFE = re.compile(r"[^A-Za-z0-9_-]+")
 
 
-class SpecialInputError(ValueError):
+class SpecialInputError(ConsoleError, ValueError):
     """The user's inputs cannot make a job; ``problems`` holds one complete sentence per problem."""
 
-    def __init__(self, problems: Sequence[str]):
-        self.problems = list(problems)
-        super().__init__("; ".join(self.problems))
 
 
 @dataclass(frozen=True)
@@ -142,7 +148,9 @@ def image_entries(encoded: Mapping[str, EncodedImage]) -> list[dict[str, str]]:
 
 def preflight_jobs(jobs: Sequence[PlannedJob], volume) -> list[str]:
     """Problems the worker would hit (missing models, images, body size), checked before any GPU time."""
-    from lib.workflows.preflight import preflight  # needs lib.volume; keep planning importable without it
+    from lib.workflows.preflight import (
+        preflight,  # needs lib.volume; keep planning importable without it
+    )
 
     problems: list[str] = []
     seen: set[str] = set()

@@ -18,6 +18,7 @@ from datetime import datetime, timezone
 import yaml
 
 from lib.config import ConsoleConfig
+from lib.errors import ConsoleError
 
 VOLUME_MOUNT = "/runpod-volume"
 TRIGGER_PLACEHOLDER = "[trigger]"
@@ -32,12 +33,9 @@ TIMEOUT_SLACK_S = 600
 COLD_START_S = 120.0
 
 
-class ConfigProblem(ValueError):
+class ConfigProblem(ConsoleError, ValueError):
     """A config or form value cannot be used; `problems` lists what to fix."""
 
-    def __init__(self, problems: list[str]):
-        self.problems = problems
-        super().__init__("; ".join(problems))
 
 
 @dataclass(frozen=True)

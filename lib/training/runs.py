@@ -8,6 +8,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from lib.errors import ConsoleError
 from lib.training.config import VOLUME_MOUNT
 from lib.volume import Volume, VolumeError, VolumeNotFound, safe_key
 
@@ -19,7 +20,7 @@ _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{1,47}$")
 _VERSION_RE = re.compile(r"^v(\d+)$")
 
 
-class RunError(ValueError):
+class RunError(ConsoleError, ValueError):
     """A run action cannot be done; the message says why."""
 
 

@@ -6,19 +6,28 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from lib.auth import User, require
+from lib.errors import ConsoleError
 from lib.runpod import Policy
 from lib.store import JobRecord
 from lib.training.config import build_job, output_path
 from lib.training.datasets import TrainingSets
 from lib.training.readiness import ReadinessReport
-from lib.training.runs import (Candidate, Promotion, RunError, RunView, promote_checkpoint, read_live_loss, run_view,
-                               stage_candidates)
+from lib.training.runs import (
+    Candidate,
+    Promotion,
+    RunError,
+    RunView,
+    promote_checkpoint,
+    read_live_loss,
+    run_view,
+    stage_candidates,
+)
 
 KIND = "training"
 ROLE = "training"
 
 
-class TrainingBlocked(ValueError):
+class TrainingBlocked(ConsoleError, ValueError):
     """The chosen set version is not ready to train; `blockers` says what to fix first."""
 
     def __init__(self, blockers: list[str]):

@@ -13,7 +13,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lib.workflows.graph import LORA_PASSTHROUGH, WorkflowError, models_in_workflow, structure_problems
+from lib.errors import ConsoleError
+from lib.workflows.graph import (
+    LORA_PASSTHROUGH,
+    WorkflowError,
+    models_in_workflow,
+    structure_problems,
+)
 from lib.workflows.samplers import CHOICES
 
 BUILTIN_DIR = Path(__file__).parent / "templates"
@@ -27,7 +33,7 @@ _CUSTOM_LIMITS = {"min_side": 256, "max_side": 2048, "steps": [1, 150], "guidanc
                   "lora_strength": [-2.0, 2.0], "batch_size": [1, 4]}
 
 
-class TemplateError(ValueError):
+class TemplateError(ConsoleError, ValueError):
     """A template file is missing or malformed, or a new one cannot be saved; the message says why."""
 
 

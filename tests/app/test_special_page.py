@@ -16,7 +16,7 @@ from streamlit.testing.v1 import AppTest
 
 from lib import special as sp
 from lib.auth import LOCAL_OPERATOR, User
-from lib.faceswap_cv import detect_faces
+from lib.localpod.comfy.faceswap_cv import detect_faces
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -1,6 +1,6 @@
 """Every built-in template, and the graphs the special tasks build from them, against real ComfyUI's
-node definitions (tests/reference/comfyui/object_info.json, a copy of the shared reference): each
-node class exists, each input is one the class declares, every required input is given, literal
+node definitions (lib/localpod/comfy/object_info.json, the simulator's copy of the shared reference):
+each node class exists, each input is one the class declares, every required input is given, literal
 values have the declared type and lie in the declared list or range, and every link joins an output
 to an input of the same type."""
 from __future__ import annotations
@@ -18,7 +18,7 @@ from lib.workflows import build_payload, list_templates
 from lib.workflows.graph import LOADER_INPUTS, is_link
 from lib.workflows.samplers import SAMPLERS, SCHEDULERS
 
-OBJECT_INFO = json.loads((Path(__file__).resolve().parents[1] / "reference" / "comfyui" / "object_info.json")
+OBJECT_INFO = json.loads((Path(__file__).resolve().parents[2] / "lib" / "localpod" / "comfy" / "object_info.json")
                          .read_text(encoding="utf-8"))
 # Inputs whose list of allowed values is a folder listing or the uploads on the worker: the snapshot's
 # lists are empty (no models), built-in names only (VAELoader) or a placeholder (LoadImage), so only
