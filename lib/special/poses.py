@@ -101,7 +101,7 @@ def _ellipse(a: tuple[float, float], b: tuple[float, float], half_width: float) 
 
 
 def _draw_body(draw: ImageDraw.ImageDraw, points: dict[int, tuple[float, float]], stick: float) -> None:
-    for (a, b), colour in zip(LIMBS, COLOURS):
+    for (a, b), colour in zip(LIMBS, COLOURS[:len(LIMBS)], strict=True):  # limb i takes colour i
         if a - 1 in points and b - 1 in points:
             draw.polygon(_ellipse(points[a - 1], points[b - 1], stick), fill=tuple(int(c * 0.6) for c in colour))
     for index, (x, y) in points.items():
@@ -111,7 +111,7 @@ def _draw_body(draw: ImageDraw.ImageDraw, points: dict[int, tuple[float, float]]
 def _body_points(yaw: float, scale: float, origin: tuple[float, float]) -> dict[int, tuple[float, float]]:
     xy, depth = _turned(_STANDING, yaw)
     points = {}
-    for index, ((x, y), z) in enumerate(zip(xy, depth)):
+    for index, ((x, y), z) in enumerate(zip(xy, depth, strict=True)):
         if index in FACE_POINTS and z < -0.005:
             continue  # turned away from the viewer: a detector would not see it
         points[index] = (origin[0] + x * scale, origin[1] + y * scale)

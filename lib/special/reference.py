@@ -16,8 +16,19 @@ import copy
 import dataclasses
 from dataclasses import dataclass, field
 
-from lib.special.common import (ROLE, PlannedJob, SpecialInputError, Started, Upload, check_uploads,
-                                fit_for_job, job_error, preflight_and_submit, tag, with_load_images)
+from lib.special.common import (
+    ROLE,
+    PlannedJob,
+    SpecialInputError,
+    Started,
+    Upload,
+    check_uploads,
+    fit_for_job,
+    job_error,
+    preflight_and_submit,
+    tag,
+    with_load_images,
+)
 from lib.special.sheets import PanelView
 from lib.workflows.payload import PROMPT_MAX_CHARS, ParamError, build_payload
 from lib.workflows.templates import load_template

@@ -11,8 +11,17 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from lib.images import (BODY_MARGIN, RUN_BODY_LIMIT, BodyTooLarge, ImageError, base64_length, body_bytes,
-                        decode_base64_image, fit_images, load_image)
+from lib.images import (
+    BODY_MARGIN,
+    RUN_BODY_LIMIT,
+    BodyTooLarge,
+    ImageError,
+    base64_length,
+    body_bytes,
+    decode_base64_image,
+    fit_images,
+    load_image,
+)
 from lib.workflows.graph import load_image_names
 from lib.workflows.payload import PROMPT_MAX_CHARS, ParamError
 

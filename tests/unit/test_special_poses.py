@@ -79,7 +79,7 @@ def test_expressions_differ_in_the_mouth_and_brows():
 def test_pose_guided_sheet_sends_one_pose_per_panel_through_the_controlnet():
     plan = plan_sheet(request(), sheet_id="sheetp1")
     assert plan.approach == "controlnet" and len(plan.jobs) == len(PANELS)
-    for job, panel in zip(plan.jobs, PANELS):
+    for job, panel in zip(plan.jobs, PANELS, strict=True):
         graph = job.input["workflow"]
         (entry,) = job.input["images"]
         assert graph["12"]["inputs"]["image"] == entry["name"] == f"sheetp1_{panel.key}_pose.png"

@@ -12,8 +12,16 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from lib.special import (MODES, FaceSwapOptions, ReferenceRequest, SheetRequest, Upload, plan_faceswap,
-                         plan_reference, plan_sheet)
+from lib.special import (
+    MODES,
+    FaceSwapOptions,
+    ReferenceRequest,
+    SheetRequest,
+    Upload,
+    plan_faceswap,
+    plan_reference,
+    plan_sheet,
+)
 from lib.workflows import build_payload, list_templates
 from lib.workflows.graph import LOADER_INPUTS, is_link
 from lib.workflows.samplers import SAMPLERS, SCHEDULERS

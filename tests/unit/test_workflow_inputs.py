@@ -11,9 +11,9 @@ from PIL import Image
 
 from lib import inference as inf
 from lib.images import RUN_BODY_LIMIT, body_bytes
+from lib.volume import LocalVolume
 from lib.workflows import ParamError, parse_uploaded_workflow, retag_payload, save_custom_template, suggest_param_map
 from lib.workflows.inputs import image_inputs, prepare_input_images, stored_input_images
-from lib.volume import LocalVolume
 from lib.workflows.preflight import _check_images
 
 ROOT = Path(__file__).resolve().parents[2]
