@@ -166,8 +166,12 @@ with own_tab:
     opened = st.session_state.get("own.opened") if upload is None else None  # set by the Gallery
     if opened:
         st.info(f"The workflow of {opened.label}, exactly as it was sent (from the Gallery).", icon=":material/info:")
-        st.download_button("Download it to edit in ComfyUI (API JSON)", opened.workflow_json,
-                           f"workflow-{opened.local_id}.json", "application/json", key="own.download")
+        download, close = st.columns([3, 1])
+        download.download_button("Download it to edit in ComfyUI (API JSON)", opened.workflow_json,
+                                 f"workflow-{opened.local_id}.json", "application/json", key="own.download")
+        if close.button("Close it", key="own.close"):
+            st.session_state.pop("own.opened")
+            st.rerun()
     if upload is not None or opened:
         try:
             workflow = parse_uploaded_workflow(upload.getvalue() if upload is not None else opened.workflow_json.encode())

@@ -77,3 +77,6 @@ def test_gallery_opens_an_images_workflow_as_sent_in_own_workflow(open_page, con
     assert at.selectbox(key="own.map.prompt").value.startswith("3 · CLIPTextEncode · text")
     assert at.selectbox(key="own.map.sampler_name").value.startswith("6 · KSampler · sampler_name = euler")
     assert not at.button(key="own.save").disabled
+    at.button(key="own.close").click().run()
+    assert "own.opened" not in at.session_state
+    assert not [box for box in at.selectbox if box.key and box.key.startswith("own.map.")]
