@@ -6,6 +6,7 @@ An API-format workflow is `{node_id: {"class_type", "inputs", "_meta"?}}`; a lin
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
@@ -170,6 +171,32 @@ def models_in_workflow(workflow: Mapping) -> list[ModelRef]:
                 continue
             refs.append(ModelRef(node_id, node["class_type"], input_name, value, folder))
     return refs
+
+
+# A name worker-comfyui can upload and LoadImage can read back: a plain file name, no folders.
+IMAGE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,119}$")
+_ANNOTATION = re.compile(r"\s*\[(input|output|temp)\]$")  # ComfyUI's "name.png [input]" form
+
+
+def plain_image_names(workflow: dict) -> dict[str, str]:
+    """Give every LoadImage a plain file name (in place), e.g. ComfyUI's mask editor's
+    "clipspace/clipspace-mask-12.png [input]" → "clipspace-clipspace-mask-12.png"; {old: new}."""
+    renamed: dict[str, str] = {}
+    taken = {name for _, name in load_image_names(workflow) if IMAGE_NAME.match(name)}
+    for _, name in load_image_names(workflow):
+        if IMAGE_NAME.match(name) or name in renamed:
+            continue
+        stem = re.sub(r"[^A-Za-z0-9._-]+", "-", _ANNOTATION.sub("", name)).strip("-._")[:100] or "image"
+        candidate, n = stem, 1
+        while candidate in taken:
+            n += 1
+            candidate = f"{n}-{stem}"
+        taken.add(candidate)
+        renamed[name] = candidate
+    for node in workflow.values():
+        if node.get("class_type") == "LoadImage" and node["inputs"].get("image") in renamed:
+            node["inputs"]["image"] = renamed[node["inputs"]["image"]]
+    return renamed
 
 
 def load_image_names(workflow: Mapping) -> list[tuple[str, str]]:

@@ -16,6 +16,7 @@ from pathlib import PurePosixPath
 
 from lib.errors import ConsoleError
 from lib.workflows.graph import (
+    IMAGE_NAME,
     OUTPUT_NODE,
     WorkflowError,
     bypass_nodes,
@@ -27,7 +28,6 @@ from lib.workflows.templates import PARAM_NAMES, Template
 SEED_MAX = 2**64 - 1  # KSampler's seed widget range in ComfyUI
 PROMPT_MAX_CHARS = 4000
 _JOB_TAG = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,79}$")
-_IMAGE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,119}$")
 
 
 class ParamError(ConsoleError, ValueError):
@@ -182,7 +182,7 @@ def _input_images(workflow: dict, images: Mapping[str, bytes] | Sequence[tuple[s
     entries = []
     renamed: dict[str, str] = {}
     for name, data in items:
-        if not isinstance(name, str) or not _IMAGE_NAME.match(name):
+        if not isinstance(name, str) or not IMAGE_NAME.match(name):
             problems.append(f"input image name {name!r} must be a plain file name (letters, digits, . _ -)")
             continue
         if name in seen:

@@ -18,6 +18,7 @@ from lib.workflows.graph import (
     LORA_PASSTHROUGH,
     WorkflowError,
     models_in_workflow,
+    plain_image_names,
     structure_problems,
 )
 from lib.workflows.samplers import CHOICES
@@ -229,6 +230,8 @@ def save_custom_template(store_dir: Path, name: str, workflow: Mapping,
                           for n, _ in params.get("width", []))
     required = [{"node": r.node_id, "input": r.input_name, "path": r.expected_path}
                 for r in models_in_workflow(workflow) if r.node_id not in lora_nodes]
+    workflow = copy.deepcopy(dict(workflow))
+    plain_image_names(workflow)  # the form's uploads are sent under these names
     data = {
         "format": FORMAT, "name": slug, "title": title, "description": description,
         "notes": "Uploaded by staff from a ComfyUI Export (API) file.", "role": "image",

@@ -107,3 +107,18 @@ def test_a_sampler_from_a_custom_node_stays_fixed_in_a_saved_workflow(tmp_path):
     assert not saved.supports("sampler_name") and saved.supports("scheduler")
     job = inf.plan_job(saved, {"prompt": "x", "seed": 1}, {"start.png": png(np.zeros((8, 8, 3), np.uint8))})
     assert job.input["workflow"]["7"]["inputs"]["sampler_name"] == "custom_sampler_from_a_node"
+
+
+def test_comfyui_mask_editor_and_spaced_names_become_plain_file_names_when_saved(tmp_path):
+    workflow = parse_uploaded_workflow(IMG2IMG.read_bytes())
+    workflow["2"]["inputs"]["image"] = "clipspace/clipspace-mask-1234.png [input]"
+    workflow["20"] = {"class_type": "LoadImage", "inputs": {"image": "my photo (1).png"}}
+    workflow["21"] = {"class_type": "LoadImage", "inputs": {"image": "my_photo-1-.png"}}
+    saved = save_custom_template(tmp_path, "Masked", workflow, suggest_param_map(workflow))
+    assert [w.name for w in image_inputs(saved.workflow)] == [
+        "clipspace-clipspace-mask-1234.png", "my-photo-1-.png", "my_photo-1-.png"]
+    assert workflow["2"]["inputs"]["image"] == "clipspace/clipspace-mask-1234.png [input]"  # upload untouched
+    picture = png(np.zeros((8, 8, 3), np.uint8))
+    job = inf.plan_job(saved, {"prompt": "x", "seed": 1}, {w.name: picture for w in image_inputs(saved.workflow)})
+    assert sorted(e["name"] for e in job.input["images"]) == sorted(
+        f"{job.job_tag}_{n}" for n in ("clipspace-clipspace-mask-1234.png", "my-photo-1-.png", "my_photo-1-.png"))
