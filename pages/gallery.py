@@ -63,6 +63,14 @@ for i, item in enumerate(items[(page - 1) * PER_PAGE: page * PER_PAGE]):
         if c.button("Vary seed", key=f"gal.vary.{uid}", disabled=not user.can("submit"), width="stretch",
                     help="Same settings, a new random seed"):
             send(inf.vary_seed, item, "vary seed")
+        if st.button("Open in Own workflow", key=f"gal.open.{uid}", width="stretch", icon=":material/account_tree:",
+                     help="The exact workflow this image was made with, to save, edit and run as your own"):
+            try:
+                st.session_state["own.opened"] = inf.sent_workflow(svc, item.record.local_id)
+            except ValueError as exc:
+                widgets.show_error(exc, "open its workflow")
+            else:
+                st.switch_page("pages/generate.py")
 
 if st.session_state.get("gal.sent"):
     st.subheader("Just sent")
