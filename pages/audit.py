@@ -4,12 +4,13 @@ from datetime import date, datetime, time, timedelta, timezone
 import streamlit as st
 
 from lib import audit
-from lib.ui import deps, widgets
+from lib.ui import deps, persist, widgets
 
 services = deps.services()
 user = deps.current_user()
 
 st.title("Audit trail")
+persist.remember("audit.action", "audit.who")
 try:
     services.authorize(user.email, "audit")
 except PermissionError as exc:

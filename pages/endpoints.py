@@ -6,13 +6,14 @@ from lib.charts.ops import cold_starts_figure, percentiles_figure, worker_timeli
 from lib.ops import actions
 from lib.ops.warmup import WarmupError
 from lib.runpod import RunPodError
-from lib.ui import deps, widgets
+from lib.ui import deps, persist, widgets
 
 services = deps.services()
 user = deps.current_user()
 operator = user.can("apply")
 ERRORS = (RunPodError, Forbidden, WarmupError, ValueError)
 st.title("Endpoints")
+persist.remember("endpoints.role", "endpoints.days")
 
 roles = list(services.config.endpoints)
 role = st.segmented_control("Endpoint", roles, default=roles[0], key="endpoints.role") or roles[0]

@@ -4,7 +4,7 @@ from datetime import date, datetime, time, timedelta, timezone
 import streamlit as st
 
 from lib import inference as inf
-from lib.ui import deps, widgets
+from lib.ui import deps, persist, widgets
 from lib.workflows import ParamError, TemplateError
 
 svc = deps.services()
@@ -12,6 +12,7 @@ user = deps.current_user()
 PER_PAGE = 24
 
 st.title("Gallery")
+persist.remember("gal.character", "gal.model")
 characters, models = inf.gallery_facets(svc)
 f1, f2, f3 = st.columns(3)
 character = f1.selectbox("Character / LoRA", ["all", *characters], key="gal.character")

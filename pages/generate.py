@@ -6,7 +6,7 @@ import streamlit as st
 from lib import inference as inf
 from lib.inference import loras_on_volume
 from lib.grid import AXIS_TITLES, GRID_PARAMS, GridError
-from lib.ui import deps, widgets
+from lib.ui import deps, persist, widgets
 from lib.ui import live as live_view
 from lib.ui.live import feedback, show_problems
 from lib.volume import VolumeError
@@ -37,6 +37,7 @@ def live_fragment(state_key: str, render=live) -> None:
 
 
 st.title("Generate images")
+persist.remember("gen.", "grid.", "own.map.", skip=("grid.lora_candidates",))
 templates = {t.title: t for t in inf.image_templates(svc.data_dir)}
 template = templates[st.selectbox("Model preset", list(templates), key="gen.model")]
 st.caption(template.description)

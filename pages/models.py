@@ -6,13 +6,14 @@ from lib.charts.ops import folder_sizes_figure
 from lib.ops import actions
 from lib.ops.flags import SCANNED_FOLDERS
 from lib.ops.volume_index import SORTS
-from lib.ui import deps, widgets
+from lib.ui import deps, persist, widgets
 from lib.volume import VolumeError
 
 services = deps.services()
 user = deps.current_user()
 operator = user.can("delete")
 st.title("Models")
+persist.remember("models.query", "models.folder", "models.sort")
 st.caption("Files on the shared network volume (workers see it at `/runpod-volume`): models in "
            "`models/<folder>/`, training sets in `datasets/`, trained LoRAs in `loras/`.")
 

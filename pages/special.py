@@ -3,7 +3,7 @@ import streamlit as st
 
 from lib import special as sp
 from lib.inference import loras_on_volume
-from lib.ui import deps, widgets
+from lib.ui import deps, persist, widgets
 
 svc = deps.services()
 user = deps.current_user()
@@ -63,6 +63,7 @@ def stop_polling_when(finished: bool, scope: str) -> None:
 
 
 st.title("Face swap & character sheets")
+persist.remember("fs.restore", "fs.visibility", "fs.fidelity", "fs.gender.", "sh.")
 swap_tab, sheet_tab = st.tabs(["Face swap", "Character sheet"])
 
 with swap_tab:

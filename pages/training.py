@@ -13,7 +13,7 @@ from lib.training.config import (PRESETS, ConfigProblem, TrainingParams, build_c
                                  new_run_id, output_path, parse_yaml, to_yaml, validate_config)
 from lib.training.datasets import TrainingSets
 from lib.training.runs import RunError, format_duration, next_version
-from lib.ui import deps, widgets
+from lib.ui import deps, persist, widgets
 from lib.volume import VolumeError
 
 svc = deps.services()
@@ -27,6 +27,8 @@ def volume_file(key: str) -> bytes:   # run outputs never change once written
 
 
 st.title("LoRA training")
+persist.remember("tr.set", "tr.version", "tr.preset", "tr.steps.", "tr.rank.", "tr.alpha.", "tr.lr",
+                 "tr.buckets", "tr.save_every", "tr.sample_every", "tr.prompts", "tr.pick")
 ready_sets = [s for s in sets.list() if s.versions]
 if not ready_sets:
     st.info("No saved training set yet: create one on the Training sets page first.", icon=":material/info:")
