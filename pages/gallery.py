@@ -5,6 +5,7 @@ import streamlit as st
 
 from lib import inference as inf
 from lib.ui import deps, persist, widgets
+from lib.ui import live as live_view
 from lib.workflows import ParamError, TemplateError
 
 svc = deps.services()
@@ -12,7 +13,7 @@ user = deps.current_user()
 PER_PAGE = 24
 
 st.title("Gallery")
-persist.remember("gal.character", "gal.model")
+persist.remember("gal.character", "gal.model", "gal.sent")
 characters, models = inf.gallery_facets(svc)
 f1, f2, f3 = st.columns(3)
 character = f1.selectbox("Character / LoRA", ["all", *characters], key="gal.character")
@@ -67,7 +68,4 @@ for i, item in enumerate(items[(page - 1) * PER_PAGE: page * PER_PAGE]):
 
 if st.session_state.get("gal.sent"):
     st.subheader("Just sent")
-    for view in inf.job_views(svc.store, st.session_state["gal.sent"]):
-        st.write(f"{widgets.STATUS_ICONS.get(view.record.status, '')} {view.line}")
-        if view.error:
-            st.error("\n\n".join([view.error.summary, *view.error.lines]), icon=":material/error:")
+    live_view.live_fragment(svc, "gal.sent", lambda key: live_view.job_list(svc, user, key))

@@ -13,7 +13,7 @@ from lib.training.config import (PRESETS, ConfigProblem, TrainingParams, build_c
                                  new_run_id, output_path, parse_yaml, to_yaml, validate_config)
 from lib.training.datasets import TrainingSets
 from lib.training.runs import RunError, format_duration, next_version
-from lib.ui import deps, persist, widgets
+from lib.ui import deps, persist, queue_panel, widgets
 from lib.volume import VolumeError
 
 svc = deps.services()
@@ -135,12 +135,8 @@ def run_panel(local_id: str) -> None:
         st.dataframe(pd.DataFrame([{"step": c.step, "file": c.file_name, "MB": round((c.size or 0) / 1e6, 1),
                                     "sha256": (c.sha256 or "")[:12]} for c in view.checkpoints]),
                      hide_index=True, width="stretch")
-    if record.is_active and st.button("Cancel run", icon=":material/cancel:", key=f"tr.cancel.{local_id}"):
-        try:
-            svc.tracker.cancel(local_id, user.email)
-            st.toast("Cancel sent")
-        except (RunPodError, PermissionError) as exc:
-            widgets.show_error(exc, "cancel the run")
+    if record.is_active and st.button("Cancel run…", icon=":material/cancel:", key=f"tr.cancel.{local_id}"):
+        queue_panel.confirm_cancel(svc, user, local_id)
     if record.status == "COMPLETED" and view.checkpoints:
         actions(record, view)
 
