@@ -164,8 +164,12 @@ def test_purge_and_warm_hold_are_confirmed_and_recorded(console):
 
     at.number_input(key="endpoints.hold_n").set_value(2)
     at.number_input(key="endpoints.hold_m").set_value(5)
-    button(at, "Raise min workers").click().run()
-    assert any("Min workers 2 until" in s.value for s in at.success)
+    button(at, "Raise min workers…").click().run()
+    # The confirmation says what the hold costs before anything changes.
+    assert any("billed even if no job arrives" in t.value for t in at.text)
+    assert console.client.rest.endpoint(console.config.endpoint("image").id).workers_min == 0
+    at.button(key="endpoints.hold_ok").click().run()
+    assert any("Min workers 2 until" in t.value for t in at.toast)
     spec = console.config.endpoint("image")
     assert console.client.rest.endpoint(spec.id).workers_min == 2
     monitor = actions.ops_monitor(console)
@@ -177,4 +181,4 @@ def test_purge_and_warm_hold_are_confirmed_and_recorded(console):
 def test_viewer_sees_no_endpoint_actions(console):
     at = page("endpoints.py", user=VIEWER)
     assert "Purge and warm-up are for operators." in [i.value for i in at.info]
-    assert not {"Apply…", "Purge queue…", "Raise min workers"} & {b.label for b in at.button}
+    assert not {"Apply…", "Purge queue…", "Raise min workers…"} & {b.label for b in at.button}

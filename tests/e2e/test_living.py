@@ -105,3 +105,17 @@ def test_gallery_just_sent_updates_by_itself(console_page, wait_idle):
     expect(page.get_by_role("heading", name="Just sent")).to_be_visible()
     expect(page.get_by_text("done on worker")).to_be_visible(timeout=60_000)
     expect(page.get_by_text("queued for")).to_have_count(0)
+
+
+def metric(page, label: str):
+    return page.get_by_test_id("stMetric").filter(has_text=label).get_by_test_id("stMetricValue")
+
+
+def test_endpoint_live_counters_follow_a_cold_start_by_themselves(console_page, wait_idle):
+    page = console_page
+    open_page(page, wait_idle, "Endpoints", "Endpoints")
+    page.get_by_role("button", name="Warm up: send a minimal job").click()
+    expect(page.get_by_text("Warm-up job")).to_be_visible()
+    # No click or reload from here on: the tiles follow the worker from cold start to idle.
+    expect(metric(page, "Initializing")).to_have_text("1", timeout=20_000)
+    expect(metric(page, "Initializing")).to_have_text("0", timeout=60_000)
