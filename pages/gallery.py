@@ -4,8 +4,10 @@ from datetime import date, datetime, time, timedelta, timezone
 import streamlit as st
 
 from lib import inference as inf
+from lib import resend
 from lib.ui import deps, persist, widgets
 from lib.ui import live as live_view
+from lib.ui import resend_view
 from lib.workflows import ParamError, TemplateError
 
 svc = deps.services()
@@ -33,6 +35,11 @@ if not items:
 
 def send(action, item: inf.GalleryItem, verb: str) -> None:
     scope = f"gallery.{verb}.{item.record.local_id}"
+    verdict = resend.before_resend(item.record, svc.volume)   # the same preflight as Generate
+    if not verdict.ok:
+        st.session_state["gal.refused"] = item.record.local_id
+        return
+    st.session_state.pop("gal.refused", None)
     try:
         result = action(svc, item.record.local_id, user_email=user.email,
                         request_key=deps.idempotency_key(scope, item.output.name))
@@ -66,6 +73,10 @@ for i, item in enumerate(items[(page - 1) * PER_PAGE: page * PER_PAGE]):
                     help="Same settings, a new random seed"):
             send(inf.vary_seed, item, "vary seed")
 
+if refused := st.session_state.get("gal.refused"):
+    record = svc.store.get(refused)
+    st.subheader("Not sent")
+    resend_view.show_refusal(resend.before_resend(record, svc.volume), record, "gal.refused")
 if st.session_state.get("gal.sent"):
     st.subheader("Just sent")
     live_view.live_fragment(svc, "gal.sent", lambda key: live_view.job_list(svc, user, key))

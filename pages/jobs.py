@@ -3,10 +3,10 @@ from datetime import date, datetime, time, timedelta, timezone
 
 import streamlit as st
 
-from lib import overview
+from lib import overview, resend
 from lib.auth import require
 from lib.runpod import RunPodError
-from lib.ui import deps, widgets
+from lib.ui import deps, resend_view, widgets
 
 services = deps.services()
 user = deps.current_user()
@@ -56,7 +56,10 @@ if record.is_active and cancel_col.button("Cancel job", icon=":material/cancel:"
         st.rerun()
     except (RunPodError, PermissionError) as exc:
         widgets.show_error(exc, "cancel the job")
-if record.status in ("FAILED", "TIMED_OUT") and retry_col.button("Retry on RunPod", icon=":material/replay:"):
+retry_verdict = resend.before_retry(record, services.volume) if record.status in ("FAILED", "TIMED_OUT") else None
+if retry_verdict is not None and not retry_verdict.ok:
+    resend_view.show_refusal(retry_verdict, record, "jobs.retry")
+elif retry_verdict is not None and retry_col.button("Retry on RunPod", icon=":material/replay:"):
     try:
         require(user, "retry")
         services.tracker.retry(record.local_id, user.email)

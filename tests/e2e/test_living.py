@@ -119,3 +119,24 @@ def test_endpoint_live_counters_follow_a_cold_start_by_themselves(console_page, 
     # No click or reload from here on: the tiles follow the worker from cold start to idle.
     expect(metric(page, "Initializing")).to_have_text("1", timeout=20_000)
     expect(metric(page, "Initializing")).to_have_text("0", timeout=60_000)
+
+
+def test_rerun_of_an_image_whose_lora_was_renamed_is_not_sent_and_opens_in_generate(console_page, wait_idle,
+                                                                                     console_data):
+    page = console_page
+    loras = console_data / "localpod" / "volume" / "models" / "loras"
+    open_page(page, wait_idle, "Gallery", "Gallery")
+    expect(page.get_by_role("button", name="Re-run").first).to_be_enabled()
+    (loras / "ava_v1.safetensors").rename(loras / "ava_v1_renamed.safetensors")
+    try:
+        page.get_by_role("button", name="Re-run").first.click()
+        expect(page.get_by_role("heading", name="Not sent")).to_be_visible()
+        expect(page.get_by_text("It would fail on the worker.")).to_be_visible()
+        expect(page.get_by_text("ava_v1.safetensors").first).to_be_visible()
+        expect(page.get_by_role("heading", name="Just sent")).to_have_count(0)
+        page.get_by_role("button", name="Open in Generate").click()
+        expect(page.get_by_role("heading", name="Generate images", exact=True)).to_be_visible()
+        expect(page.get_by_role("combobox", name="Model preset")).to_have_value("Z-Image Turbo + LoRA")
+        expect(page.get_by_label("Prompt", exact=True)).to_have_value(PROMPT)
+    finally:
+        (loras / "ava_v1_renamed.safetensors").rename(loras / "ava_v1.safetensors")
