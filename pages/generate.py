@@ -6,7 +6,7 @@ import streamlit as st
 from lib import inference as inf
 from lib.inference import loras_on_volume
 from lib.grid import AXIS_TITLES, GRID_PARAMS, GridError
-from lib.ui import deps, persist, widgets
+from lib.ui import deps, persist, presses, widgets
 from lib.ui import live as live_view
 from lib.ui.live import feedback, show_problems
 from lib.volume import VolumeError
@@ -74,23 +74,28 @@ can_submit = user.can("submit")
 images_tab, grid_tab, own_tab = st.tabs(["Images", "Comparison grid", "Own workflow"])
 with images_tab:
     count = int(st.number_input("Number of images (one job each)", 1, inf.MAX_BATCH, 4, key="gen.count"))
-    try:
-        preview = inf.plan_images(template, {**params, "seed": params["seed"] or 0}, count=1, random_seed=False)
-        report = checked(json.dumps([j.payload for j in preview]))
-    except ParamError as exc:
-        report = None
-        show_problems("Fix these before generating:", exc.problems)
+    report = None
+    if not params["prompt"].strip():
+        st.info("Type a prompt to generate.", icon=":material/edit:")  # a hint: nothing is wrong yet
+    else:
+        try:
+            preview = inf.plan_images(template, {**params, "seed": params["seed"] or 0}, count=1, random_seed=False)
+            report = checked(json.dumps([j.payload for j in preview]))
+        except ParamError as exc:
+            show_problems("Fix these before generating:", exc.problems)
     if report is not None and not report.ok:
         show_problems(report.summary, [p.message for p in report.problems])
     elif report is not None:
         st.success(report.summary, icon=":material/check_circle:")
     if st.button("Generate", type="primary", disabled=not (report and report.ok and can_submit), key="gen.go"):
-        key = deps.idempotency_key("generate", [template.name, params, count])
+        # A random seed makes a new batch per deliberate press; a double click still sends once.
+        key = presses.press_key("generate", [template.name, params, count], repeatable=random_seed)
         result = inf.submit(svc, inf.plan_images(template, params, count=count, random_seed=random_seed),
                             user_email=user.email, request_key=key, kind=inf.KIND_GENERATE)
         st.session_state["gen.batch"] = result.local_ids
-        feedback(result, "These settings were already sent from this page — nothing new was submitted. "
-                         "Press **New batch** to send them again.")
+        feedback(result, "That was a double click: the batch was sent once." if random_seed else
+                 "These settings were already sent from this page — nothing new was submitted. "
+                 "Press **New batch** to send them again.")
     if st.session_state.get("gen.batch"):
         if st.button("New batch", key="gen.new"):
             deps.new_request("generate")

@@ -140,3 +140,21 @@ def test_rerun_of_an_image_whose_lora_was_renamed_is_not_sent_and_opens_in_gener
         expect(page.get_by_label("Prompt", exact=True)).to_have_value(PROMPT)
     finally:
         (loras / "ava_v1_renamed.safetensors").rename(loras / "ava_v1.safetensors")
+
+
+def test_generate_hints_first_sends_once_per_double_click_and_again_per_press(console_page, wait_idle):
+    page = console_page
+    open_page(page, wait_idle, "Generate", "Generate images")
+    expect(page.get_by_text("Type a prompt to generate.")).to_be_visible()
+    expect(page.get_by_test_id("stAlertContentError")).to_have_count(0)
+    fill_generate_form(page, "1")
+    wait_idle(page)
+    generate = page.get_by_role("button", name="Generate", exact=True)
+    generate.dblclick()
+    wait_idle(page)
+    # Past the double-click window, and the queue (refreshed every 2 s) has seen every job sent.
+    page.wait_for_timeout(2_500)
+    entries = queue(page).get_by_text("Image · ava")
+    expect(entries).to_have_count(1)
+    generate.click()
+    expect(entries).to_have_count(2)
