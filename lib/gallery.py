@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from lib import inference as inf
-from lib.store import JobRecord, OutputFile
+from lib.store import JobRecord
 
 GENERATED, FACE_SWAPS, SHEETS = "Generated images", "Face swaps", "Sheet panels"
 KIND_FILTERS = {GENERATED: ("image", inf.KINDS), FACE_SWAPS: ("special", ("faceswap",)),
@@ -14,10 +14,7 @@ KIND_FILTERS = {GENERATED: ("image", inf.KINDS), FACE_SWAPS: ("special", ("faces
 
 
 @dataclass(frozen=True)
-class Picture:
-    record: JobRecord
-    output: OutputFile
-
+class Picture(inf.GalleryItem):
     @property
     def can_resend(self) -> bool:
         """Re-run and Vary seed rebuild Generate's jobs; face swaps and sheets are redone on their page."""
@@ -30,12 +27,12 @@ class Picture:
             return f"Face swap · {m.get('source_name', '?')} → {m.get('target_name', '?')}"
         if self.record.kind == "sheet_panel":
             return f"Sheet · {m.get('character') or '?'} · {m.get('label', '?')} · seed {m.get('seed')}"
-        return inf.GalleryItem(self.record, self.output).caption
+        return super().caption
 
     @property
     def details(self) -> str:
         if self.can_resend:
-            return inf.GalleryItem(self.record, self.output).details
+            return super().details
         r, m = self.record, self.record.meta
         cost = f"${r.cost_usd:.4f}" if r.cost_usd is not None else "cost pending"
         what = m.get("summary") or m.get("approach") or ""
