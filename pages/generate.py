@@ -6,7 +6,7 @@ import streamlit as st
 from lib import inference as inf
 from lib.inference import loras_on_volume
 from lib.grid import AXIS_TITLES, GRID_PARAMS, GridError
-from lib.ui import deps, persist, presses, widgets
+from lib.ui import deps, lora_picker, persist, presses, widgets
 from lib.ui import live as live_view
 from lib.ui.live import feedback, show_problems
 from lib.volume import VolumeError
@@ -54,7 +54,9 @@ except VolumeError as exc:
     loras = []
     widgets.show_error(exc, "list the LoRAs in models/loras/")
 if template.supports("lora_name"):
-    lora = right.selectbox("Character LoRA (models/loras/, type to search)", [NO_LORA, *loras], key="gen.lora")
+    lora = right.selectbox("Character LoRA (models/loras/, type to search)",
+                           [NO_LORA, *lora_picker.choices(svc, loras, key="gen", container=right)], key="gen.lora",
+                           format_func=lora_picker.label_of(svc))
     params["lora_name"] = None if lora == NO_LORA else lora
     params["lora_strength"] = right.slider("LoRA strength", *lim.lora_strength, float(defaults.get("lora_strength", 1.0)),
                                            0.05, key=f"gen.strength.{template.name}")
@@ -87,6 +89,7 @@ with images_tab:
         show_problems(report.summary, [p.message for p in report.problems])
     elif report is not None:
         st.success(report.summary, icon=":material/check_circle:")
+        lora_picker.warn_on_mismatch(svc, template.family, params.get("lora_name"))
     if st.button("Generate", type="primary", disabled=not (report and report.ok and can_submit), key="gen.go"):
         # A random seed makes a new batch per deliberate press; a double click still sends once.
         key = presses.press_key("generate", [template.name, params, count], repeatable=random_seed)

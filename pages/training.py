@@ -5,7 +5,9 @@ import zlib
 import pandas as pd
 import streamlit as st
 
+from lib import lora_base
 from lib.auth import Forbidden
+from lib.inference import image_templates
 from lib.runpod import RunPodError
 from lib.training import service
 from lib.training.charts import loss_figure
@@ -149,8 +151,10 @@ def actions(record, view) -> None:
         try:
             staged = service.compare(svc, user, record, chosen)
             st.session_state["grid.lora_candidates"] = [c.lora_name for c in staged]
+            if preset := lora_base.preset_title_for_run(record.meta, image_templates(svc.data_dir)):
+                st.session_state["gen.model"] = preset   # the grid runs on the model the run trained
             left.success(f"{len(staged)} checkpoints are ready: open **Generate → Comparison grid** and "
-                         "choose LoRA as an axis.", icon=":material/grid_view:")
+                         f"choose LoRA as an axis (preset: {preset or 'choose one'}).", icon=":material/grid_view:")
         except (RunError, Forbidden, VolumeError) as exc:
             widgets.show_error(exc, "prepare the comparison")
     if not user.can("promote"):
