@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from lib.store import JobRecord
 from lib.training.runs import format_duration
@@ -69,7 +69,7 @@ def entry(record: JobRecord, now: datetime) -> QueueEntry:
 
 def unfinished(store, user_email: str, now: datetime | None = None, limit: int = 50) -> list[QueueEntry]:
     """The user's jobs not yet final, oldest first (the order RunPod serves a queue in)."""
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     records = store.list(user=user_email, status=UNFINISHED, include_simulated=False, limit=limit)
     return [entry(r, now) for r in sorted(records, key=lambda r: r.created_at)]
 

@@ -6,11 +6,11 @@ trainers write are not in the reference facts ("could not confirm"): they are on
 LoRA with no known base gets no warning rather than a wrong one."""
 from __future__ import annotations
 
-import json
-import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+
+from lib.json_file import JsonFile, rename_key
 
 LORAS_DIR = "models/loras/"
 CANDIDATES = "_candidates/"
@@ -49,32 +49,16 @@ class LoraBases:
     """Statements kept in `<CONSOLE_DATA>/lora_bases.json` (upload statements and file metadata)."""
 
     def __init__(self, data_dir: Path):
-        self.path = Path(data_dir) / "lora_bases.json"
-        self._lock = threading.Lock()
-
-    def _read(self) -> dict:
-        try:
-            return json.loads(self.path.read_text(encoding="utf-8"))
-        except (FileNotFoundError, json.JSONDecodeError):
-            return {}
+        self._file = JsonFile(Path(data_dir) / "lora_bases.json")
 
     def record(self, name: str, family: str, source: str) -> None:
-        with self._lock:
-            data = self._read()
-            data[name] = {"family": family, "source": source}
-            tmp = self.path.with_suffix(".partial")
-            tmp.write_text(json.dumps(data, indent=1, sort_keys=True), encoding="utf-8")
-            tmp.replace(self.path)
+        self._file.update(lambda data: data.__setitem__(name, {"family": family, "source": source}))
 
     def rename(self, old: str, new: str) -> None:
-        with self._lock:
-            data = self._read()
-            if old in data:
-                data[new] = data.pop(old)
-                self.path.write_text(json.dumps(data, indent=1, sort_keys=True), encoding="utf-8")
+        self._file.update(rename_key(old, new))
 
     def stated(self) -> dict[str, BaseModel]:
-        return {name: BaseModel(v["family"], v["source"]) for name, v in self._read().items()
+        return {name: BaseModel(v["family"], v["source"]) for name, v in self._file.read().items()
                 if isinstance(v, dict) and v.get("family")}
 
 

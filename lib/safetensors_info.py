@@ -32,7 +32,7 @@ def header_length(first8: bytes) -> int:
         raise NotSafetensors("the file is shorter than a safetensors header (8 bytes)")
     (length,) = struct.unpack("<Q", first8[:8])
     if length <= 1 or length > MAX_HEADER_BYTES:
-        raise NotSafetensors(f"the header length ({length:,} bytes) is not that of a safetensors file")
+        raise NotSafetensors("its first 8 bytes do not give a plausible header length")
     return length
 
 

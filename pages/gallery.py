@@ -3,11 +3,10 @@ from datetime import date, datetime, time, timedelta, timezone
 
 import streamlit as st
 
-from lib import inference as inf
 from lib import gallery, resend
-from lib.ui import deps, persist, widgets
+from lib import inference as inf
+from lib.ui import deps, persist, resend_view, widgets
 from lib.ui import live as live_view
-from lib.ui import resend_view
 from lib.workflows import ParamError, TemplateError
 
 svc = deps.services()

@@ -16,8 +16,8 @@ class HoldCost:
 
     def lines(self) -> list[str]:
         return [f"{self.workers} worker(s) stay on for {self.minutes:g} min, busy or not.",
-                f"About ${self.total_usd:,.2f} at the active rate (${self.per_worker_hour_usd:,.2f} per worker-hour), "
-                "billed even if no job arrives.",
+                (f"About ${self.total_usd:,.2f} at the active rate (${self.per_worker_hour_usd:,.2f} per "
+                 "worker-hour), billed even if no job arrives."),
                 "After the hold, min workers go back to the current value and idle workers stop."]
 
 

@@ -2,7 +2,7 @@
 phase, progress and elapsed time, and Cancel behind a confirmation that says what it costs."""
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import streamlit as st
 
@@ -17,7 +17,7 @@ REFRESH = "2s"
 @st.dialog("Cancel this job?")
 def confirm_cancel(svc, user, local_id: str) -> None:
     record = svc.store.get(local_id)
-    entry = live_queue.entry(record, datetime.now(timezone.utc))
+    entry = live_queue.entry(record, datetime.now(UTC))
     st.text(f"{entry.what} — {entry.status.lower()}, {entry.phase}, {entry.elapsed} so far")
     for line in live_queue.cancel_consequences(record):
         st.text(f"• {line}")

@@ -6,9 +6,11 @@ from pathlib import Path
 from streamlit.testing.v1 import AppTest
 
 from lib.auth import LOCAL_OPERATOR, User
+from lib.lora_base import known
 from lib.ops import actions
 from lib.ops.warmup import restore_due
 from tests.app.steps import button, table
+from tests.unit.test_lora_base import safetensors
 
 ROOT = Path(__file__).resolve().parents[2]
 VIEWER = User("viewer@example.com", "viewer")
@@ -82,17 +84,29 @@ def test_operator_deletes_after_confirming(console):
 
 
 def test_operator_uploads_a_model_with_progress(console):
+    blob = safetensors({"w": {"dtype": "BF16", "shape": [2048], "data_offsets": [0, 4096]}}, data=4096)
     at = page("models.py")
     at.selectbox(key="models.up_folder").set_value("loras")
     at.file_uploader(key="models.up_file").upload("apptest_up.safetensors", b"u" * 4096).run()
+    button(at, "Upload").click().run()   # named like a model, but is not one: refused with the reason
+    assert any("Not uploaded: apptest_up.safetensors is not a readable safetensors file" in e.value
+               for e in at.error)
+    assert not console.volume.exists("models/loras/apptest_up.safetensors")
+    at.file_uploader(key="models.up_file").upload("apptest_up.safetensors", blob).run()
     assert at.text_input(key="models.up_name").placeholder == "apptest_up.safetensors"
+    at.selectbox(key="models.up_base").set_value("z-image")
     button(at, "Upload").click().run()
     assert not at.exception
-    assert "Uploaded models/loras/apptest_up.safetensors (4.1 kB)." in [s.value for s in at.success]
-    assert console.volume.head("models/loras/apptest_up.safetensors").size == 4096
-    assert console.store.audit_entries(action="volume.upload", limit=1)[0].detail == {"size": 4096}
+    size = len(blob)
+    assert (f"Uploaded models/loras/apptest_up.safetensors (4.2 kB): safetensors · 4.2 kB · 1 tensors · BF16 ×1"
+            in [s.value for s in at.success])
+    assert console.volume.head("models/loras/apptest_up.safetensors").size == size
+    assert console.store.audit_entries(action="volume.upload", limit=1)[0].detail == {"size": size}
+    assert known(console.store, console.data_dir)["apptest_up.safetensors"].family == "z-image"
     at.text_input(key="models.query").set_value("apptest_up").run()
     assert list(at.dataframe[0].value["name"]) == ["apptest_up.safetensors"]  # visible without re-listing
+    at.selectbox(key="models.file").set_value("models/loras/apptest_up.safetensors").run()
+    assert "safetensors · 4.2 kB · 1 tensors · BF16 ×1" in [c.value for c in at.caption]
     button(at, "Upload").click().run()
     assert any("already exists" in e.value for e in at.error)
     actions.delete_model(console, LOCAL_OPERATOR.email, "models/loras/apptest_up.safetensors")

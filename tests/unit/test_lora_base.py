@@ -27,7 +27,7 @@ def test_a_header_gives_tensor_count_dtypes_and_metadata():
 
 
 @pytest.mark.parametrize("blob, reason", [
-    (b"PK\x03\x04 a zip, renamed", "header length"),
+    (b"PK\x03\x04 a zip, renamed", "plausible header length"),
     (struct.pack("<Q", 50) + b"{}", "past the end"),
     (safetensors({"a": {"dtype": "F16", "shape": [2], "data_offsets": [0, 4096]}}), "outside the file"),
 ])
@@ -67,3 +67,15 @@ def test_compare_in_a_grid_picks_the_runs_base_preset():
     templates = [T("FLUX.1-dev + LoRA", "flux"), T("Z-Image Turbo + LoRA", "z-image")]
     assert lora_base.preset_title_for_run({"preset": "zimage-turbo"}, templates) == "Z-Image Turbo + LoRA"
     assert lora_base.preset_title_for_run({}, templates) is None
+
+
+def test_moving_or_deleting_a_used_file_says_what_breaks():
+    from types import SimpleNamespace as Ref
+
+    from lib.volume_guard import used_warning
+    refs = [Ref(kind="template", id="flux_dev_lora"), Ref(kind="job", id="a"), Ref(kind="job", id="b"),
+            Ref(kind="job", id="b")]
+    text = used_warning(refs, "move")
+    assert text.startswith("Used by 1 saved workflow and 2 jobs: after this move,")
+    assert "re-runs of those jobs" in text
+    assert used_warning([], "delete") is None
