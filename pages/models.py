@@ -57,7 +57,9 @@ with browse:
     st.number_input(f"Page (of {result.pages}, {result.total:,} files)", min_value=1, max_value=result.pages,
                     key="models.page")
 
-    chosen = st.selectbox("File details", [f.key for f in result.items], index=None, key="models.file",
+    every_match = index.search(query, folder=folder, sort=sort, descending=newest_first,
+                               page_size=max(1, min(result.total, 5000))).items   # not only this page
+    chosen = st.selectbox("File details", [f.key for f in every_match], index=None, key="models.file",
                           placeholder="Choose a file to see what uses it")
     if chosen:
         for flag in by_key.get(chosen, []):

@@ -196,3 +196,18 @@ def test_viewer_sees_no_endpoint_actions(console):
     at = page("endpoints.py", user=VIEWER)
     assert "Purge and warm-up are for operators." in [i.value for i in at.info]
     assert not {"Apply…", "Purge queue…", "Raise min workers…"} & {b.label for b in at.button}
+
+
+def test_counts_follow_a_change_made_elsewhere_in_the_console(console):
+    def files(at):
+        return int(next(m.value for m in at.metric if m.label == "Files").replace(",", ""))
+    at = page("models.py")
+    before = files(at)
+    console.volume.write("models/loras/apptest_promoted.safetensors", b"p" * 10)   # as a promote does
+    try:
+        assert files(at.run()) == before + 1   # no "Re-list the volume" click
+        at.selectbox(key="models.file").set_value("models/loras/apptest_promoted.safetensors").run()
+        assert not at.exception
+    finally:
+        console.volume.delete("models/loras/apptest_promoted.safetensors")
+        actions.model_files(console).refresh()
