@@ -31,6 +31,7 @@ if choice == NEW:
             try:
                 require(user, "dataset")
                 st.session_state["ds.set.next"] = sets.create(name, trigger, user.email).name
+                svc.store.audit(user.email, "dataset.create", f"datasets/{name}", {"trigger_word": trigger})
                 st.rerun()
             except (DatasetError, Forbidden, VolumeError) as exc:
                 widgets.show_error(exc, "create the training set")
@@ -121,6 +122,8 @@ if st.button("Save as new version", type="primary", icon=":material/save:", disa
     except (DatasetError, Forbidden, VolumeError) as exc:
         widgets.show_error(exc, "save the training set")
     else:
+        svc.store.audit(user.email, "dataset.save", f"datasets/{choice}/{saved.version}",
+                        {"images": len(draft.images), "note": note})
         st.session_state.update({"ds.version.next": saved.version, "ds.draft_of": (choice, saved.version),
                                  "ds.dirty": False, "ds.toast": f"Saved {choice} {saved.version}"})
         st.rerun()

@@ -165,6 +165,7 @@ with own_tab:
             if st.button("Save workflow", disabled=not can_submit, key="own.save"):
                 try:
                     saved = save_custom_template(inf.templates_dir(svc.data_dir), name, workflow, mapping)
+                    svc.store.audit(user.email, "workflow.save", saved.name, {"title": saved.title})
                     st.success(f"Saved **{saved.title}** — it is now in the Model preset list.")
                 except (TemplateError, WorkflowError) as exc:
                     st.error(str(exc), icon=":material/error:")

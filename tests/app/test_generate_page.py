@@ -154,6 +154,7 @@ def test_own_workflow_ui_format_is_refused_and_api_format_is_saved(open_page, co
     at.text_input(key="own.name").input(name)
     at.button(key="own.save").click().run()
     assert "now in the Model preset list" in at.success[-1].value
+    assert console.store.audit_entries(action="workflow.save", limit=1)[0].detail["title"] == name
     assert name in at.run().selectbox(key="gen.model").options
 
 
