@@ -26,15 +26,8 @@ class ModelCheck:
     base_family: str | None = None                    # from the file's own metadata, when present
 
 
-def _size(n: int) -> str:
-    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
-        if n >= scale:
-            return f"{n / scale:,.1f} {unit}"
-    return f"{n:,} bytes"
-
-
 def describe(info: SafetensorsInfo) -> str:
-    return f"safetensors · {_size(info.size)} · {info.tensors:,} tensors · {info.dtype_text}"
+    return f"safetensors · {actions.format_bytes(info.size)} · {info.tensors:,} tensors · {info.dtype_text}"
 
 
 def check(name: str, data: bytes) -> ModelCheck:
@@ -52,12 +45,12 @@ def check(name: str, data: bytes) -> ModelCheck:
     if suffix in (".ckpt", ".pt", ".pth"):
         if not data.startswith((_ZIP, _PICKLE)):
             raise NotAModel(f"{name} is not a PyTorch checkpoint (neither a zip archive nor a pickle).")
-        return ModelCheck([f"PyTorch checkpoint · {_size(len(data))}"])
+        return ModelCheck([f"PyTorch checkpoint · {actions.format_bytes(len(data))}"])
     if suffix == ".gguf":
         if not data.startswith(_GGUF):
             raise NotAModel(f"{name} does not start with the GGUF signature.")
-        return ModelCheck([f"GGUF · {_size(len(data))}"])
-    return ModelCheck([f"{_size(len(data))} (no format check for {suffix or 'files without a suffix'})"])
+        return ModelCheck([f"GGUF · {actions.format_bytes(len(data))}"])
+    return ModelCheck([f"{actions.format_bytes(len(data))} (no format check for {suffix or 'files without a suffix'})"])
 
 
 class ModelNotes:

@@ -38,7 +38,8 @@ def live_health() -> None:
 live_health()
 for col, (label, value, hint) in zip(st.columns(4), actions.stats_metrics(view.stats)):
     col.metric(label, value, help=hint)
-st.dataframe(actions.percentiles_table(view.stats), hide_index=True)
+st.dataframe(actions.percentiles_table(view.stats), hide_index=True,
+             column_config={c: st.column_config.NumberColumn(format="%.1f") for c in ("p50 s", "p90 s", "p98 s")})
 series = actions.endpoint_series(services, role, days=days)
 left, right = st.columns(2)
 left.plotly_chart(cold_starts_figure(series.cold_per_day), key="endpoints.cold")

@@ -37,7 +37,8 @@ if not picked:
     st.stop()
 
 record = store.get(records[picked[0]].local_id)
-st.subheader(f"{widgets.STATUS_ICONS.get(record.status, '')} {record.kind} job `{record.local_id}`")
+st.subheader(f"{widgets.STATUS_ICONS.get(record.status, '')} {widgets.status_words(record.status)} · "
+             f"{record.kind} job `{record.local_id}`")
 st.write(overview.status_line(record))
 a, b, c, d = st.columns(4)
 a.metric("Queue (delayTime)", f"{(record.delay_ms or 0) / 1000:.1f} s")
@@ -73,7 +74,7 @@ images = [o for o in outputs if o.mime.startswith("image/")]
 if images:
     st.image([str(o.path) for o in images], caption=[o.name for o in images], width=256)
 with st.expander("Timeline"):
-    st.dataframe([{"when": h.at, "status": h.status, "worker": h.worker_id, "note": h.note}
+    st.dataframe([{"when": h.at, "status": h.status, "worker": h.worker_id or "—", "note": h.note or ""}
                   for h in store.history(record.local_id)], hide_index=True, width="stretch")
 with st.expander("Inputs and raw output (for debugging)"):
     st.json(overview.for_display({"input": record.input, "meta": record.meta, "output": record.output}),

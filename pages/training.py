@@ -8,6 +8,7 @@ import streamlit as st
 from lib import lora_base
 from lib.auth import Forbidden
 from lib.inference import image_templates
+from lib.ops.actions import format_bytes
 from lib.runpod import RunPodError
 from lib.training import service
 from lib.training.charts import loss_figure
@@ -134,7 +135,7 @@ def run_panel(local_id: str) -> None:
         st.image([volume_file(s.key) for s in samples], width=220,
                  caption=[f"step {step}: {s.prompt}" for s in samples])
     if view.checkpoints:
-        st.dataframe(pd.DataFrame([{"step": c.step, "file": c.file_name, "MB": round((c.size or 0) / 1e6, 1),
+        st.dataframe(pd.DataFrame([{"step": c.step, "file": c.file_name, "size": format_bytes(c.size or 0),
                                     "sha256": (c.sha256 or "")[:12]} for c in view.checkpoints]),
                      hide_index=True, width="stretch")
     if record.is_active and st.button("Cancel run…", icon=":material/cancel:", key=f"tr.cancel.{local_id}"):

@@ -62,7 +62,7 @@ def test_four_images_with_zimage_and_a_lora_and_no_double_submit(open_page, cons
     assert {r.meta["character"] for r in records} == {"ava"}
     at.run()
     assert sum(len(img.value) for img in at.image) == 4
-    assert all(m.value.startswith("✅ done on worker") for m in at.markdown if "done" in m.value)
+    assert all(m.value.startswith(":material/check_circle: done on worker") for m in at.markdown if "done" in m.value)
     # A random seed: a deliberate second press (after the double-click window) is a new batch ...
     monkeypatch.setattr(presses, "DOUBLE_CLICK_S", 0.0)
     at.button(key="gen.go").click().run()

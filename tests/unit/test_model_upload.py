@@ -9,7 +9,7 @@ def test_a_lora_upload_reports_size_tensors_dtype_and_its_base():
     blob = safetensors({"w": {"dtype": "F16", "shape": [8], "data_offsets": [0, 16]}},
                        {"ss_base_model_version": "sdxl_base_v1-0"})
     found = check("ava_v3.safetensors", blob)
-    assert found.lines == [f"safetensors · {len(blob)} bytes · 1 tensors · F16 ×1"]
+    assert found.lines == [f"safetensors · {len(blob)} B · 1 tensors · F16 ×1"]
     assert found.base_family == "sdxl"
 
 
