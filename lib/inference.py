@@ -376,29 +376,6 @@ def _seconds(ms: int | None) -> str:
     return f"{(ms or 0) / 1000:.1f} s"
 
 
-def gallery(svc, *, character: str | None = None, model: str | None = None,
-            since: datetime | None = None, until: datetime | None = None, limit: int = 300) -> list[GalleryItem]:
-    """Every stored image of the image endpoint, newest first, filtered by character, model, date."""
-    records = svc.store.list(role=ROLE, status="COMPLETED", kind=list(KINDS), since=since, until=until,
-                             limit=limit)
-    items = []
-    for record in records:
-        if character and record.meta.get("character") != character:
-            continue
-        if model and record.meta.get("model") != model:
-            continue
-        items += [GalleryItem(record, o) for o in svc.store.outputs(record.local_id) if o.mime.startswith("image/")]
-    return items
-
-
-def gallery_facets(svc) -> tuple[list[str], list[str]]:
-    """(characters, models) present in the image history, for the filters."""
-    records = svc.store.list(role=ROLE, kind=list(KINDS), limit=5000)
-    characters = sorted({r.meta["character"] for r in records if r.meta.get("character")})
-    models = sorted({r.meta["model"] for r in records if r.meta.get("model")})
-    return characters, models
-
-
 def rerun(svc, local_id: str, *, user_email: str, request_key: str) -> SubmitResult:
     """Send the stored payload again, byte-identical except the job tag (output prefix, input names)."""
     record = svc.store.get(local_id)

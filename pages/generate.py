@@ -7,7 +7,7 @@ from lib import inference as inf
 from lib.devworkers import model_source
 from lib.inference import loras_on_volume
 from lib.grid import AXIS_TITLES, GRID_PARAMS, GridError
-from lib.ui import configured, deps, widgets
+from lib.ui import configured, deps, lora_picker, persist, presses, widgets
 from lib.ui import live as live_view
 from lib.ui.live import feedback, show_problems
 from lib.volume import VolumeError
@@ -41,6 +41,7 @@ def live_fragment(state_key: str, render=live) -> None:
 
 st.title("Generate images")
 configured.require_endpoint(svc, "image", "image generation")
+persist.remember("gen.", "grid.", "own.map.", skip=("grid.lora_candidates",))
 if st.session_state.get("own.opened"):
     st.info("A workflow from the Gallery is open in the **Own workflow** tab.", icon=":material/account_tree:")
 templates = {t.title: t for t in inf.image_templates(svc.data_dir)}
@@ -72,7 +73,9 @@ except VolumeError as exc:
     loras = []
     widgets.show_error(exc, "list the LoRAs in models/loras/")
 if template.supports("lora_name"):
-    lora = right.selectbox("Character LoRA (models/loras/, type to search)", [NO_LORA, *loras], key="gen.lora")
+    lora = right.selectbox("Character LoRA (models/loras/, type to search)",
+                           [NO_LORA, *lora_picker.choices(svc, loras, key="gen", container=right)], key="gen.lora",
+                           format_func=lora_picker.label_of(svc))
     params["lora_name"] = None if lora == NO_LORA else lora
     params["lora_strength"] = right.slider("LoRA strength", *lim.lora_strength, float(defaults.get("lora_strength", 1.0)),
                                            0.05, key=f"gen.strength.{template.name}")
@@ -106,26 +109,33 @@ if wanted := inf.input_images_of(template):
 images_tab, grid_tab, own_tab = st.tabs(["Images", "Comparison grid", "Own workflow"])
 with images_tab:
     count = int(st.number_input("Number of images (one job each)", 1, inf.MAX_BATCH, 4, key="gen.count"))
-    try:
-        if image_problems:
-            raise ParamError(image_problems)
-        preview = inf.plan_images(template, {**params, "seed": params["seed"] or 0}, count=1, random_seed=False,
-                                  images=images)
-        report = checked(json.dumps([j.payload for j in preview]))
-    except ParamError as exc:
-        report = None
-        show_problems("Fix these before generating:", exc.problems)
+    report = None
+    if not params["prompt"].strip():
+        st.info("Type a prompt to generate.", icon=":material/edit:")  # a hint: nothing is wrong yet
+    else:
+        try:
+            if image_problems:
+                raise ParamError(image_problems)
+            preview = inf.plan_images(template, {**params, "seed": params["seed"] or 0}, count=1,
+                                      random_seed=False, images=images)
+            report = checked(json.dumps([j.payload for j in preview]))
+        except ParamError as exc:
+            show_problems("Fix these before generating:", exc.problems)
     if report is not None and not report.ok:
         show_problems(report.summary, [p.message for p in report.problems])
     elif report is not None:
         (st.warning if report.not_checked else st.success)(report.summary, icon=":material/check_circle:")
+        lora_picker.warn_on_mismatch(svc, template.family, params.get("lora_name"))
     if st.button("Generate", type="primary", disabled=not (report and report.ok and can_submit), key="gen.go"):
-        key = deps.idempotency_key("generate", [template.name, params, count, inf.images_digest(images)])
+        # A random seed makes a new batch per deliberate press; a double click still sends once.
+        key = presses.press_key("generate", [template.name, params, count, inf.images_digest(images)],
+                                repeatable=random_seed)
         result = inf.submit(svc, inf.plan_images(template, params, count=count, random_seed=random_seed, images=images),
                             user_email=user.email, request_key=key, kind=inf.KIND_GENERATE)
         st.session_state["gen.batch"] = result.local_ids
-        feedback(result, "These settings were already sent from this page — nothing new was submitted. "
-                         "Press **New batch** to send them again.")
+        feedback(result, "That was a double click: the batch was sent once." if random_seed else
+                 "These settings were already sent from this page — nothing new was submitted. "
+                 "Press **New batch** to send them again.")
     if st.session_state.get("gen.batch"):
         if st.button("New batch", key="gen.new"):
             deps.new_request("generate")
@@ -206,6 +216,7 @@ with own_tab:
             if st.button("Save workflow", disabled=not can_submit, key="own.save"):
                 try:
                     saved = save_custom_template(inf.templates_dir(svc.data_dir), name, workflow, mapping)
+                    svc.store.audit(user.email, "workflow.save", saved.name, {"title": saved.title})
                 except (TemplateError, WorkflowError) as exc:
                     st.error(str(exc), icon=":material/error:")
                 else:

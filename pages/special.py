@@ -5,7 +5,7 @@ import streamlit as st
 from lib import special as sp
 from lib.devworkers import model_source
 from lib.inference import loras_on_volume
-from lib.ui import configured, deps, widgets
+from lib.ui import configured, deps, persist, widgets
 
 svc = deps.services()
 user = deps.current_user()
@@ -73,6 +73,7 @@ def stop_polling_when(finished: bool, scope: str) -> None:
 
 st.title("Face swap & character sheets")
 configured.require_endpoint(svc, "special", "face swap and character sheets")
+persist.remember("fs.restore", "fs.visibility", "fs.fidelity", "fs.gender.", "sh.")
 swap_tab, sheet_tab, reference_tab = st.tabs(["Face swap", "Character sheet", "Reference image"])
 
 with swap_tab:
