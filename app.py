@@ -1,7 +1,7 @@
 """Serverless Console — router only: page config, sign-in gate, navigation, backend banner."""
 import streamlit as st
 
-from lib.ui import config_error, deps, widgets
+from lib.ui import config_error, deps, queue_panel, widgets
 
 st.set_page_config(page_title="Serverless Console", page_icon=":material/bolt:", layout="wide")
 
@@ -36,4 +36,5 @@ if deps.auth_configured():
     st.sidebar.button("Sign out", on_click=st.logout)
 else:
     st.sidebar.caption("No sign-in configured: single local operator on 127.0.0.1.")
+queue_panel.sidebar(services, user)
 navigation.run()

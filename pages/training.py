@@ -5,7 +5,10 @@ import zlib
 import pandas as pd
 import streamlit as st
 
+from lib import lora_base
 from lib.auth import Forbidden
+from lib.inference import image_templates
+from lib.ops.actions import format_bytes
 from lib.runpod import RunPodError
 from lib.training import service
 from lib.training.charts import loss_figure
@@ -24,7 +27,7 @@ from lib.training.config import (
 )
 from lib.training.datasets import TrainingSets
 from lib.training.runs import RunError, format_duration, next_version
-from lib.ui import configured, deps, training_run, widgets
+from lib.ui import configured, deps, persist, queue_panel, training_run, widgets
 from lib.volume import VolumeError
 
 svc = deps.services()
@@ -39,6 +42,8 @@ def volume_file(key: str) -> bytes:   # run outputs never change once written
 
 st.title("LoRA training")
 configured.require_endpoint(svc, "training", "LoRA training")
+persist.remember("tr.set", "tr.version", "tr.preset", "tr.steps.", "tr.rank.", "tr.alpha.", "tr.lr",
+                 "tr.buckets", "tr.save_every", "tr.sample_every", "tr.prompts", "tr.pick")
 ready_sets = [s for s in sets.list() if s.versions]
 if not ready_sets:
     st.info("No saved training set yet: create one on the Training sets page first.", icon=":material/info:")
@@ -143,15 +148,11 @@ def run_panel(local_id: str) -> None:
     if view.samples:
         training_run.sample_comparison(view.samples_by_step(), volume_file, key=f"tr.samples.{local_id}")
     if view.checkpoints:
-        st.dataframe(pd.DataFrame([{"step": c.step, "file": c.file_name, "MB": round((c.size or 0) / 1e6, 1),
+        st.dataframe(pd.DataFrame([{"step": c.step, "file": c.file_name, "size": format_bytes(c.size or 0),
                                     "sha256": (c.sha256 or "")[:12]} for c in view.checkpoints]),
                      hide_index=True, width="stretch")
-    if record.is_active and st.button("Cancel run", icon=":material/cancel:", key=f"tr.cancel.{local_id}"):
-        try:
-            svc.tracker.cancel(local_id, user.email)
-            st.toast("Cancel sent")
-        except (RunPodError, PermissionError) as exc:
-            widgets.show_error(exc, "cancel the run")
+    if record.is_active and st.button("Cancel run…", icon=":material/cancel:", key=f"tr.cancel.{local_id}"):
+        queue_panel.confirm_cancel(svc, user, local_id)
     if record.is_final and view.checkpoints:
         actions(record, view)   # a cancelled run's checkpoints are real files on the volume too
 
@@ -175,8 +176,10 @@ def actions(record, view) -> None:
         try:
             staged = service.compare(svc, user, record, chosen)
             st.session_state["grid.lora_candidates"] = [c.lora_name for c in staged]
+            if preset := lora_base.preset_title_for_run(record.meta, image_templates(svc.data_dir)):
+                st.session_state["gen.model"] = preset   # the grid runs on the model the run trained
             left.success(f"{len(staged)} checkpoints are ready: open **Generate → Comparison grid** and "
-                         "choose LoRA as an axis.", icon=":material/grid_view:")
+                         f"choose LoRA as an axis (preset: {preset or 'choose one'}).", icon=":material/grid_view:")
         except (RunError, Forbidden, VolumeError) as exc:
             widgets.show_error(exc, "prepare the comparison")
     if not user.can("promote"):

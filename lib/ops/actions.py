@@ -198,6 +198,7 @@ class VolumeState:
 def volume_state(services, *, folder: str | None = None, wait_s: float = 1.5, limit: int = 50) -> VolumeState:
     """The index when there is one; otherwise start listing, wait a moment, and show a first page."""
     files = model_files(services)
+    files.catch_up(wait_s)
     if files.cache.peek() is None:
         files.cache.start_listing()
         files.cache.wait_listing(wait_s)

@@ -25,7 +25,9 @@ ROLE = "special"
 # Rough GPU seconds per job, for the cost estimate recorded at submission (an RTX 4090-class worker).
 # FLUX.1-dev needs ≈12 s for 20 steps at 1024² on a 4090 (worker-contracts §4.2) plus decoding and
 # saving; a ReActor swap has no published timing (could not confirm) — a few seconds is assumed.
-TYPICAL_SECONDS = {"faceswap": 5.0, "sheet_panel": 15.0}
+# An SDXL image of 28 steps at 1 MP with IP-Adapter: the image endpoint's SDXL estimate plus the
+# reference encoding, ≈6 s (an assumption in the same order, no sourced figure).
+TYPICAL_SECONDS = {"faceswap": 5.0, "sheet_panel": 15.0, "reference": 6.0}
 
 _TAG_SAFE = re.compile(r"[^A-Za-z0-9_-]+")
 
@@ -70,6 +72,27 @@ class SubmitOutcome:
     @property
     def local_ids(self) -> list[str]:
         return [r.local_id for r in self.records]
+
+
+@dataclass(frozen=True)
+class Started:
+    """A plan (face swap, sheet, reference images) and what happened when its jobs were submitted."""
+
+    plan: object
+    outcome: SubmitOutcome
+
+
+FINISHED = ("COMPLETED", "FAILED", "CANCELLED", "TIMED_OUT", "EXPIRED", "SUBMIT_FAILED")
+_UNSUCCESSFUL = ("FAILED", "SUBMIT_FAILED", "TIMED_OUT", "EXPIRED", "CANCELLED")
+
+
+def job_error(record) -> str | None:
+    """One readable sentence for a job that ended without success (None while running or when done)."""
+    from lib.workflows.worker_errors import describe_worker_error
+
+    if record.status not in _UNSUCCESSFUL:
+        return None
+    return describe_worker_error(record.error).summary if record.error else record.status.lower()
 
 
 def new_batch_id(prefix: str) -> str:

@@ -6,12 +6,20 @@ import streamlit as st
 from lib.auth import Forbidden
 from lib.devworkers import DEV, routes
 from lib.errors import ConsoleError
-from lib.runpod import RunPodError
 
+# Material icons (Streamlit's own font), not emoji: Debian ships no emoji font, so emoji showed as
+# empty boxes. An icon never stands alone: every use puts the status in words beside it.
 STATUS_ICONS = {
-    "PENDING": "⏳", "IN_QUEUE": "🕒", "IN_PROGRESS": "⚙️", "COMPLETED": "✅", "FAILED": "❌",
-    "CANCELLED": "🚫", "TIMED_OUT": "⌛", "SUBMIT_FAILED": "⛔", "UNKNOWN": "❓", "EXPIRED": "🗑️",
+    "PENDING": ":material/schedule_send:", "IN_QUEUE": ":material/hourglass_top:",
+    "IN_PROGRESS": ":material/progress_activity:", "COMPLETED": ":material/check_circle:",
+    "FAILED": ":material/error:", "CANCELLED": ":material/cancel:", "TIMED_OUT": ":material/timer_off:",
+    "SUBMIT_FAILED": ":material/block:", "UNKNOWN": ":material/help:", "EXPIRED": ":material/delete_history:",
 }
+
+
+def status_words(status: str) -> str:
+    """'Timed out' for TIMED_OUT: the status as a person reads it (and a screen reader says it)."""
+    return status.replace("_", " ").capitalize()
 
 
 def backend_banner(services) -> None:

@@ -13,6 +13,7 @@ from streamlit.testing.v1 import AppTest
 
 from lib import inference as inf
 from lib.auth import LOCAL_OPERATOR
+from lib.ui import presses
 from lib.workflows import load_template, save_custom_template, suggest_param_map
 
 ZIT = "Z-Image Turbo + LoRA"
@@ -35,7 +36,8 @@ def pixels(path: Path) -> np.ndarray:
 def test_form_shows_presets_limits_and_blocks_an_empty_prompt(open_page):
     at = open_page("pages/generate.py")
     assert {"FLUX.1-dev + LoRA", "SDXL base 1.0 + LoRA", ZIT} <= set(at.selectbox(key="gen.model").options)
-    assert "the prompt is empty" in at.error[0].value
+    assert not at.error   # nothing is wrong before the user did anything: a hint, not an error
+    assert at.info[0].value == "Type a prompt to generate."
     assert at.button(key="gen.go").disabled
     at.selectbox(key="gen.model").set_value("SDXL base 1.0 + LoRA").run()
     assert at.text_area(key="gen.negative.sdxl_lora").value.startswith("lowres")
@@ -45,7 +47,7 @@ def test_form_shows_presets_limits_and_blocks_an_empty_prompt(open_page):
     assert "ava_v1.safetensors" in at.selectbox(key="gen.lora").options
 
 
-def test_four_images_with_zimage_and_a_lora_and_no_double_submit(open_page, console):
+def test_four_images_with_zimage_and_a_lora_and_no_double_submit(open_page, console, monkeypatch):
     prompt = f"ava_tok on a harbour {uuid.uuid4().hex[:6]}"
     at = fill_form(open_page("pages/generate.py"), prompt)
     assert "Preflight passed" in at.success[0].value
@@ -60,14 +62,17 @@ def test_four_images_with_zimage_and_a_lora_and_no_double_submit(open_page, cons
     assert {r.meta["character"] for r in records} == {"ava"}
     at.run()
     assert sum(len(img.value) for img in at.image) == 4
-    assert all(m.value.startswith("✅ done on worker") for m in at.markdown if "done" in m.value)
-    at.button(key="gen.go").click().run()  # same form, same click key: nothing new is sent
-    assert at.session_state["gen.batch"] == ids
-    assert "already sent" in at.info[0].value
-    assert len(sent_with(console, prompt)) == 4
-    at.button(key="gen.new").click().run()
+    assert all(m.value.startswith(":material/check_circle: done on worker") for m in at.markdown if "done" in m.value)
+    # A random seed: a deliberate second press (after the double-click window) is a new batch ...
+    monkeypatch.setattr(presses, "DOUBLE_CLICK_S", 0.0)
     at.button(key="gen.go").click().run()
-    assert set(at.session_state["gen.batch"]).isdisjoint(ids)
+    second = at.session_state["gen.batch"]
+    assert set(second).isdisjoint(ids) and len(sent_with(console, prompt)) == 8
+    # ... while the second click of a double click sends nothing new.
+    monkeypatch.setattr(presses, "DOUBLE_CLICK_S", 600.0)
+    at.button(key="gen.go").click().run()
+    assert at.session_state["gen.batch"] == second
+    assert "double click" in at.info[0].value
     assert len(sent_with(console, prompt)) == 8
 
 
@@ -150,6 +155,7 @@ def test_own_workflow_ui_format_is_refused_and_api_format_is_saved(open_page, co
     at.text_input(key="own.name").input(name)
     at.button(key="own.save").click().run()
     assert any("now in the Model preset list" in s.value for s in at.success)
+    assert console.store.audit_entries(action="workflow.save", limit=1)[0].detail["title"] == name
     # At once, without another rerun: listed, selected, and its prompts filled in from the workflow.
     assert name in at.selectbox(key="gen.model").options and at.selectbox(key="gen.model").value == name
     assert at.text_area(key="gen.prompt").value == "ava_tok, a saved prompt"

@@ -164,4 +164,4 @@ def test_training_set_to_promoted_lora(console_page, wait_idle, tmp_path):
     settle(page)
     scroll_to(page, lora)
     lora.fill(f"{NAME}_v1")
-    expect(page.get_by_role("option", name=f"{NAME}_v1.safetensors", exact=True)).to_be_visible()
+    expect(page.get_by_role("option", name=f"{NAME}_v1.safetensors · Z-Image", exact=True)).to_be_visible()
