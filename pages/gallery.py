@@ -5,6 +5,7 @@ import streamlit as st
 
 from lib import inference as inf
 from lib.ui import deps, widgets
+from lib.ui.job_errors import job_line
 from lib.workflows import ParamError, TemplateError
 
 svc = deps.services()
@@ -67,6 +68,5 @@ for i, item in enumerate(items[(page - 1) * PER_PAGE: page * PER_PAGE]):
 if st.session_state.get("gal.sent"):
     st.subheader("Just sent")
     for view in inf.job_views(svc.store, st.session_state["gal.sent"]):
-        st.write(f"{widgets.STATUS_ICONS.get(view.record.status, '')} {view.line}")
-        if view.error:
-            st.error("\n\n".join([view.error.summary, *view.error.lines]), icon=":material/error:")
+        job_line(f"{widgets.STATUS_ICONS.get(view.record.status, '')} {view.line}", view.error,
+                 key=f"gal.{view.record.local_id}", svc=svc, user=user, local_id=view.record.local_id)

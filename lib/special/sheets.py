@@ -216,7 +216,7 @@ class SheetProgress:
 
 def sheet_progress(store, sheet_id: str) -> SheetProgress:
     """Where every panel of a sheet stands, from the local store (no API call)."""
-    from lib.workflows.worker_errors import describe_worker_error
+    from lib.workflows.worker_errors import describe_job_error
 
     order = {p.key: i for i, p in enumerate(PANELS)}
     records = sorted(store.list(role=ROLE, kind=KIND, group=sheet_id),
@@ -226,7 +226,7 @@ def sheet_progress(store, sheet_id: str) -> SheetProgress:
         images = [o for o in store.outputs(record.local_id) if o.mime.startswith("image/")]
         error = None
         if record.status in ("FAILED", "SUBMIT_FAILED", "TIMED_OUT", "EXPIRED", "CANCELLED"):
-            error = describe_worker_error(record.error).summary if record.error else record.status.lower()
+            error = describe_job_error(record.error, record.output).summary if record.error else record.status.lower()
         key = str(record.meta.get("panel"))
         views.append(PanelView(key, LABELS.get(key, key), record.status, record.local_id,
                                images[0].path if images else None, error))

@@ -223,9 +223,9 @@ def test_failure_while_running_keeps_details_in_the_output(tmp_path):
     payload = {"workflow": graph, "images": [{"name": "broken.png", "image": base64.b64encode(b"no png").decode()}]}
     outcome = run(tmp_path, payload)
     assert outcome.status == FAILED and outcome.error == "Job processing failed"
-    assert outcome.output == {"details": [
+    assert outcome.output == {"details": [(
         "Workflow execution error: Node Type: LoadImage, Node ID: 1, Message: cannot identify image file "
-        "'/comfyui/input/broken.png'"]}
+        "'/comfyui/input/broken.png'")]}
 
 
 # --------------------------------------------------------------------------------------- valid graphs
