@@ -61,7 +61,7 @@ def images_of(outcome) -> list[Image.Image]:
 
 def rejection(volume: Path, workflow: dict, role: str = "image", uploaded=frozenset()) -> dict:
     server = Server(node_classes(role == "special"), scan_volume(volume), frozenset(uploaded))
-    good, body, _ = validate_prompt(workflow, server)
+    good, body = validate_prompt(workflow, server)
     assert good == [] and body is not None
     return json.loads(json.dumps(body))
 
@@ -322,3 +322,35 @@ def test_ip_adapter_graph_on_the_special_image(tmp_path):
     outcome = run(tmp_path, graph, role="special")
     assert outcome.status == COMPLETED, outcome.error
     assert [image.size for image in images_of(outcome)] == [(832, 1216)]
+
+
+def test_pictures_follow_the_sizes_the_graph_asks_for(tmp_path):
+    graph = {
+        "1": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": "sd_xl_base_1.0.safetensors"}},
+        "2": {"class_type": "EmptyLatentImage", "inputs": {"width": 640, "height": 384, "batch_size": 1}},
+        "3": {"class_type": "VAEDecode", "inputs": {"samples": ["2", 0], "vae": ["1", 2]}},   # nothing sampled
+        "4": {"class_type": "SaveImage", "inputs": {"images": ["3", 0], "filename_prefix": "blank"}},
+        "5": {"class_type": "CLIPTextEncode", "inputs": {"text": "a lighthouse", "clip": ["1", 1]}},
+        "6": {"class_type": "KSampler", "inputs": {
+            "model": ["1", 0], "seed": 5, "steps": 2, "cfg": 5.0, "sampler_name": "euler", "scheduler": "normal",
+            "positive": ["5", 0], "negative": ["5", 0], "latent_image": ["2", 0], "denoise": 1.0}},
+        "7": {"class_type": "LatentUpscale", "inputs": {"samples": ["6", 0], "upscale_method": "bilinear",
+                                                        "width": 800, "height": 608, "crop": "disabled"}},
+        "8": {"class_type": "VAEDecode", "inputs": {"samples": ["7", 0], "vae": ["1", 2]}},
+        "9": {"class_type": "SaveImage", "inputs": {"images": ["8", 0], "filename_prefix": "upscaled"}},
+    }
+    with_models(tmp_path, graph)
+    outcome = run(tmp_path, graph)
+    assert outcome.status == COMPLETED, outcome.error
+    assert [image.size for image in images_of(outcome)] == [(640, 384), (800, 608)]
+
+
+def test_outputs_that_validate_run_when_others_do_not(tmp_path):
+    graph = {
+        "1": {"class_type": "EmptyImage", "inputs": {"width": 32, "height": 16, "batch_size": 1, "color": 255}},
+        "2": {"class_type": "SaveImage", "inputs": {"images": ["1", 0], "filename_prefix": "good"}},
+        "3": {"class_type": "SaveImage", "inputs": {"images": ["1", 0]}},      # no filename_prefix
+    }
+    outcome = run(tmp_path, graph)
+    assert outcome.status == COMPLETED
+    assert [i["filename"] for i in outcome.output["images"]] == ["good_00001_.png"]

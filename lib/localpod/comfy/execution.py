@@ -93,6 +93,8 @@ class Run:
         self.uploaded = uploaded
         self.ctx = ctx
         self.cache: dict[str, tuple] = {}
+        # Non-fatal notes for worker-comfyui's output.errors (e.g. a face swap that found no face).
+        self.warnings: list[str] = []
 
     # ------------------------------------------------------------------ graph access
 

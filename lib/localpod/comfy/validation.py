@@ -24,22 +24,26 @@ from lib.localpod.comfy.nodes import IMAGE_INPUT_CLASSES, InputSpec, NodeClass, 
 LIST_LIMIT = 20   # longer lists are not sent back ("Don't send back gigantic lists", execution.py)
 
 
-def validate_prompt(prompt: Mapping, server: Server) -> tuple[list[str], dict | None, dict]:
-    """(outputs that validated, the 400 body or None, node_errors) for one prompt."""
+def validate_prompt(prompt: Mapping, server: Server) -> tuple[list[str], dict | None]:
+    """(outputs that validated, the 400 body or None) for one prompt.
+
+    When some outputs validate, ComfyUI runs those and answers 200 (with node_errors for the others,
+    which worker-comfyui does not read).
+    """
     outputs = []
     for node_id, node in prompt.items():
         if not isinstance(node, Mapping) or "class_type" not in node:
             return [], _rejection(_invalid_prompt(
-                "Cannot execute because a node is missing the class_type property.", node_id)), {}
+                "Cannot execute because a node is missing the class_type property.", node_id))
         node_class = server.classes.get(node["class_type"]) if isinstance(node["class_type"], str) else None
         if node_class is None:
             return [], _rejection(_invalid_prompt(
-                f"Cannot execute because node {node['class_type']} does not exist.", node_id)), {}
+                f"Cannot execute because node {node['class_type']} does not exist.", node_id))
         if node_class.output_node:
             outputs.append(node_id)
     if not outputs:
         return [], _rejection({"type": "prompt_no_outputs", "message": "Prompt has no outputs",
-                               "details": "", "extra_info": {}}), {}
+                               "details": "", "extra_info": {}})
     checker = _Inputs(prompt, server)
     good, failed, node_errors = [], [], {}
     for output in outputs:
@@ -66,8 +70,8 @@ def validate_prompt(prompt: Mapping, server: Server) -> tuple[list[str], dict | 
         details = "\n".join(f"{r['message']}: {r['details']}" for reasons in failed for r in reasons)
         error = {"type": "prompt_outputs_failed_validation", "message": "Prompt outputs failed validation",
                  "details": details, "extra_info": {}}
-        return [], {"error": error, "node_errors": node_errors}, node_errors
-    return good, None, node_errors
+        return [], {"error": error, "node_errors": node_errors}
+    return good, None
 
 
 def _rejection(error: dict) -> dict:

@@ -56,7 +56,7 @@ def handle_job(job: dict, ctx, *, custom_nodes: bool, run_type: type[Run] = Run)
             saved += run.output(node_id)
     except ExecutionError as exc:
         errors.append(f"Workflow execution error: {exc}")
-    return result(saved, getattr(run, "warnings", []) + errors, ctx)
+    return result(saved, run.warnings + errors, ctx)
 
 
 def read_input(job_input) -> tuple[tuple[dict, list | None] | None, str | None]:
@@ -99,7 +99,7 @@ def queue(workflow, server: Server) -> list[str]:
         # ComfyUI's validate_prompt crashes on a non-object prompt (HTTP 500); the worker reports it so.
         raise Rejected("HTTP communication error with ComfyUI: 500 Server Error: Internal Server Error "
                        "for url: http://127.0.0.1:8188/prompt")
-    good, rejection, _ = validate_prompt(workflow, server)
+    good, rejection = validate_prompt(workflow, server)
     if rejection is None:
         return good
     raise Rejected(rendered_rejection(json.loads(json.dumps(rejection)), server))

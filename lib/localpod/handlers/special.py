@@ -44,7 +44,6 @@ class _SpecialRun(Run):
 
     def __init__(self, workflow: Mapping, server: Server, uploaded: Mapping[str, bytes], ctx: JobContext):
         super().__init__(workflow, server, uploaded, ctx)
-        self.warnings: list[str] = []
         self.reference: Image.Image | None = None
 
     def execute(self, node_id: str) -> tuple:
