@@ -11,6 +11,7 @@ import io
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -354,3 +355,23 @@ def test_outputs_that_validate_run_when_others_do_not(tmp_path):
     outcome = run(tmp_path, graph)
     assert outcome.status == COMPLETED
     assert [i["filename"] for i in outcome.output["images"]] == ["good_00001_.png"]
+
+
+def test_an_inverted_image_has_comfyuis_pixels(tmp_path):
+    """LoadImage → ImageInvert → SaveImage gives ComfyUI's file: float32 maths, truncated to 8 bits."""
+    levels = np.arange(256, dtype=np.uint8)
+    photo = np.stack([np.tile(levels, (4, 1))] * 3, axis=-1)
+    buffer = io.BytesIO()
+    Image.fromarray(photo).save(buffer, "PNG")
+    graph = {"1": {"class_type": "LoadImage", "inputs": {"image": "levels.png"}},
+             "2": {"class_type": "ImageInvert", "inputs": {"image": ["1", 0]}},
+             "3": {"class_type": "SaveImage", "inputs": {"images": ["2", 0], "filename_prefix": "job1"}}}
+    payload = {"workflow": graph, "images": [{"name": "levels.png",
+                                              "image": base64.b64encode(buffer.getvalue()).decode()}]}
+    outcome = run(tmp_path, payload)
+    assert [i["filename"] for i in outcome.output["images"]] == ["job1_00001_.png"]
+    [image] = images_of(outcome)
+    row = np.asarray(image)[0, :, 0]
+    assert row[0] == 255 and row[255] == 0
+    assert row[65] == 189          # 255 − 65 = 190, but ComfyUI's float32 arithmetic truncates to 189
+    assert image.text == {}

@@ -19,6 +19,7 @@ import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
+import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from lib.localpod.comfy import render
@@ -226,7 +227,13 @@ class Run:
         return ([image], None)
 
     def invert(self, node_id: str) -> tuple:
-        return ([ImageOps.invert(im) for im in self.arg(node_id, "image")],)
+        # ComfyUI inverts float32 tensors in [0, 1] and SaveImage truncates 255 × x to 8 bits, so a
+        # pixel often comes out one level below 255 − x; the same arithmetic gives the same file.
+        inverted = []
+        for image in self.arg(node_id, "image"):
+            pixels = np.asarray(image.convert("RGB")).astype(np.float32) / 255.0
+            inverted.append(Image.fromarray(np.clip(255.0 * (1.0 - pixels), 0, 255).astype(np.uint8)))
+        return (inverted,)
 
     def scale(self, node_id: str) -> tuple:
         size = (int(self.arg(node_id, "width")), int(self.arg(node_id, "height")))
