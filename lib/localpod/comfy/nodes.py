@@ -36,8 +36,11 @@ class InputSpec:
 
     def config(self, choices: list | None = None) -> list:
         """ComfyUI's `input_config` as JSON carries it: [type or list, options]."""
-        kind = self.type if choices is None or self.type == "COMBO" else choices
-        return [kind, dict(self.options)]
+        if choices is None:
+            return [self.type, dict(self.options)]
+        if self.type == "COMBO":
+            return ["COMBO", {**self.options, "options": choices}]
+        return [choices, dict(self.options)]
 
 
 @dataclass(frozen=True)
