@@ -8,12 +8,10 @@ import threading
 
 from lib.runpod import Job, JobStatus
 from lib.store import JobStore
-from lib.tracker import PollSchedule, Tracker
 from tests.faults.breakers import FullDisk, store_locked_by_another_process
 from tests.faults.steps import USER, wait_until
 
 PNG = base64.b64encode(b"\x89PNG\r\n\x1a\nimage").decode()
-QUICK = PollSchedule(first_s=0.02, factor=1.5, cap_s=0.1, training_cap_s=0.1)
 
 
 def submit(tracker, n: int, prefix: str, sleep_ms: int = 50) -> list[str]:
@@ -57,35 +55,29 @@ def test_store_locked_longer_than_any_wait_degrades_then_resumes(admin, client, 
     wait_until(lambda: not tracker.health().degraded, timeout_s=5, what="the problem to clear")
 
 
-def test_disk_full_while_saving_outputs_shows_then_keeps_them_when_space_returns(tmp_path, monkeypatch,
-                                                                                fault_config):
+def test_disk_full_while_saving_outputs_shows_then_keeps_them_when_space_returns(make_tracker, monkeypatch):
     disk = FullDisk(monkeypatch)
-    store = JobStore(tmp_path)
     jobs = ScriptedJobs(lambda job_id: Job(id=job_id, status=JobStatus.COMPLETED, execution_time_ms=900,
                                            output={"images": [{"filename": f"{job_id}.png", "type": "base64",
                                                                "data": PNG}]}))
-    tracker = Tracker(store, fault_config, lambda role: jobs, schedule=QUICK).start()
-    try:
-        ids = [tracker.submit("image", {"n": i}, kind="test", user=USER, idempotency_key=f"full-{i}").local_id
-               for i in range(3)]
-        wait_until(lambda: disk.refused >= 3, what="the full disk to refuse the outputs")
-        health = tracker.health()
-        assert health.running and any("is full" in p for p in health.problems), health
-        assert all(not store.get(i).is_final for i in ids), "no job is final without its outputs"
-        disk.full = False
-        records = tracker.wait_for(ids, timeout_s=10)
-        assert [r.status for r in records] == ["COMPLETED"] * 3
-        assert all(r.images == 1 and r.error is None for r in records)
-        assert all(store.outputs(i)[0].path.read_bytes().startswith(b"\x89PNG") for i in ids)
-        wait_until(lambda: not tracker.health().degraded, what="the disk problem to clear")
-        assert len(jobs.runs) == 3
-    finally:
-        tracker.stop()
-        store.close()
+    tracker = make_tracker(jobs)
+    store = tracker.store
+    ids = [tracker.submit("image", {"n": i}, kind="test", user=USER, idempotency_key=f"full-{i}").local_id
+           for i in range(3)]
+    wait_until(lambda: disk.refused >= 3, what="the full disk to refuse the outputs")
+    health = tracker.health()
+    assert health.running and any("is full" in p for p in health.problems), health
+    assert all(not store.get(i).is_final for i in ids), "no job is final without its outputs"
+    disk.full = False
+    records = tracker.wait_for(ids, timeout_s=10)
+    assert [r.status for r in records] == ["COMPLETED"] * 3
+    assert all(r.images == 1 and r.error is None for r in records)
+    assert all(store.outputs(i)[0].path.read_bytes().startswith(b"\x89PNG") for i in ids)
+    wait_until(lambda: not tracker.health().degraded, what="the disk problem to clear")
+    assert len(jobs.runs) == 3
 
 
-def test_an_error_while_recording_a_result_is_retried_and_tracking_goes_on(tmp_path, monkeypatch, fault_config):
-    store = JobStore(tmp_path)
+def test_an_error_while_recording_a_result_is_retried_and_tracking_goes_on(make_tracker, monkeypatch):
     jobs = ScriptedJobs(lambda job_id: Job(id=job_id, status=JobStatus.COMPLETED, execution_time_ms=10,
                                            output={"ok": job_id}))
     failures = {"left": 3}
@@ -98,25 +90,20 @@ def test_an_error_while_recording_a_result_is_retried_and_tracking_goes_on(tmp_p
         return real_update(self, local_id, **fields)
 
     monkeypatch.setattr(JobStore, "update_from_runpod", flaky_update)
-    tracker = Tracker(store, fault_config, lambda role: jobs, schedule=QUICK).start()
-    try:
-        ids = [tracker.submit("image", {"n": i}, kind="test", user=USER, idempotency_key=f"flaky-{i}").local_id
-               for i in range(4)]
-        records = tracker.wait_for(ids, timeout_s=10)
-        assert [r.status for r in records] == ["COMPLETED"] * 4
-        assert tracker.health().running
-        later = tracker.submit("image", {"n": 9}, kind="test", user=USER, idempotency_key="flaky-later")
-        assert tracker.wait_for([later.local_id], timeout_s=10)[0].status == "COMPLETED"
-    finally:
-        tracker.stop()
-        store.close()
+    tracker = make_tracker(jobs)
+    ids = [tracker.submit("image", {"n": i}, kind="test", user=USER, idempotency_key=f"flaky-{i}").local_id
+           for i in range(4)]
+    records = tracker.wait_for(ids, timeout_s=10)
+    assert [r.status for r in records] == ["COMPLETED"] * 4
+    assert tracker.health().running
+    later = tracker.submit("image", {"n": 9}, kind="test", user=USER, idempotency_key="flaky-later")
+    assert tracker.wait_for([later.local_id], timeout_s=10)[0].status == "COMPLETED"
 
 
-def test_the_loop_restarts_when_it_fails_and_says_so(tmp_path, fault_config):
-    store = JobStore(tmp_path)
+def test_the_loop_restarts_when_it_fails_and_says_so(make_tracker):
     jobs = ScriptedJobs(lambda job_id: Job(id=job_id, status=JobStatus.COMPLETED, execution_time_ms=10,
                                            output={"ok": job_id}))
-    tracker = Tracker(store, fault_config, lambda role: jobs, schedule=QUICK)
+    tracker = make_tracker(jobs, start=False)
     real_dispatch = tracker._dispatch_due
     broken = {"left": 2}
 
@@ -128,14 +115,10 @@ def test_the_loop_restarts_when_it_fails_and_says_so(tmp_path, fault_config):
 
     tracker._dispatch_due = failing_dispatch
     tracker.start()
-    try:
-        record = tracker.submit("image", {}, kind="test", user=USER, idempotency_key="loop")
-        assert tracker.wait_for([record.local_id], timeout_s=10)[0].status == "COMPLETED"
-        health = tracker.health()
-        assert health.running and any("restarted" in p and "a bug in the loop" in p for p in health.problems)
-    finally:
-        tracker.stop()
-        store.close()
+    record = tracker.submit("image", {}, kind="test", user=USER, idempotency_key="loop")
+    assert tracker.wait_for([record.local_id], timeout_s=10)[0].status == "COMPLETED"
+    health = tracker.health()
+    assert health.running and any("restarted" in p and "a bug in the loop" in p for p in health.problems)
 
 
 class ScriptedJobs:
