@@ -39,7 +39,7 @@ Listener = Callable[[JobRecord], None]
 RESULT_RETENTION_S = 30 * 60
 # A loop restart stays visible on Overview this long after it happened.
 LOOP_PROBLEM_SHOWN_S = 300.0
-POLL, KEEP = "poll", "keep"
+POLL, KEEP, RECORD = "poll", "keep", "record"  # RECORD: write a RunPod id the store refused
 DEV_WORKER_LOST = ("The console lost contact with the worker under development while it ran this job "
                    "(a timeout or a console restart). It may still be running there but will not report "
                    "the result again, and the console never re-posts a job that may be running: check the "
@@ -125,6 +125,8 @@ class Tracker:
         self._due: dict[str, _Due] = {}
         self._running: set[str] = set()  # local ids with a task in flight: never dispatched twice
         self._not_found: dict[str, int] = {}  # local id -> RunPod 404s seen in a row
+        self._unrecorded: dict[str, Job] = {}  # local id -> RunPod's answer to /run, not yet stored
+        self._started_wall = time.time()
         self._due_lock = threading.Lock()
         self._problems: dict[str, tuple[str, float]] = {}  # kind -> (message, since)
         self._problems_lock = threading.Lock()
@@ -191,6 +193,8 @@ class Tracker:
         count = 0
         for record in self.store.unfinished():
             if record.status == "PENDING":
+                if record.created_at.timestamp() >= self._started_wall:
+                    continue  # submitted by this process (a resume retried after a locked store)
                 # The console stopped between recording and RunPod's answer: the job may or may
                 # not exist on RunPod. Never resend it blindly; a person decides.
                 self.store.mark_local(record.local_id, "UNKNOWN",
@@ -256,7 +260,15 @@ class Tracker:
                 record.local_id, "UNKNOWN",
                 f"RunPod did not confirm the submission ({exc}). It may still run: check the "
                 f"endpoint's queue before submitting again.")
-        record = self.store.mark_submitted(record.local_id, job.id, job.status.value)
+        try:
+            record = self.store.mark_submitted(record.local_id, job.id, job.status.value)
+        except StoreUnavailable as exc:
+            # RunPod has the job: its id is kept in memory and written as soon as the store takes it.
+            self._problem(_kind_of(exc), str(exc))
+            with self._due_lock:
+                self._unrecorded[record.local_id] = job
+            self._schedule_task(record.local_id, RECORD, None, delay=self._schedule.first_s)
+            return record
         self._schedule_poll(record.local_id, None, delay=self._schedule.first_s)
         return record
 
@@ -357,6 +369,8 @@ class Tracker:
             if due.task == KEEP:
                 self._keep_outputs(local_id)
                 self._clear("disk")
+            elif due.task == RECORD:
+                self._record_submission(local_id)
             else:
                 handed_off = self._poll_one(local_id, due.interval)
             self._clear("store", f"job:{local_id}")
@@ -371,6 +385,14 @@ class Tracker:
         finally:
             if not handed_off:
                 self._task_done(local_id)
+
+    def _record_submission(self, local_id: str) -> None:
+        with self._due_lock:
+            job = self._unrecorded[local_id]
+        self.store.mark_submitted(local_id, job.id, job.status.value)
+        with self._due_lock:
+            del self._unrecorded[local_id]
+        self._schedule_poll(local_id, None, delay=0.0)
 
     def _retry_later(self, local_id: str, due: _Due) -> None:
         interval = self._schedule.next_interval(due.interval, "")

@@ -4,6 +4,7 @@ Each asserts: no job lost, none submitted twice, every output kept, tracking ali
 from __future__ import annotations
 
 import base64
+import contextlib
 import threading
 
 from lib.runpod import Job, JobStatus
@@ -53,6 +54,29 @@ def test_store_locked_longer_than_any_wait_degrades_then_resumes(admin, client, 
         assert all(store.get(i).status != "COMPLETED" for i in jobs)
     assert_completed_once(tracker, admin, jobs)
     wait_until(lambda: not tracker.health().degraded, timeout_s=5, what="the problem to clear")
+
+
+def test_a_runpod_id_the_locked_store_refused_is_kept_and_written_later(make_tracker, tmp_path):
+    """/run succeeded, then the store stayed locked past its wait: the job must not become a
+    PENDING record with its RunPod id lost (UNKNOWN at the next start)."""
+    store = JobStore(tmp_path / "console", lock_wait_s=0.3)
+    lock = contextlib.ExitStack()
+
+    class LockingEndpoint(ScriptedJobs):
+        def run(self, input, *, policy=None, webhook=None):
+            job = super().run(input, policy=policy, webhook=webhook)
+            lock.enter_context(store_locked_by_another_process(store.path, 1.5))  # right after RunPod took it
+            return job
+
+    jobs = LockingEndpoint(lambda job_id: Job(id=job_id, status=JobStatus.COMPLETED, execution_time_ms=10,
+                                              output={"ok": job_id}))
+    tracker = make_tracker(jobs, store=store)
+    with lock:
+        record = tracker.submit("image", {"n": 1}, kind="test", user=USER, idempotency_key="locked-after-run")
+        assert record.status == "PENDING" and any("locked" in p for p in tracker.health().problems)
+    final, = tracker.wait_for([record.local_id], timeout_s=10)
+    assert (final.status, final.runpod_id, final.output) == ("COMPLETED", "rp-1", {"ok": "rp-1"})
+    assert len(jobs.runs) == 1
 
 
 def test_disk_full_while_saving_outputs_shows_then_keeps_them_when_space_returns(make_tracker, monkeypatch):
