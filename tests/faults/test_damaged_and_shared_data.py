@@ -77,3 +77,19 @@ def test_a_second_console_on_the_same_data_is_refused_and_touches_nothing(admin,
         first.close()
     again = build_services(console_settings, start_tracker=False)  # released with the first console
     again.close()
+
+
+def test_a_store_written_by_an_older_console_opens_and_keeps_its_jobs(tmp_path):
+    store = JobStore(tmp_path)
+    record = store.create(role="image", endpoint_id="image-sim01", kind="test", user=USER, input={"a": 1},
+                          idempotency_key="older")
+    store.close()
+    with sqlite3.connect(tmp_path / "console.sqlite") as db:
+        db.execute("ALTER TABLE jobs DROP COLUMN outputs_pending")  # the schema before issue 13
+    db.close()
+    reopened = JobStore(tmp_path)
+    try:
+        kept = reopened.get(record.local_id)
+        assert (kept.input, kept.outputs_pending, kept.status) == ({"a": 1}, False, "PENDING")
+    finally:
+        reopened.close()

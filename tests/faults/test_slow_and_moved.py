@@ -12,7 +12,8 @@ from tests.faults.conftest import config_text
 from tests.faults.steps import USER, wait_until
 
 class Endpoint:
-    """A RunPod endpoint whose /status answers per job from `answers` (callable or exception)."""
+    """A RunPod endpoint whose /status answers per job from `answers`: a Job, an exception to raise,
+    or a callable returning either."""
 
     def __init__(self):
         self.answers: dict[str, object] = {}
@@ -24,6 +25,8 @@ class Endpoint:
     def status(self, job_id):
         self.polls[job_id] = self.polls.get(job_id, 0) + 1
         answer = self.answers.get(job_id, Job(id=job_id, status=JobStatus.IN_PROGRESS))
+        if callable(answer):
+            answer = answer()
         if isinstance(answer, Exception):
             raise answer
         return answer
@@ -56,18 +59,30 @@ def test_a_drip_fed_download_never_holds_other_jobs(make_tracker):
         drip.close()
 
 
+def in_client_retry_after(seconds: float):
+    """The client honours a Retry-After up to its cap by sleeping inside the request."""
+    def answer():
+        time.sleep(seconds)
+        return RateLimited("slow down", status=429, retry_after=seconds)
+    return answer
+
+
 def test_one_jobs_retry_after_never_delays_another_jobs_poll(make_tracker):
     endpoint = Endpoint()
     tracker = make_tracker(endpoint)
-    endpoint.answers["rp-limited"] = RateLimited("slow down", status=429, retry_after=60)
+    endpoint.answers["rp-waiting"] = in_client_retry_after(3.0)
+    endpoint.answers["rp-limited"] = RateLimited("slow down", status=429, retry_after=60)  # beyond the cap
+    waiting = tracker.submit("image", {"name": "waiting"}, kind="test", user=USER, idempotency_key="waiting")
     limited = tracker.submit("image", {"name": "limited"}, kind="test", user=USER, idempotency_key="limited")
-    wait_until(lambda: endpoint.polls.get("rp-limited", 0) >= 1, what="the rate-limited poll")
+    wait_until(lambda: endpoint.polls.get("rp-limited", 0) >= 1 and endpoint.polls.get("rp-waiting", 0) >= 1,
+               what="both rate-limited polls")
     other = tracker.submit("image", {"name": "other"}, kind="test", user=USER, idempotency_key="other")
-    wait_until(lambda: endpoint.polls.get("rp-other", 0) >= 5, timeout_s=3, what="the other job's polls")
+    wait_until(lambda: endpoint.polls.get("rp-other", 0) >= 5, timeout_s=2, what="the other job's polls")
     endpoint.answers["rp-other"] = completed("rp-other")
-    assert tracker.wait_for([other.local_id], timeout_s=3)[0].status == "COMPLETED"
+    assert tracker.wait_for([other.local_id], timeout_s=2)[0].status == "COMPLETED"
     assert endpoint.polls["rp-limited"] == 1, "the limited job waits its 60 s, alone"
-    assert tracker.store.get(limited.local_id).status == "IN_QUEUE"
+    assert endpoint.polls["rp-waiting"] == 1, "still inside its own Retry-After wait"
+    assert {tracker.store.get(r.local_id).status for r in (waiting, limited)} == {"IN_QUEUE"}
 
 
 def test_a_proxys_html_404_never_expires_a_job(make_tracker):
