@@ -21,6 +21,7 @@ from tests.faults.steps import wait_until
 AFTER_RESTART = {
     "recorded": ("UNKNOWN", 0),   # never sent, and never sent blindly afterwards
     "sent": ("UNKNOWN", 1),       # RunPod has it, the store had no id: a person checks, nothing resent
+    "polling": ("COMPLETED", 1),  # followed again from the store
     "final": ("COMPLETED", 1),    # kept from the stored result
     "outputs": ("COMPLETED", 1),
 }
