@@ -360,7 +360,7 @@ class JobStore:
         with self._lock:
             return self._retrying(lambda: self._db.execute(sql, tuple(args)).fetchall())
 
-    def _records(self, rows: Iterable[sqlite3.Row]) -> list["JobRecord"]:
+    def _records(self, rows: Iterable[sqlite3.Row]) -> list[JobRecord]:
         """Rows as records, skipping (and remembering) damaged ones so one bad row hides nothing else."""
         records = []
         for row in rows:

@@ -77,7 +77,7 @@ class LocalServer:
 
 
 class _DripHandler(BaseHTTPRequestHandler):
-    def do_GET(self):  # noqa: N802 (http.server's name)
+    def do_GET(self):
         server: DripServer = self.server.owner  # type: ignore[attr-defined]
         self.send_response(200)
         self.send_header("Content-Type", "image/png")
@@ -115,7 +115,7 @@ class DripServer(LocalServer):
 
 
 class _ServeApiHandler(BaseHTTPRequestHandler):
-    def do_POST(self):  # noqa: N802
+    def do_POST(self):
         api: DevWorkerDouble = self.server.owner  # type: ignore[attr-defined]
         length = int(self.headers.get("Content-Length") or 0)
         body = json.loads(self.rfile.read(length) or b"{}")
@@ -174,7 +174,7 @@ PNG_BASE64 = "iVBORw0KGgpkZXRlcm1pbmlzdGljIGltYWdl"  # b"\x89PNG\r\n\x1a\n" + b"
 
 
 class _MiniPodHandler(BaseHTTPRequestHandler):
-    def do_POST(self):  # noqa: N802
+    def do_POST(self):
         pod: MiniPod = self.server.owner  # type: ignore[attr-defined]
         length = int(self.headers.get("Content-Length") or 0)
         self.rfile.read(length)
@@ -185,7 +185,7 @@ class _MiniPodHandler(BaseHTTPRequestHandler):
             pod.runs.append(job_id)
         self._json({"id": job_id, "status": "IN_QUEUE"})
 
-    def do_GET(self):  # noqa: N802
+    def do_GET(self):
         pod: MiniPod = self.server.owner  # type: ignore[attr-defined]
         job_id = self.path.rsplit("/", 1)[1]
         if "/status/" not in self.path or job_id not in pod.runs:

@@ -161,9 +161,9 @@ def make_tracker(tmp_path, fault_config):
         endpoint double (an object with run() and status()) that serves every role."""
         if isinstance(target, RunPod):
             options = {"jobs_at": jobs_at(target), **options}
-            jobs_for = lambda role: target.for_spec(fault_config.endpoint(role))  # noqa: E731
+            jobs_for = lambda role: target.for_spec(fault_config.endpoint(role))
         else:
-            jobs_for = lambda role: target  # noqa: E731
+            jobs_for = lambda role: target
         store = store or JobStore(data_dir or tmp_path / "console")
         tracker = Tracker(store, fault_config, jobs_for, schedule=FAST_POLLS, **options)
         made.append((tracker, store))

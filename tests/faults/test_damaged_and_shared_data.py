@@ -56,6 +56,16 @@ def test_a_foreign_store_file_is_refused_by_name_and_never_overwritten(tmp_path,
     assert path.read_bytes() == before
 
 
+SECOND_CONSOLE = """
+import sys
+from lib.services import DataDirInUse, DataDirLock
+try:
+    DataDirLock(sys.argv[1])
+except DataDirInUse as exc:
+    sys.exit(str(exc))
+"""
+
+
 def test_a_second_console_on_the_same_data_is_refused_and_touches_nothing(admin, console_settings):
     first = build_services(console_settings, start_tracker=False)
     try:
@@ -63,10 +73,9 @@ def test_a_second_console_on_the_same_data_is_refused_and_touches_nothing(admin,
                                      input={"echo": "mine"}, idempotency_key="first-console")
         # Another process: says which process holds the folder, and exits.
         other = subprocess.run(
-            [sys.executable, "-c", "import sys; from lib.services import DataDirLock, DataDirInUse\n"
-             "try:\n    DataDirLock(sys.argv[1])\nexcept DataDirInUse as exc:\n    sys.exit(str(exc))",
-             str(console_settings.data_dir)],
-            cwd=ROOT, capture_output=True, text=True, timeout=60, env={**os.environ, "PYTHONPATH": str(ROOT)})
+            [sys.executable, "-c", SECOND_CONSOLE, str(console_settings.data_dir)],
+            cwd=ROOT, capture_output=True, text=True, timeout=60, check=False,
+            env={**os.environ, "PYTHONPATH": str(ROOT)})
         assert other.returncode == 1
         assert f"process {os.getpid()}" in other.stderr and "CONSOLE_DATA" in other.stderr
         # The same in-process: a second build refuses before it opens the store or starts anything.

@@ -11,6 +11,7 @@ from tests.faults.breakers import DripServer
 from tests.faults.conftest import config_text
 from tests.faults.steps import USER, wait_until
 
+
 class Endpoint:
     """A RunPod endpoint whose /status answers per job from `answers`: a Job, an exception to raise,
     or a callable returning either."""
