@@ -134,6 +134,7 @@ class Tracker:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._thread_lock = threading.Lock()
         self._listeners: list[Listener] = []
         self._periodic: list[list] = []  # [fn, every_s, next_at]
         self._http = httpx.Client(timeout=httpx.Timeout(60.0, connect=10.0), follow_redirects=True)
@@ -213,9 +214,10 @@ class Tracker:
     # ---- health -------------------------------------------------------------------------
     def health(self) -> TrackingHealth:
         """Alive or not, and every reason tracking is degraded now (restarts a dead loop)."""
-        if self._thread is not None and not self._thread.is_alive() and not self._stop.is_set():
-            self._problem("loop", "the tracking thread had stopped and was restarted")
-            self._start_thread()
+        with self._thread_lock:
+            if self._thread is not None and not self._thread.is_alive() and not self._stop.is_set():
+                self._loop_failed("the tracking thread had stopped and was restarted")
+                self._start_thread()
         with self._problems_lock:
             problems = [message for message, _ in self._problems.values()]
         damaged = sorted(self.store.damaged)
@@ -317,9 +319,13 @@ class Tracker:
                 self._loop()
             except Exception as exc:  # the loop itself failed: log it, show it, run it again
                 log.exception("the tracking loop failed; restarting it")
-                self._problem("loop", f"the tracking loop failed ({type(exc).__name__}: {exc}) and was "
-                                      f"restarted")
+                self._loop_failed(f"the tracking loop failed ({type(exc).__name__}: {exc}) and was restarted")
                 self._stop.wait(0.5)
+
+    def _loop_failed(self, message: str) -> None:
+        """Shown for LOOP_PROBLEM_SHOWN_S after the latest failure."""
+        self._clear("loop")
+        self._problem("loop", message)
 
     def _loop(self) -> None:
         while not self._stop.is_set():

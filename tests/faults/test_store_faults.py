@@ -7,6 +7,8 @@ import base64
 import contextlib
 import threading
 
+import pytest
+
 from lib.runpod import Job, JobStatus
 from lib.store import JobStore
 from tests.faults.breakers import FullDisk, store_locked_by_another_process
@@ -143,6 +145,30 @@ def test_the_loop_restarts_when_it_fails_and_says_so(make_tracker):
     assert tracker.wait_for([record.local_id], timeout_s=10)[0].status == "COMPLETED"
     health = tracker.health()
     assert health.running and any("restarted" in p and "a bug in the loop" in p for p in health.problems)
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")  # the death is the point
+def test_a_dead_tracking_thread_is_seen_and_restarted(make_tracker):
+    jobs = ScriptedJobs(lambda job_id: Job(id=job_id, status=JobStatus.COMPLETED, execution_time_ms=10,
+                                           output={"ok": job_id}))
+    tracker = make_tracker(jobs, start=False)
+    real_dispatch = tracker._dispatch_due
+    killed = {"left": 1}
+
+    def dying_dispatch(*args, **kwargs):
+        if killed["left"] > 0:
+            killed["left"] -= 1
+            raise SystemExit("something ended the thread")  # not an Exception: passes the supervisor
+        return real_dispatch(*args, **kwargs)
+
+    tracker._dispatch_due = dying_dispatch
+    tracker.start()
+    record = tracker.submit("image", {}, kind="test", user=USER, idempotency_key="dead-thread")
+    wait_until(lambda: not tracker._thread.is_alive(), what="the thread to die")
+    health = tracker.health()  # what Overview asks on every refresh
+    assert any("had stopped and was restarted" in p for p in health.problems)
+    assert tracker.wait_for([record.local_id], timeout_s=10)[0].status == "COMPLETED"
+    assert tracker.health().running
 
 
 class ScriptedJobs:
