@@ -6,11 +6,14 @@ from __future__ import annotations
 import base64
 import contextlib
 import threading
+from types import SimpleNamespace
 
 import pytest
 
+from lib import inference
 from lib.runpod import Job, JobStatus
 from lib.store import JobStore
+from lib.workflows import load_template
 from tests.faults.breakers import FullDisk, store_locked_by_another_process
 from tests.faults.steps import USER, wait_until
 
@@ -169,6 +172,20 @@ def test_a_dead_tracking_thread_is_seen_and_restarted(make_tracker):
     assert any("had stopped and was restarted" in p for p in health.problems)
     assert tracker.wait_for([record.local_id], timeout_s=10)[0].status == "COMPLETED"
     assert tracker.health().running
+
+
+def test_generating_while_the_store_is_locked_says_so_and_sends_nothing(make_tracker, tmp_path, fault_config):
+    store = JobStore(tmp_path / "console", lock_wait_s=0.3)
+    jobs = ScriptedJobs(lambda job_id: Job(id=job_id, status=JobStatus.IN_QUEUE))
+    svc = SimpleNamespace(store=store, tracker=make_tracker(jobs, store=store), config=fault_config,
+                          data_dir=tmp_path)
+    planned = inference.plan_images(load_template("z_image_turbo_lora"), {"prompt": "ava", "seed": 1}, count=2,
+                                    random_seed=False)
+    with store_locked_by_another_process(store.path, 2.0):
+        result = inference.submit(svc, planned, user_email=USER, request_key="locked", kind="zimage")
+    assert result.records == [] and jobs.runs == []
+    assert len(result.errors) == 1 and "Could not record the job" in result.errors[0]
+    assert "locked by another program" in result.errors[0]
 
 
 class ScriptedJobs:
