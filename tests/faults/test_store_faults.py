@@ -61,6 +61,27 @@ def test_store_locked_longer_than_any_wait_degrades_then_resumes(admin, client, 
     wait_until(lambda: not tracker.health().degraded, timeout_s=5, what="the problem to clear")
 
 
+def held_elsewhere(lock) -> bool:
+    if lock.acquire(blocking=False):
+        lock.release()
+        return False
+    return True
+
+
+def test_pages_keep_reading_while_a_write_waits_out_the_lock(tmp_path):
+    store = JobStore(tmp_path, lock_wait_s=10)
+    store.create(role="image", endpoint_id="image-sim01", kind="test", user=USER, input={}, idempotency_key="r")
+    with store_locked_by_another_process(store.path, 3.0) as holder:
+        writer = threading.Thread(target=store.audit, args=(USER, "waits for the lock"))
+        writer.start()
+        wait_until(lambda: held_elsewhere(store._lock), what="the writer to wait on the lock")
+        assert len(store.list()) == 1 and store.jobs_frame().shape[0] == 1
+        assert writer.is_alive() and holder.poll() is None, "read while the write still waited"
+    writer.join()
+    assert [e.action for e in store.audit_entries()] == ["waits for the lock"]
+    store.close()
+
+
 def test_a_runpod_id_the_locked_store_refused_is_kept_and_written_later(make_tracker, tmp_path):
     """/run succeeded, then the store stayed locked past its wait: the job must not become a
     PENDING record with its RunPod id lost (UNKNOWN at the next start)."""
