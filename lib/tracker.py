@@ -122,6 +122,10 @@ class Tracker:
         self._authorize = authorize or (lambda user, action: None)
         self._pool = ThreadPoolExecutor(max_workers=max_parallel, thread_name_prefix="tracker-poll")
         self._downloads = ThreadPoolExecutor(max_workers=max_downloads, thread_name_prefix="tracker-outputs")
+        # Periodic tasks (alert rules, warm-hold releases) run one at a time beside the loop: one
+        # that waits on a locked store must not hold the polls up.
+        self._periodic_runner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tracker-periodic")
+        self._periodic_run: Future | None = None
         self._due: dict[str, _Due] = {}
         self._running: set[str] = set()  # local ids with a task in flight: never dispatched twice
         self._not_found: dict[str, int] = {}  # local id -> RunPod 404s seen in a row
@@ -156,6 +160,7 @@ class Tracker:
         if self._thread:
             self._thread.join(timeout=10)
         self._pool.shutdown(wait=True, cancel_futures=True)
+        self._periodic_runner.shutdown(wait=True, cancel_futures=True)
         # A download still in flight is abandoned: its job stays outputs_pending and resumes.
         self._downloads.shutdown(wait=False, cancel_futures=True)
         self._http.close()
@@ -165,7 +170,7 @@ class Tracker:
         self._listeners.append(listener)
 
     def add_periodic(self, task: Callable[[], None], every_s: float) -> None:
-        """Run `task` in the tracker thread every `every_s` seconds (alert rules, warm-up restores)."""
+        """Run `task` every `every_s` seconds beside the tracking loop (alert rules, warm-up restores)."""
         self._periodic.append([task, every_s, self._clock()])
         self._wake.set()
 
@@ -332,7 +337,8 @@ class Tracker:
             if not self._resumed:
                 self._try_resume()
             self._dispatch_due()
-            self.run_periodic()
+            if self._periodic_run is None or self._periodic_run.done():
+                self._periodic_run = self._periodic_runner.submit(self.run_periodic)
             self._forget_old_loop_problem()
             with self._due_lock:
                 next_due = min([due.at for lid, due in self._due.items() if lid not in self._running]

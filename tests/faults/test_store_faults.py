@@ -209,6 +209,27 @@ def test_generating_while_the_store_is_locked_says_so_and_sends_nothing(make_tra
     assert "locked by another program" in result.errors[0]
 
 
+def test_a_periodic_task_stuck_on_the_store_never_holds_the_polls(make_tracker):
+    """Alert rules and warm-hold releases run beside the loop: one waiting on a locked store
+    (here: on an event) leaves every job's poll alone."""
+    jobs = ScriptedJobs(lambda job_id: Job(id=job_id, status=JobStatus.COMPLETED, execution_time_ms=10,
+                                           output={"ok": job_id}))
+    tracker = make_tracker(jobs)
+    stuck, release = threading.Event(), threading.Event()
+
+    def alert_rules():
+        stuck.set()
+        release.wait(10)
+
+    tracker.add_periodic(alert_rules, 60)
+    try:
+        wait_until(stuck.is_set, what="the periodic task to start")
+        record = tracker.submit("image", {}, kind="test", user=USER, idempotency_key="beside-periodic")
+        assert tracker.wait_for([record.local_id], timeout_s=5)[0].status == "COMPLETED"
+    finally:
+        release.set()
+
+
 class ScriptedJobs:
     """A RunPod endpoint whose /status answers `final(job_id)` at once."""
 
