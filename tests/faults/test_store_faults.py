@@ -20,6 +20,10 @@ from tests.faults.steps import USER, wait_until
 PNG = base64.b64encode(b"\x89PNG\r\n\x1a\nimage").decode()
 
 
+def completed_at_once(job_id: str) -> Job:
+    return Job(id=job_id, status=JobStatus.COMPLETED, execution_time_ms=10, output={"ok": job_id})
+
+
 def submit(tracker, n: int, prefix: str, sleep_ms: int = 50) -> list[str]:
     return [tracker.submit("basic", {"sleep_ms": sleep_ms, "echo": f"{prefix}-{i}"}, kind="test", user=USER,
                            idempotency_key=f"{prefix}-{i}").local_id for i in range(n)]
@@ -94,8 +98,7 @@ def test_a_runpod_id_the_locked_store_refused_is_kept_and_written_later(make_tra
             lock.enter_context(store_locked_by_another_process(store.path, 1.5))  # right after RunPod took it
             return job
 
-    jobs = LockingEndpoint(lambda job_id: Job(id=job_id, status=JobStatus.COMPLETED, execution_time_ms=10,
-                                              output={"ok": job_id}))
+    jobs = LockingEndpoint(completed_at_once)
     tracker = make_tracker(jobs, store=store)
     with lock:
         record = tracker.submit("image", {"n": 1}, kind="test", user=USER, idempotency_key="locked-after-run")
@@ -128,8 +131,7 @@ def test_disk_full_while_saving_outputs_shows_then_keeps_them_when_space_returns
 
 
 def test_an_error_while_recording_a_result_is_retried_and_tracking_goes_on(make_tracker, monkeypatch):
-    jobs = ScriptedJobs(lambda job_id: Job(id=job_id, status=JobStatus.COMPLETED, execution_time_ms=10,
-                                           output={"ok": job_id}))
+    jobs = ScriptedJobs(completed_at_once)
     failures = {"left": 3}
     real_update = JobStore.update_from_runpod
 
@@ -150,20 +152,23 @@ def test_an_error_while_recording_a_result_is_retried_and_tracking_goes_on(make_
     assert tracker.wait_for([later.local_id], timeout_s=10)[0].status == "COMPLETED"
 
 
-def test_the_loop_restarts_when_it_fails_and_says_so(make_tracker):
-    jobs = ScriptedJobs(lambda job_id: Job(id=job_id, status=JobStatus.COMPLETED, execution_time_ms=10,
-                                           output={"ok": job_id}))
-    tracker = make_tracker(jobs, start=False)
+def break_the_loop(tracker, error: BaseException, times: int) -> None:
+    """The loop's next `times` turns raise `error` before they dispatch anything."""
     real_dispatch = tracker._dispatch_due
-    broken = {"left": 2}
+    left = [times]
 
-    def failing_dispatch(*args, **kwargs):
-        if broken["left"] > 0:
-            broken["left"] -= 1
-            raise RuntimeError("a bug in the loop")
+    def broken_dispatch(*args, **kwargs):
+        if left[0] > 0:
+            left[0] -= 1
+            raise error
         return real_dispatch(*args, **kwargs)
 
-    tracker._dispatch_due = failing_dispatch
+    tracker._dispatch_due = broken_dispatch
+
+
+def test_the_loop_restarts_when_it_fails_and_says_so(make_tracker):
+    tracker = make_tracker(ScriptedJobs(completed_at_once), start=False)
+    break_the_loop(tracker, RuntimeError("a bug in the loop"), times=2)
     tracker.start()
     record = tracker.submit("image", {}, kind="test", user=USER, idempotency_key="loop")
     assert tracker.wait_for([record.local_id], timeout_s=10)[0].status == "COMPLETED"
@@ -173,19 +178,9 @@ def test_the_loop_restarts_when_it_fails_and_says_so(make_tracker):
 
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")  # the death is the point
 def test_a_dead_tracking_thread_is_seen_and_restarted(make_tracker):
-    jobs = ScriptedJobs(lambda job_id: Job(id=job_id, status=JobStatus.COMPLETED, execution_time_ms=10,
-                                           output={"ok": job_id}))
-    tracker = make_tracker(jobs, start=False)
-    real_dispatch = tracker._dispatch_due
-    killed = {"left": 1}
-
-    def dying_dispatch(*args, **kwargs):
-        if killed["left"] > 0:
-            killed["left"] -= 1
-            raise SystemExit("something ended the thread")  # not an Exception: passes the supervisor
-        return real_dispatch(*args, **kwargs)
-
-    tracker._dispatch_due = dying_dispatch
+    tracker = make_tracker(ScriptedJobs(completed_at_once), start=False)
+    # Not an Exception: it passes the supervisor and ends the thread.
+    break_the_loop(tracker, SystemExit("something ended the thread"), times=1)
     tracker.start()
     record = tracker.submit("image", {}, kind="test", user=USER, idempotency_key="dead-thread")
     wait_until(lambda: not tracker._thread.is_alive(), what="the thread to die")
@@ -212,8 +207,7 @@ def test_generating_while_the_store_is_locked_says_so_and_sends_nothing(make_tra
 def test_a_periodic_task_stuck_on_the_store_never_holds_the_polls(make_tracker):
     """Alert rules and warm-hold releases run beside the loop: one waiting on a locked store
     (here: on an event) leaves every job's poll alone."""
-    jobs = ScriptedJobs(lambda job_id: Job(id=job_id, status=JobStatus.COMPLETED, execution_time_ms=10,
-                                           output={"ok": job_id}))
+    jobs = ScriptedJobs(completed_at_once)
     tracker = make_tracker(jobs)
     stuck, release = threading.Event(), threading.Event()
 
