@@ -23,7 +23,7 @@ from lib.devworkers import model_source
 from lib.grid import GridAxis, GridCell, GridError, compose_grid, format_value, plan_grid
 from lib.overview import WORKER_FAILURES, failure_view, status_line
 from lib.runpod import RunPodError
-from lib.store import JobRecord, OutputFile
+from lib.store import JobRecord, OutputFile, StoreUnavailable
 from lib.tracker import SubmitRefused
 from lib.volume import Volume
 from lib.workflows import (PARAM_NAMES, PreflightReport, Template, TemplateError, WorkerErrorView,
@@ -178,6 +178,9 @@ def submit(svc, planned: Sequence[PlannedJob], *, user_email: str, request_key: 
             break
         except RunPodError as exc:
             result.errors.append(f"Could not reach RunPod: {exc}")
+            break
+        except StoreUnavailable as exc:  # the console's own disk, not RunPod: say so, keep the rest unsent
+            result.errors.append(f"Could not record the job in the console's store: {exc}")
             break
         result.records.append(record)
     return result
