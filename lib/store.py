@@ -22,6 +22,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from lib.errors import ConsoleError
+
 log = logging.getLogger(__name__)
 
 # Local states around RunPod's own: PENDING (recorded, not yet confirmed by RunPod), SUBMIT_FAILED
@@ -208,7 +210,7 @@ class AuditEntry:
     est_cost_usd: float | None
 
 
-class StoreUnavailable(Exception):
+class StoreUnavailable(ConsoleError):
     """The store cannot take a write right now; the message names the cause and what to do."""
 
 
@@ -220,7 +222,7 @@ class DiskFull(StoreUnavailable):
     """The disk holding CONSOLE_DATA is full."""
 
 
-class ForeignStore(Exception):
+class ForeignStore(ConsoleError):
     """CONSOLE_DATA holds a console.sqlite that is not a console job store: never overwritten."""
 
 
