@@ -21,13 +21,13 @@ from pathlib import Path, PurePosixPath
 from lib.auth import Forbidden
 from lib.devworkers import model_source
 from lib.grid import GridAxis, GridCell, GridError, compose_grid, format_value, plan_grid
-from lib.overview import status_line
+from lib.overview import WORKER_FAILURES, failure_view, status_line
 from lib.runpod import RunPodError
-from lib.store import JobRecord, OutputFile
+from lib.store import JobRecord, OutputFile, StoreUnavailable
 from lib.tracker import SubmitRefused
 from lib.volume import Volume
 from lib.workflows import (PARAM_NAMES, PreflightReport, Template, TemplateError, WorkerErrorView,
-                           build_payload, describe_worker_error, list_templates, load_template, new_seed,
+                           build_payload, list_templates, load_template, new_seed,
                            preflight_many, resolve_params, retag_payload, suggest_param_map)
 from lib.workflows.graph import is_link
 from lib.workflows.inputs import ImageInput, image_inputs, stored_input_images
@@ -179,6 +179,9 @@ def submit(svc, planned: Sequence[PlannedJob], *, user_email: str, request_key: 
         except RunPodError as exc:
             result.errors.append(f"Could not reach RunPod: {exc}")
             break
+        except StoreUnavailable as exc:  # the console's own disk, not RunPod: say so, keep the rest unsent
+            result.errors.append(f"Could not record the job in the console's store: {exc}")
+            break
         result.records.append(record)
     return result
 
@@ -195,7 +198,7 @@ def job_views(store, local_ids: Sequence[str]) -> list[JobView]:
     views = []
     for local_id in local_ids:
         record = store.get(local_id)
-        error = describe_worker_error(record.error) if record.status in ("FAILED", "TIMED_OUT") else None
+        error = failure_view(record) if record.status in WORKER_FAILURES else None
         images = [o for o in store.outputs(local_id) if o.mime.startswith("image/")]
         views.append(JobView(record, status_line(record), images, error))
     return views

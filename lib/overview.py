@@ -9,6 +9,10 @@ import pandas as pd
 from lib.devworkers import reachability
 from lib.runpod import Health, NotFound, RunPodError
 from lib.store import JobRecord
+from lib.workflows.worker_errors import WorkerErrorView, describe_job_error
+
+# States whose `error` comes from the worker or RunPod (the console's own states carry its own text).
+WORKER_FAILURES = ("FAILED", "TIMED_OUT")
 
 
 @dataclass(frozen=True)
@@ -96,7 +100,15 @@ def status_line(record: JobRecord, now: datetime | None = None) -> str:
     if record.status == "COMPLETED":
         return (f"done{worker}: queued {_seconds(record.delay_ms) or 0} s, "
                 f"ran {_seconds(record.execution_ms) or 0} s")
-    return f"{record.status.lower().replace('_', ' ')}: {record.error or 'no details from RunPod'}"
+    state = record.status.lower().replace('_', ' ')
+    if record.status in WORKER_FAILURES:
+        return f"{state}: {failure_view(record).summary}"
+    return f"{state}: {record.error or 'no details from RunPod'}"
+
+
+def failure_view(record: JobRecord) -> WorkerErrorView:
+    """What went wrong with a failed job, readable; the worker's raw text is in its `raw`."""
+    return describe_job_error(record.error, record.output)
 
 
 def for_display(value: object, limit: int = 160) -> object:

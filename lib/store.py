@@ -22,6 +22,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from lib.errors import ConsoleError
+
 log = logging.getLogger(__name__)
 
 # Local states around RunPod's own: PENDING (recorded, not yet confirmed by RunPod), SUBMIT_FAILED
@@ -208,7 +210,7 @@ class AuditEntry:
     est_cost_usd: float | None
 
 
-class StoreUnavailable(Exception):
+class StoreUnavailable(ConsoleError):
     """The store cannot take a write right now; the message names the cause and what to do."""
 
 
@@ -220,7 +222,7 @@ class DiskFull(StoreUnavailable):
     """The disk holding CONSOLE_DATA is full."""
 
 
-class ForeignStore(Exception):
+class ForeignStore(ConsoleError):
     """CONSOLE_DATA holds a console.sqlite that is not a console job store: never overwritten."""
 
 
@@ -300,6 +302,12 @@ class JobStore:
         except BaseException:
             self._db.close()
             raise
+        # Reads have a connection of their own: in WAL mode they go on while a write waits out
+        # another program's lock, so pages keep showing the history (and the reason) meanwhile.
+        self._read_lock = threading.Lock()
+        self._reader = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None,
+                                       timeout=lock_wait_s)
+        self._reader.row_factory = sqlite3.Row
 
     def _refuse_foreign_file(self) -> None:
         """Never write into a file that is not ours: a garbage file or another program's database."""
@@ -325,6 +333,8 @@ class JobStore:
     def close(self) -> None:
         with self._lock:
             self._db.close()
+        with self._read_lock:
+            self._reader.close()
 
     def _retrying(self, call, *args):
         """`call(*args)`, waiting out another program's lock for up to lock_wait_s in all.
@@ -357,10 +367,10 @@ class JobStore:
                 raise
 
     def _query(self, sql: str, args: Iterable = ()) -> list[sqlite3.Row]:
-        with self._lock:
-            return self._retrying(lambda: self._db.execute(sql, tuple(args)).fetchall())
+        with self._read_lock:
+            return self._retrying(lambda: self._reader.execute(sql, tuple(args)).fetchall())
 
-    def _records(self, rows: Iterable[sqlite3.Row]) -> list["JobRecord"]:
+    def _records(self, rows: Iterable[sqlite3.Row]) -> list[JobRecord]:
         """Rows as records, skipping (and remembering) damaged ones so one bad row hides nothing else."""
         records = []
         for row in rows:
@@ -638,8 +648,8 @@ class JobStore:
                " FROM jobs")
         if where:
             sql += " WHERE " + " AND ".join(where)
-        with self._lock:
-            frame = pd.read_sql_query(sql, self._db, params=args)
+        with self._read_lock:
+            frame = pd.read_sql_query(sql, self._reader, params=args)
         frame["submitted_at"] = pd.to_datetime(frame.pop("created_at"), unit="s", utc=True).astype(
             "datetime64[ns, UTC]")
         for column in ("delay_ms", "execution_ms", "cost_usd"):

@@ -40,7 +40,7 @@ Listener = Callable[[JobRecord], None]
 RESULT_RETENTION_S = 30 * 60
 # A loop restart stays visible on Overview this long after it happened.
 LOOP_PROBLEM_SHOWN_S = 300.0
-POLL, KEEP = "poll", "keep"
+POLL, KEEP, RECORD = "poll", "keep", "record"  # RECORD: write a RunPod id the store refused
 DEV_WORKER_LOST = ("The console lost contact with the worker under development while it ran this job "
                    "(a timeout or a console restart). It may still be running there but will not report "
                    "the result again, and the console never re-posts a job that may be running: check the "
@@ -123,9 +123,15 @@ class Tracker:
         self._authorize = authorize or (lambda user, action: None)
         self._pool = ThreadPoolExecutor(max_workers=max_parallel, thread_name_prefix="tracker-poll")
         self._downloads = ThreadPoolExecutor(max_workers=max_downloads, thread_name_prefix="tracker-outputs")
+        # Periodic tasks (alert rules, warm-hold releases) run one at a time beside the loop: one
+        # that waits on a locked store must not hold the polls up.
+        self._periodic_runner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tracker-periodic")
+        self._periodic_run: Future | None = None
         self._due: dict[str, _Due] = {}
         self._running: set[str] = set()  # local ids with a task in flight: never dispatched twice
         self._not_found: dict[str, int] = {}  # local id -> RunPod 404s seen in a row
+        self._unrecorded: dict[str, Job] = {}  # local id -> RunPod's answer to /run, not yet stored
+        self._started_wall = time.time()
         self._due_lock = threading.Lock()
         self._problems: dict[str, tuple[str, float]] = {}  # kind -> (message, since)
         self._problems_lock = threading.Lock()
@@ -133,6 +139,7 @@ class Tracker:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._thread_lock = threading.Lock()
         self._listeners: list[Listener] = []
         self._periodic: list[list] = []  # [fn, every_s, next_at]
         self._http = httpx.Client(timeout=httpx.Timeout(60.0, connect=10.0), follow_redirects=True)
@@ -154,6 +161,7 @@ class Tracker:
         if self._thread:
             self._thread.join(timeout=10)
         self._pool.shutdown(wait=True, cancel_futures=True)
+        self._periodic_runner.shutdown(wait=True, cancel_futures=True)
         # A download still in flight is abandoned: its job stays outputs_pending and resumes.
         self._downloads.shutdown(wait=False, cancel_futures=True)
         self._http.close()
@@ -163,7 +171,7 @@ class Tracker:
         self._listeners.append(listener)
 
     def add_periodic(self, task: Callable[[], None], every_s: float) -> None:
-        """Run `task` in the tracker thread every `every_s` seconds (alert rules, warm-up restores)."""
+        """Run `task` every `every_s` seconds beside the tracking loop (alert rules, warm-up restores)."""
         self._periodic.append([task, every_s, self._clock()])
         self._wake.set()
 
@@ -192,6 +200,8 @@ class Tracker:
         count = 0
         for record in self.store.unfinished():
             if record.status == "PENDING":
+                if record.created_at.timestamp() >= self._started_wall:
+                    continue  # submitted by this process (a resume retried after a locked store)
                 # The console stopped between recording and RunPod's answer: the job may or may
                 # not exist on RunPod. Never resend it blindly; a person decides.
                 self.store.mark_local(record.local_id, "UNKNOWN",
@@ -210,9 +220,10 @@ class Tracker:
     # ---- health -------------------------------------------------------------------------
     def health(self) -> TrackingHealth:
         """Alive or not, and every reason tracking is degraded now (restarts a dead loop)."""
-        if self._thread is not None and not self._thread.is_alive() and not self._stop.is_set():
-            self._problem("loop", "the tracking thread had stopped and was restarted")
-            self._start_thread()
+        with self._thread_lock:
+            if self._thread is not None and not self._thread.is_alive() and not self._stop.is_set():
+                self._loop_failed("the tracking thread had stopped and was restarted")
+                self._start_thread()
         with self._problems_lock:
             problems = [message for message, _ in self._problems.values()]
         damaged = sorted(self.store.damaged)
@@ -257,7 +268,15 @@ class Tracker:
                 record.local_id, "UNKNOWN",
                 f"RunPod did not confirm the submission ({exc}). It may still run: check the "
                 f"endpoint's queue before submitting again.")
-        record = self.store.mark_submitted(record.local_id, job.id, job.status.value)
+        try:
+            record = self.store.mark_submitted(record.local_id, job.id, job.status.value)
+        except StoreUnavailable as exc:
+            # RunPod has the job: its id is kept in memory and written as soon as the store takes it.
+            self._problem(_kind_of(exc), str(exc))
+            with self._due_lock:
+                self._unrecorded[record.local_id] = job
+            self._schedule_task(record.local_id, RECORD, None, delay=self._schedule.first_s)
+            return record
         self._schedule_poll(record.local_id, None, delay=self._schedule.first_s)
         return record
 
@@ -306,16 +325,21 @@ class Tracker:
                 self._loop()
             except Exception as exc:  # the loop itself failed: log it, show it, run it again
                 log.exception("the tracking loop failed; restarting it")
-                self._problem("loop", f"the tracking loop failed ({type(exc).__name__}: {exc}) and was "
-                                      f"restarted")
+                self._loop_failed(f"the tracking loop failed ({type(exc).__name__}: {exc}) and was restarted")
                 self._stop.wait(0.5)
+
+    def _loop_failed(self, message: str) -> None:
+        """Shown for LOOP_PROBLEM_SHOWN_S after the latest failure."""
+        self._clear("loop")
+        self._problem("loop", message)
 
     def _loop(self) -> None:
         while not self._stop.is_set():
             if not self._resumed:
                 self._try_resume()
             self._dispatch_due()
-            self.run_periodic()
+            if self._periodic_run is None or self._periodic_run.done():
+                self._periodic_run = self._periodic_runner.submit(self.run_periodic)
             self._forget_old_loop_problem()
             with self._due_lock:
                 next_due = min([due.at for lid, due in self._due.items() if lid not in self._running]
@@ -358,6 +382,8 @@ class Tracker:
             if due.task == KEEP:
                 self._keep_outputs(local_id)
                 self._clear("disk")
+            elif due.task == RECORD:
+                self._record_submission(local_id)
             else:
                 handed_off = self._poll_one(local_id, due.interval)
             self._clear("store", f"job:{local_id}")
@@ -372,6 +398,14 @@ class Tracker:
         finally:
             if not handed_off:
                 self._task_done(local_id)
+
+    def _record_submission(self, local_id: str) -> None:
+        with self._due_lock:
+            job = self._unrecorded[local_id]
+        self.store.mark_submitted(local_id, job.id, job.status.value)
+        with self._due_lock:
+            del self._unrecorded[local_id]
+        self._schedule_poll(local_id, None, delay=0.0)
 
     def _retry_later(self, local_id: str, due: _Due) -> None:
         interval = self._schedule.next_interval(due.interval, "")

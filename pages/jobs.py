@@ -7,6 +7,7 @@ from lib import overview, resend
 from lib.auth import require
 from lib.runpod import RunPodError
 from lib.ui import deps, resend_view, widgets
+from lib.ui.job_errors import job_line
 
 services = deps.services()
 user = deps.current_user()
@@ -39,15 +40,14 @@ if not picked:
 record = store.get(records[picked[0]].local_id)
 st.subheader(f"{widgets.STATUS_ICONS.get(record.status, '')} {widgets.status_words(record.status)} · "
              f"{record.kind} job `{record.local_id}`")
-st.write(overview.status_line(record))
+failed = record.status in overview.WORKER_FAILURES
+job_line(overview.status_line(record), overview.failure_view(record) if failed else None, key="jobs.job")
 widgets.dev_worker_note(record)
 a, b, c, d = st.columns(4)
 a.metric("Queue (delayTime)", f"{(record.delay_ms or 0) / 1000:.1f} s")
 b.metric("Run (executionTime)", f"{(record.execution_ms or 0) / 1000:.1f} s")
 c.metric("Cost", f"${record.cost_usd or 0:.4f}")
 d.metric("Retries", record.retries or 0)
-if record.error:
-    st.error(record.error)
 
 cancel_col, retry_col = st.columns(2)
 if record.is_active and cancel_col.button("Cancel job", icon=":material/cancel:"):

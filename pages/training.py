@@ -7,6 +7,7 @@ import streamlit as st
 
 from lib import lora_base
 from lib.auth import Forbidden
+from lib.errors import ConsoleError
 from lib.inference import image_templates
 from lib.ops.actions import format_bytes
 from lib.runpod import RunPodError
@@ -110,7 +111,7 @@ if st.button("Start training", type="primary", icon=":material/model_training:",
         record = service.launch(svc, user, set_name=name, version=version, preset_key=preset, config=config,
                                 run_id=run_id, request_key=key)
         st.session_state.update({"tr.run": record.local_id, "tr.run_id": new_run_id()})
-    except (service.TrainingBlocked, ConfigProblem, Forbidden, RunPodError, VolumeError) as exc:
+    except (ConsoleError, RunPodError) as exc:   # a refused store write too: nothing was sent
         widgets.show_error(exc, "start the training run")
 
 st.divider()

@@ -92,7 +92,11 @@ def job_error(record) -> str | None:
 
     if record.status not in _UNSUCCESSFUL:
         return None
-    return describe_worker_error(record.error).summary if record.error else record.status.lower()
+    if not record.error:
+        return record.status.lower()
+    # A failed run's node errors travel in output.details (worker-contracts §1.3), next to `error`.
+    details = record.output.get("details") if isinstance(record.output, dict) else None
+    return describe_worker_error(record.error, details).summary
 
 
 def new_batch_id(prefix: str) -> str:

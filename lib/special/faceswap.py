@@ -232,7 +232,7 @@ class SwapView:
 
 def batch_results(store, batch_id: str) -> list[SwapView]:
     """Every job of a face-swap batch, in target order, from the local store (no API call)."""
-    from lib.workflows.worker_errors import describe_worker_error
+    from lib.workflows.worker_errors import describe_job_error
 
     records = store.list(role=ROLE, kind=KIND, group=batch_id)
     records.sort(key=lambda r: _target_number(r.idempotency_key))
@@ -241,7 +241,7 @@ def batch_results(store, batch_id: str) -> list[SwapView]:
         outputs = [o for o in store.outputs(record.local_id) if o.mime.startswith("image/")]
         error = None
         if record.status in ("FAILED", "SUBMIT_FAILED", "TIMED_OUT", "EXPIRED") or record.error:
-            error = describe_worker_error(record.error).summary if record.error else record.status.lower()
+            error = describe_job_error(record.error, record.output).summary if record.error else record.status.lower()
         views.append(SwapView(
             local_id=record.local_id, target_name=str(record.meta.get("target_name", "")),
             status=record.status, before=_input_image(record.input, record.meta.get("target_image")),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import uuid
 from pathlib import Path
 
@@ -105,7 +106,7 @@ def test_worker_failure_is_shown_with_node_and_reason(open_page, console):
     at = open_page("pages/generate.py")
     at.session_state["gen.batch"] = result.local_ids
     at.run()
-    shown = "\n".join(e.value for e in at.error)
+    shown = re.sub(r"\\(.)", r"\1", "\n".join(e.value for e in at.error))   # worker text is escaped Markdown
     assert "Node 4 (LoraLoaderModelOnly) lora_name: 'deleted_since_preflight.safetensors' is not on the worker" in shown
     assert "available: ava_v1.safetensors" in shown
 

@@ -146,7 +146,10 @@ def test_custom_node_values_are_validated_like_comfyui(volume, swap_inputs):
     assert outcome.status == FAILED
     lines = outcome.error.split("\n")
     assert lines[0] == "Workflow validation failed:"
-    assert lines[1].startswith("• Node 3 (errors): [{'type': 'required_input_missing'")
+    # Reasons in the simulator's fixed input order (reverse alphabetical; validation.py says why).
+    assert lines[1].startswith("• Node 3 (errors): [{'type': 'value_not_in_list'")
+    assert "'type': 'required_input_missing', 'message': 'Required input is missing', " \
+           "'details': 'codeformer_weight'" in lines[1]
     assert "face_restore_model: 'restoreformer.pth' not in ['none', 'codeformer-v0.1.0.pth'" in lines[1]
     assert lines[2:] == ["• Node 3 (dependent_outputs): ['4']", "• Node 3 (class_type): ReActorFaceSwap"]
 

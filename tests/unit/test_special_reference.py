@@ -81,3 +81,15 @@ def test_preflight_checks_the_sdxl_checkpoint_and_the_lora(tmp_path):
     volume.write("models/checkpoints/sd_xl_base_1.0.safetensors", b"x")
     volume.write("models/loras/ava_sdxl.safetensors", b"x")
     assert preflight_jobs(jobs, volume) == []
+
+
+def test_a_failed_jobs_message_reads_the_node_errors_the_worker_sent_in_details():
+    from types import SimpleNamespace
+
+    from lib.special.common import job_error
+    failed = SimpleNamespace(status="FAILED", error="Job processing failed", output={"details": [
+        "Node IPAdapterUnifiedLoader (10): ClipVision model not found."]})
+    assert job_error(failed) == ("The workflow failed on the worker: Node IPAdapterUnifiedLoader (10): "
+                                 "ClipVision model not found.")
+    assert job_error(SimpleNamespace(status="COMPLETED", error=None, output={})) is None
+    assert job_error(SimpleNamespace(status="CANCELLED", error=None, output=None)) == "cancelled"

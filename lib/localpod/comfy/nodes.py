@@ -36,8 +36,11 @@ class InputSpec:
 
     def config(self, choices: list | None = None) -> list:
         """ComfyUI's `input_config` as JSON carries it: [type or list, options]."""
-        kind = self.type if choices is None or self.type == "COMBO" else choices
-        return [kind, dict(self.options)]
+        if choices is None:
+            return [self.type, dict(self.options)]
+        if self.type == "COMBO":
+            return ["COMBO", {**self.options, "options": choices}]
+        return [choices, dict(self.options)]
 
 
 @dataclass(frozen=True)
@@ -45,6 +48,7 @@ class NodeClass:
     name: str
     inputs: tuple[InputSpec, ...]
     outputs: tuple[str, ...]
+    output_names: tuple[str, ...]
     output_node: bool
     module: str
 
@@ -64,8 +68,8 @@ def _node(name: str, body: dict) -> NodeClass:
         for input_name, spec in (body["input"].get(category) or {}).items():
             options = spec[1] if len(spec) > 1 and isinstance(spec[1], dict) else {}
             specs.append(InputSpec(input_name, spec[0], options, category == "required"))
-    return NodeClass(name, tuple(specs), tuple(body.get("output", ())), bool(body.get("output_node")),
-                     str(body.get("python_module", "")))
+    return NodeClass(name, tuple(specs), tuple(body.get("output", ())), tuple(body.get("output_name", ())),
+                     bool(body.get("output_node")), str(body.get("python_module", "")))
 
 
 @cache
@@ -79,3 +83,63 @@ def is_link(value: object) -> bool:
     """An input wired to another node: ["<node id>", <output index>]."""
     return (isinstance(value, list) and len(value) == 2 and isinstance(value[0], str)
             and isinstance(value[1], int) and not isinstance(value[1], bool))
+
+
+# ---------------------------------------------------------------------------------------------
+# What the lists of a simulated server hold: files on the network volume, the job's uploads
+
+MODEL_EXTENSIONS = {".ckpt", ".pt", ".pt2", ".bin", ".pth", ".safetensors", ".pkl", ".sft"}
+# Folders the stock worker's extra_model_paths.yaml maps to <volume>/models/<name>/ (reference
+# worker-contracts §1.7); unet and clip are ComfyUI's legacy names of diffusion_models and
+# text_encoders, so files in <volume>/models/diffusion_models/ are not seen.
+SCANNED_FOLDERS = ("checkpoints", "clip", "clip_vision", "configs", "controlnet", "embeddings",
+                   "loras", "upscale_models", "vae", "unet")
+# Model-file inputs → the scanned folder their list comes from. Inputs of other model folders
+# (ipadapter, style_models, model_patches, …) keep the snapshot's list: the worker does not map
+# those folders to the volume, so only files baked into the image could appear there.
+_FOLDER_BY_INPUT = {"ckpt_name": "checkpoints", "unet_name": "unet", "clip_name": "clip",
+                    "clip_name1": "clip", "clip_name2": "clip", "clip_name3": "clip", "clip_name4": "clip",
+                    "vae_name": "vae", "lora_name": "loras", "control_net_name": "controlnet"}
+_FOLDER_BY_CLASS_INPUT = {("CLIPVisionLoader", "clip_name"): "clip_vision",
+                          ("UpscaleModelLoader", "model_name"): "upscale_models"}
+# Nodes whose "image" list is ComfyUI's input folder, where the worker uploads the job's images.
+IMAGE_INPUT_CLASSES = ("LoadImage", "LoadImageMask")
+
+
+def volume_folder(class_type: str, input_name: str) -> str | None:
+    """The volume folder a list input's files come from, or None when it is no model-file list."""
+    return _FOLDER_BY_CLASS_INPUT.get((class_type, input_name), _FOLDER_BY_INPUT.get(input_name))
+
+
+def scan_volume(volume_dir: Path) -> dict[str, list[str]]:
+    """folder → sorted relative paths of its model files, as ComfyUI's get_filename_list gives them."""
+    lists = {}
+    for folder in SCANNED_FOLDERS:
+        base = Path(volume_dir) / "models" / folder
+        names = [path.relative_to(base).as_posix() for path in base.rglob("*")
+                 if path.is_file() and path.suffix.lower() in MODEL_EXTENSIONS] if base.is_dir() else []
+        lists[folder] = sorted(names)
+    return lists
+
+
+@dataclass(frozen=True)
+class Server:
+    """One simulated ComfyUI as a job sees it: its node classes, volume files and uploaded images."""
+
+    classes: Mapping[str, NodeClass]
+    models: Mapping[str, list[str]]
+    uploaded: frozenset[str] = frozenset()
+
+    def choices(self, class_type: str, spec: InputSpec) -> list | None:
+        """The allowed values of a list input on this server (model lists filled from the volume)."""
+        base = spec.choices
+        if base is None:
+            return None
+        folder = volume_folder(class_type, spec.name)
+        if folder is not None:
+            # Built-in entries of the snapshot (VAELoader's "pixel_space") come after the files.
+            files = self.models.get(folder, [])
+            return files + [value for value in base if value not in files]
+        if class_type in IMAGE_INPUT_CLASSES and spec.name == "image":
+            return sorted(set(base) | self.uploaded)
+        return base
