@@ -1,6 +1,7 @@
 """The one page shown when console.toml (or a setting) stops the console from starting."""
 from __future__ import annotations
 
+from functools import partial
 from typing import NoReturn
 
 import streamlit as st
@@ -18,9 +19,9 @@ def services_or_explain() -> Services:
     try:
         return deps.services()
     except ConfigError as exc:
-        _only(lambda: _config_page(exc))
+        _only(partial(_config_page, exc))
     except VolumeError as exc:  # real RunPod without an S3 key, or an unusable S3 setting
-        _only(lambda: _settings_page(exc))
+        _only(partial(_settings_page, exc))
 
 
 def _only(render) -> NoReturn:

@@ -10,7 +10,7 @@ from pathlib import Path
 from lib.config import Settings
 from lib.doctor import OK, PROBLEM
 from lib.doctor.run import report_from_settings
-from tests.realpod.conftest import IDS, VOLUME, minimal_config, put_required_models
+from tests.realpod.conftest import IDS, minimal_config, put_required_models
 from tests.standin import StandIn, standard_account
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -38,12 +38,12 @@ def test_the_command_line_exits_0_when_usable_and_1_with_a_bad_key(standin, writ
     base = {k: v for k, v in os.environ.items() if not k.startswith("RUNPOD_")}
     env = {**base, **standin.console_env(), "CONSOLE_CONFIG": str(path), "CONSOLE_DATA": str(tmp_path),
            "PYTHONPATH": str(ROOT)}
-    good = subprocess.run([sys.executable, "-m", "lib.doctor"], env=env, capture_output=True, text=True,
+    good = subprocess.run([sys.executable, "-m", "lib.doctor"], env=env, capture_output=True, text=True, check=False,
                           timeout=120, cwd=ROOT)
     assert good.returncode == 0, good.stdout + good.stderr
     assert "All checks passed." in good.stdout
     env["RUNPOD_API_KEY"] = "rpa_WRONGKEY0000000000000000000"
-    bad = subprocess.run([sys.executable, "-m", "lib.doctor"], env=env, capture_output=True, text=True,
+    bad = subprocess.run([sys.executable, "-m", "lib.doctor"], env=env, capture_output=True, text=True, check=False,
                          timeout=120, cwd=ROOT)
     assert bad.returncode == 1
     assert "PROBLEM  API key: RunPod rejected the API key" in bad.stdout

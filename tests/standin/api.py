@@ -7,7 +7,7 @@ REST v2 errors are RFC 9457 problem+json (reference §3.2).
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
@@ -139,7 +139,7 @@ def make_app(account: Account) -> FastAPI:
     @app.get("/rest/v2/billing/serverless")
     async def billing_serverless(startTime: str | None = None, endTime: str | None = None,
                                  bucketSize: str = "day", serverlessId: str | None = None):
-        end = _time(endTime) or datetime.now(timezone.utc)
+        end = _time(endTime) or datetime.now(UTC)
         start = _time(startTime) or end - timedelta(days=30)
         query = {"startTime": _iso(start), "endTime": _iso(end), "bucketSize": bucketSize}
         totals = {"totalAmount": 0.0, "gpuAmount": 0.0, "cpuAmount": 0.0, "diskAmount": 0.0, "feeAmount": 0.0}
@@ -154,10 +154,10 @@ def make_app(account: Account) -> FastAPI:
 
 
 def _time(value: str | None) -> datetime | None:
-    return datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None
+    return datetime.fromisoformat(value) if value else None  # Python 3.11 reads a trailing Z
 
 
 def _iso(value: datetime) -> str:
-    return value.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
