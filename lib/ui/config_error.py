@@ -6,7 +6,7 @@ from typing import NoReturn
 
 import streamlit as st
 
-from lib.config import ConfigError, Settings
+from lib.config import ConfigError
 from lib.config_help import describe, reference_section
 from lib.services import Services
 from lib.ui import deps
@@ -33,7 +33,7 @@ def _only(render) -> NoReturn:
 
 
 def _config_page(exc: ConfigError) -> None:
-    problem = describe(exc, Settings.from_env().config_path)
+    problem = describe(exc, deps.settings().config_path)
     st.title("console.toml needs a fix")
     st.write("The console has not started: nothing runs with a half-read configuration.")
     where = f"{problem.file}, line {problem.line}" if problem.line else problem.file
