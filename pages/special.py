@@ -65,6 +65,7 @@ def stop_polling_when(finished: bool, scope: str) -> None:
 
 st.title("Face swap & character sheets")
 configured.require_endpoint(svc, "special", "face swap and character sheets")
+configured.require_volume(svc, "Face swap and character sheets")
 swap_tab, sheet_tab = st.tabs(["Face swap", "Character sheet"])
 
 with swap_tab:

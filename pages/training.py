@@ -28,6 +28,7 @@ def volume_file(key: str) -> bytes:   # run outputs never change once written
 
 st.title("LoRA training")
 configured.require_endpoint(svc, "training", "LoRA training")
+configured.require_volume(svc, "LoRA training")
 ready_sets = [s for s in sets.list() if s.versions]
 if not ready_sets:
     st.info("No saved training set yet: create one on the Training sets page first.", icon=":material/info:")

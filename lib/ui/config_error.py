@@ -10,7 +10,6 @@ from lib.config import ConfigError
 from lib.config_help import describe, reference_section
 from lib.services import Services
 from lib.ui import deps
-from lib.volume import VolumeError
 
 
 def services_or_explain() -> Services:
@@ -20,8 +19,6 @@ def services_or_explain() -> Services:
         return deps.services()
     except ConfigError as exc:
         _only(partial(_config_page, exc))
-    except VolumeError as exc:  # real RunPod without an S3 key, or an unusable S3 setting
-        _only(partial(_settings_page, exc))
 
 
 def _only(render) -> NoReturn:
@@ -44,17 +41,6 @@ def _config_page(exc: ConfigError) -> None:
     if problem.fix:
         st.markdown("**What to write instead**")
         st.code(problem.fix, language="toml" if problem.fix_is_toml else None, wrap_lines=True)
-    _reference_and_retry()
-
-
-def _settings_page(exc: VolumeError) -> None:
-    st.title("A setting is missing")
-    st.write("The console has not started.")
-    st.code(str(exc), language=None, wrap_lines=True)
-    _reference_and_retry()
-
-
-def _reference_and_retry() -> None:
     st.button("Check again", icon=":material/refresh:", type="primary")
     reference = reference_section()
     st.caption("The full reference is README.md → “Configuration reference”.")

@@ -61,3 +61,16 @@ def test_a_pool_without_a_price_is_a_warning_on_costs(start_console):
     warnings = [w.value for w in at.warning]
     assert any("No price for pool ADA_32_PRO: costs for the image endpoint are not estimated" in w
                for w in warnings), warnings
+
+
+def test_every_page_renders_without_an_s3_key(standin, write_config, tmp_path, serve_console):
+    """The issue's new user: RUNPOD_API_KEY set, no S3 key yet. Jobs and queues work; volume pages say
+    which keys to set."""
+    env = {k: v for k, v in standin.console_env().items() if not k.startswith("RUNPOD_S3_")}
+    serve_console(Settings.from_env({**env, "CONSOLE_CONFIG": str(write_config(minimal_config())),
+                                     "CONSOLE_DATA": str(tmp_path / "data")}))
+    for page in PAGES:
+        open_page(page)
+    overview = open_page("pages/overview.py")
+    assert "3" in [m.value for m in overview.metric if m.label == "In queue"]
+    assert "RUNPOD_S3_ACCESS_KEY" in everything_shown(open_page("pages/models.py"))
