@@ -103,3 +103,14 @@ def test_the_simulator_is_all_ok(tmp_path):
     report = report_from_settings(Settings.from_env({"CONSOLE_CONFIG": str(config), "CONSOLE_DATA": str(tmp_path)}))
     assert report.ok, [(f.topic, f.found) for f in report.problems]
     assert report.backend == "local RunPod simulator"
+
+
+def test_throttled_workers_mean_the_pool_is_short_in_that_datacenter(write_config, tmp_path):
+    account = standard_account(IDS, "vol-throttled")
+    account.throttled[IDS["image"]] = 2
+    with StandIn(account) as pod:
+        report = report_from_settings(settings_for(pod, write_config(minimal_config(volume="vol-throttled")),
+                                                   tmp_path))
+    pools = finding(report, "image GPU pools")
+    assert pools.status == PROBLEM and "2 worker(s) throttled" in pools.found and "gpu_pools" in pools.todo
+    assert finding(report, "special GPU pools").status == OK

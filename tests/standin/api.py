@@ -105,7 +105,9 @@ def make_app(account: Account) -> FastAPI:
     async def health(endpoint_id: str):
         if (missing := endpoint_or_404(endpoint_id)) is not None:
             return missing
-        return {"jobs": account.counts(endpoint_id), "workers": {state: 0 for state in WORKER_STATES}}
+        workers = {state: 0 for state in WORKER_STATES}
+        workers["throttled"] = account.throttled.get(endpoint_id, 0)
+        return {"jobs": account.counts(endpoint_id), "workers": workers}
 
     # ------------------------------------------------------------------ REST v2 (§3.2)
 
@@ -123,8 +125,10 @@ def make_app(account: Account) -> FastAPI:
     async def workers(endpoint_id: str):
         if endpoint_id not in account.endpoints:
             return _problem(404, "Not Found", f"endpoint {endpoint_id} not found")
-        return {"workers": [], "summary": {"running": 0, "idle": 0, "initializing": 0, "throttled": 0,
-                                           "unhealthy": 0, "total": 0}, "endpointVersion": 1}
+        throttled = account.throttled.get(endpoint_id, 0)
+        workers = [{"id": f"w{n}-{endpoint_id}", "status": "THROTTLED"} for n in range(throttled)]
+        return {"workers": workers, "summary": {"running": 0, "idle": 0, "initializing": 0, "throttled": throttled,
+                                                "unhealthy": 0, "total": throttled}, "endpointVersion": 1}
 
     @app.get("/rest/v2/network-volumes")
     async def volumes():
