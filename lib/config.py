@@ -403,6 +403,8 @@ def _refuse_secrets(data: Mapping, src: _Source, section: tuple[str, ...] = ()) 
             _refuse_secrets(value, src, section + (key,))
             continue
         values = value if isinstance(value, list) else [value]
+        for table in (v for v in values if isinstance(v, dict)):  # [[alerts]] and other arrays of tables
+            _refuse_secrets(table, src, section + (key,))
         texts = [v for v in values if isinstance(v, str)]
         by_name = (SENSITIVE_NAME.search(str(key)) is not None
                    and any(t and not t.startswith(SECRET_REFERENCE) for t in texts))
