@@ -11,6 +11,7 @@ from lib.config import Settings
 from lib.doctor import OK, PROBLEM
 from lib.doctor.run import report_from_settings
 from tests.realpod.conftest import IDS, minimal_config, put_required_models
+from tests.realpod.steps import open_page
 from tests.standin import StandIn, standard_account
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -114,3 +115,13 @@ def test_throttled_workers_mean_the_pool_is_short_in_that_datacenter(write_confi
     pools = finding(report, "image GPU pools")
     assert pools.status == PROBLEM and "2 worker(s) throttled" in pools.found and "gpu_pools" in pools.todo
     assert finding(report, "special GPU pools").status == OK
+
+
+def test_the_admin_page_runs_the_check(standin, write_config, tmp_path, serve_console):
+    serve_console(settings_for(standin, write_config(minimal_config(("image",))), tmp_path))
+    at = open_page("pages/connection.py")
+    at.button(key="doctor.run").click().run()
+    assert not at.exception
+    assert any("checks passed" in s.value for s in at.success)
+    table = at.dataframe[0].value
+    assert set(table["status"]) == {"✅ ok"} and "image job queue" in set(table["check"])
