@@ -30,9 +30,13 @@ def _only(render) -> NoReturn:
 
 
 def _config_page(exc: ConfigError) -> None:
-    problem = describe(exc, deps.settings().config_path)
     st.title("console.toml needs a fix")
     st.write("The console has not started: nothing runs with a half-read configuration.")
+    if deps.auth_configured() and not st.user.is_logged_in:
+        # Who may see the details cannot be decided without the file: only signed-in people see them.
+        st.button("Sign in to see what to fix", icon=":material/login:", on_click=st.login, type="primary")
+        return
+    problem = describe(exc, deps.settings().config_path)
     where = f"{problem.file}, line {problem.line}" if problem.line else problem.file
     st.markdown("**File**")
     st.code(where, language=None)
