@@ -11,6 +11,9 @@ import httpx
 import pytest
 
 from lib.config import Secret, Settings
+from lib.devworkers import ModelsFolder
+from lib.workflows import load_template, preflight
+from lib.workflows.preflight import ModelsNotChecked
 from tests.console_server import free_port
 from tests.realpod.steps import everything_shown, open_page
 
@@ -94,3 +97,21 @@ def test_an_unreachable_dev_worker_without_models_dir(console):
     warnings = " ".join(w.value for w in generate.warning)
     assert "Preflight could not check" in warnings and "models_dir" in warnings
     assert generate.selectbox(key="gen.lora").options == ["(no LoRA)"], "no simulated LoRAs for a dev worker"
+
+
+def test_a_models_folder_is_listed_as_the_volume_keys_the_worker_loads(tmp_path):
+    (tmp_path / "unet").mkdir()
+    (tmp_path / "unet" / "flux.safetensors").write_bytes(b"abc")
+    (tmp_path / "loras").mkdir()
+    (tmp_path / "loras" / "ava.safetensors").write_bytes(b"x")
+    folder = ModelsFolder(tmp_path)
+    assert [o.key for o in folder.list("models/")] == ["models/loras/ava.safetensors", "models/unet/flux.safetensors"]
+    assert [o.size for o in folder.list("models/unet/")] == [3]
+    assert list(folder.list("loras/")) == [], "only the models tree is the worker's"
+
+
+def test_preflight_says_it_could_not_check_instead_of_passing():
+    workflow = load_template("sdxl_lora").workflow
+    report = preflight(workflow, ModelsNotChecked("no models_dir"))
+    assert report.ok and report.not_checked == "no models_dir"
+    assert report.summary.startswith("Preflight could not check the")
