@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     config_path = args.config or os.environ.get("CONSOLE_CONFIG") or "console.toml"
     try:
-        config = ConsoleConfig.load(config_path)
+        config = ConsoleConfig.load(config_path, any_role=True)  # it may simulate more roles
     except ConfigError as exc:
         print(f"localpod: {exc}", file=sys.stderr)
         return 2

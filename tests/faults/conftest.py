@@ -7,7 +7,8 @@ private store, and a TCP proxy that can break chosen requests on the wire.
 - `client`       a RunPod client on the simulator whose retry sleeps are recorded, not slept.
 - `make_tracker` Tracker(store in tmp_path, the basic endpoint) with a fast poll schedule.
 - `console_settings` Settings of a console in RunPod mode (API key set) pointed at `pod`, with
-                 CONSOLE_DATA and CONSOLE_CONFIG in tmp_path: build_services(console_settings)
+                 CONSOLE_DATA and CONSOLE_CONFIG in tmp_path: build_services(console_settings,
+                 config=fault_config) (the file has a `basic` endpoint, which only the simulator takes)
                  builds what a console process has.
 - `proxy`        a WireProxy in front of the simulator (see its docstring).
 """
@@ -55,7 +56,7 @@ def config_text() -> str:
 
 @pytest.fixture(scope="session")
 def fault_config() -> ConsoleConfig:
-    return ConsoleConfig.parse(config_text(), path=ROOT / "console.toml")
+    return ConsoleConfig.parse(config_text(), path=ROOT / "console.toml", any_role=True)
 
 
 @pytest.fixture
