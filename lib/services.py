@@ -18,7 +18,8 @@ from lib.ops.monitor import OpsMonitor
 from lib.runpod import RunPod
 from lib.store import JobStore
 from lib.tracker import PollSchedule, Tracker
-from lib.volume import Volume, volume_from_settings
+from lib.volume import Volume, VolumeError, volume_from_settings
+from lib.volume_unset import VolumeWithoutKey
 
 log = logging.getLogger(__name__)
 
@@ -163,7 +164,10 @@ def _build(settings: Settings, config: ConsoleConfig, data_dir: Path, data_lock:
         schedule = PollSchedule(first_s=0.1, factor=1.5, cap_s=1.0, training_cap_s=1.0)
     else:
         client = RunPod.from_settings(settings)
-        volume = volume_from_settings(settings, config, local_root=None)
+        try:
+            volume = volume_from_settings(settings, config, local_root=None)
+        except VolumeError as exc:  # no S3 key yet: start anyway, volume pages say which keys to set
+            volume = VolumeWithoutKey(str(exc))
 
         def threshold(role: str) -> float:
             return REAL_COLD_START_THRESHOLD_MS

@@ -43,6 +43,7 @@ def volume_file(key: str) -> bytes:   # run outputs never change once written
 
 st.title("LoRA training")
 configured.require_endpoint(svc, "training", "LoRA training")
+configured.require_volume(svc, "LoRA training")
 persist.remember("tr.set", "tr.version", "tr.preset", "tr.steps.", "tr.rank.", "tr.alpha.", "tr.lr",
                  "tr.buckets", "tr.save_every", "tr.sample_every", "tr.prompts", "tr.pick")
 ready_sets = [s for s in sets.list() if s.versions]

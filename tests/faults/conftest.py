@@ -9,7 +9,8 @@ private store, and a TCP proxy that can break chosen requests on the wire.
                  schedule; on a client it follows jobs on the endpoint they were sent to, a double
                  serves every role; extra keyword arguments go to Tracker.
 - `console_settings` Settings of a console in RunPod mode (API key set) pointed at `pod`, with
-                 CONSOLE_DATA and CONSOLE_CONFIG in tmp_path: build_services(console_settings)
+                 CONSOLE_DATA and CONSOLE_CONFIG in tmp_path: build_services(console_settings,
+                 config=fault_config) (the file has a `basic` endpoint, which only the simulator takes)
                  builds what a console process has.
 - `proxy`        a WireProxy in front of the simulator (see its docstring).
 """
@@ -57,7 +58,7 @@ def config_text() -> str:
 
 
 def fault_config_now() -> ConsoleConfig:
-    return ConsoleConfig.parse(config_text(), path=ROOT / "console.toml")
+    return ConsoleConfig.parse(config_text(), path=ROOT / "console.toml", any_role=True)
 
 
 @pytest.fixture(scope="session")

@@ -8,8 +8,8 @@ from lib.store import JobStore
 from tests.faults.steps import USER, wait_until
 
 
-def test_console_restart_mid_job_resumes_and_keeps_the_output(admin, console_settings):
-    first = build_services(console_settings)
+def test_console_restart_mid_job_resumes_and_keeps_the_output(admin, console_settings, fault_config):
+    first = build_services(console_settings, config=fault_config)
     try:
         record = first.tracker.submit("basic", {"sleep_ms": 1500, "echo": "across restarts"}, kind="test",
                                       user=USER, idempotency_key="restart-mid-job")
@@ -17,7 +17,7 @@ def test_console_restart_mid_job_resumes_and_keeps_the_output(admin, console_set
     finally:
         first.close()
 
-    second = build_services(console_settings, start_tracker=False)
+    second = build_services(console_settings, start_tracker=False, config=fault_config)
     try:
         assert second.store.get(record.local_id).status == "IN_PROGRESS", "still running at the restart"
         second.tracker.start()
@@ -41,8 +41,9 @@ def test_console_restart_mid_job_resumes_and_keeps_the_output(admin, console_set
         reopened.close()
 
 
-def test_console_stopped_before_runpod_answered_marks_unknown_and_sends_nothing(admin, console_settings):
-    first = build_services(console_settings, start_tracker=False)
+def test_console_stopped_before_runpod_answered_marks_unknown_and_sends_nothing(admin, console_settings,
+                                                                              fault_config):
+    first = build_services(console_settings, start_tracker=False, config=fault_config)
     try:
         # What Tracker.submit writes before calling /run; the process dies right after.
         pending = first.store.create(role="basic", endpoint_id="basic-sim01", kind="test", user=USER,
@@ -50,7 +51,7 @@ def test_console_stopped_before_runpod_answered_marks_unknown_and_sends_nothing(
     finally:
         first.close()
 
-    second = build_services(console_settings)
+    second = build_services(console_settings, config=fault_config)
     try:
         record = second.store.get(pending.local_id)
         assert record.status == "UNKNOWN"

@@ -6,21 +6,17 @@ import os
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import httpx
 import pytest
-import streamlit as st
-from streamlit.testing.v1 import AppTest
 
-from lib.auth import LOCAL_OPERATOR
 from lib.config import Secret, Settings
-from lib.services import build_services
-from lib.ui import deps
+from lib.devworkers import ModelsFolder
+from lib.workflows import load_template, preflight
+from lib.workflows.preflight import ModelsNotChecked
 from tests.console_server import free_port
-from tests.realpod.test_minimal_pages import everything_shown
+from tests.realpod.steps import everything_shown, open_page
 
-ROOT = Path(__file__).resolve().parents[2]
 HANDLER = """import runpod
 
 def handler(job):
@@ -56,36 +52,13 @@ def dev_worker(tmp_path_factory):
 
 
 @pytest.fixture
-def console(tmp_path, monkeypatch):
-    started = []
-
+def console(tmp_path, serve_console):
     def _start(image_table: str):
         config = tmp_path / "console.toml"
         config.write_text(f'[volume]\nid = "vol-dev"\n\n[endpoints.image]\n{image_table}\n\n'
                           '[endpoints.special]\nid = "special-sim01"\n\n[simulator]\ntime_scale = 0.002\n')
-        services = build_services(Settings(api_key=Secret(""), config_path=config, data_dir=tmp_path / "data"),
-                                  start_tracker=False)
-        started.append(services)
-        st.cache_resource.clear()
-        st.cache_data.clear()
-        monkeypatch.setattr(deps, "_build", lambda: services)
-        return services
-    yield _start
-    st.cache_resource.clear()
-    st.cache_data.clear()
-    for services in started:
-        services.close()
-
-
-def open_page(page: str) -> AppTest:
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
-    at.session_state["auth.user"] = LOCAL_OPERATOR
-    at.run()
-    assert not at.exception, at.exception
-    if page != "pages/overview.py":
-        at.switch_page(page).run()
-        assert not at.exception, at.exception
-    return at
+        return serve_console(Settings(api_key=Secret(""), config_path=config, data_dir=tmp_path / "data"))
+    return _start
 
 
 def test_a_reachable_dev_worker_checked_against_its_models_folder(dev_worker, console, tmp_path):
@@ -124,3 +97,21 @@ def test_an_unreachable_dev_worker_without_models_dir(console):
     warnings = " ".join(w.value for w in generate.warning)
     assert "Preflight could not check" in warnings and "models_dir" in warnings
     assert generate.selectbox(key="gen.lora").options == ["(no LoRA)"], "no simulated LoRAs for a dev worker"
+
+
+def test_a_models_folder_is_listed_as_the_volume_keys_the_worker_loads(tmp_path):
+    (tmp_path / "unet").mkdir()
+    (tmp_path / "unet" / "flux.safetensors").write_bytes(b"abc")
+    (tmp_path / "loras").mkdir()
+    (tmp_path / "loras" / "ava.safetensors").write_bytes(b"x")
+    folder = ModelsFolder(tmp_path)
+    assert [o.key for o in folder.list("models/")] == ["models/loras/ava.safetensors", "models/unet/flux.safetensors"]
+    assert [o.size for o in folder.list("models/unet/")] == [3]
+    assert list(folder.list("loras/")) == [], "only the models tree is the worker's"
+
+
+def test_preflight_says_it_could_not_check_instead_of_passing():
+    workflow = load_template("sdxl_lora").workflow
+    report = preflight(workflow, ModelsNotChecked("no models_dir"))
+    assert report.ok and report.not_checked == "no models_dir"
+    assert report.summary.startswith("Preflight could not check the")

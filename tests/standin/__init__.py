@@ -9,6 +9,7 @@ from __future__ import annotations
 import socket
 import threading
 import time
+from typing import Self
 
 import boto3
 import uvicorn
@@ -18,7 +19,7 @@ from tests.standin.account import DATACENTER, Account, standard_account
 from tests.standin.api import make_app
 from tests.standin.s3 import make_s3_gate
 
-__all__ = ["Account", "DATACENTER", "StandIn", "standard_account"]
+__all__ = ["DATACENTER", "Account", "StandIn", "standard_account"]
 
 
 def _free_port() -> int:
@@ -83,7 +84,7 @@ class StandIn:
         return boto3.client("s3", endpoint_url=f"http://127.0.0.1:{self._moto_port}", region_name="us-east-1",
                             aws_access_key_id="moto", aws_secret_access_key="moto")
 
-    def __enter__(self) -> "StandIn":
+    def __enter__(self) -> Self:
         self._moto.start()
         for volume_id in self.account.volumes:
             self._moto_s3().create_bucket(Bucket=volume_id)
