@@ -24,7 +24,7 @@ class AccessPolicy:
     domains: Mapping[str, str] = field(default_factory=dict)    # "@domain" -> role
 
     @classmethod
-    def from_config(cls, raw: Mapping) -> "AccessPolicy":
+    def from_config(cls, raw: Mapping) -> AccessPolicy:
         table = raw.get("access") or {}
         if not isinstance(table, Mapping):
             raise ConfigError("console.toml: [access] must be a table")

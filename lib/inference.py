@@ -26,9 +26,21 @@ from lib.runpod import RunPodError
 from lib.store import JobRecord, OutputFile, StoreUnavailable
 from lib.tracker import SubmitRefused
 from lib.volume import Volume
-from lib.workflows import (PARAM_NAMES, PreflightReport, Template, TemplateError, WorkerErrorView,
-                           build_payload, list_templates, load_template, new_seed,
-                           preflight_many, resolve_params, retag_payload, suggest_param_map)
+from lib.workflows import (
+    PARAM_NAMES,
+    PreflightReport,
+    Template,
+    TemplateError,
+    WorkerErrorView,
+    build_payload,
+    list_templates,
+    load_template,
+    new_seed,
+    preflight_many,
+    resolve_params,
+    retag_payload,
+    suggest_param_map,
+)
 from lib.workflows.graph import is_link
 from lib.workflows.inputs import ImageInput, image_inputs, stored_input_images
 from lib.workflows.preflight import INPUT_IMAGE, preflight
@@ -265,7 +277,7 @@ def submit_grid(svc, grid_id: str, template: Template, x_axis: GridAxis, y_axis:
                 "x": {"param": x_axis.param, "title": x_axis.title, "values": list(x_axis.values)},
                 "y": {"param": y_axis.param, "title": y_axis.title, "values": list(y_axis.values)},
                 "cells": [{"row": c.row, "col": c.col, "local_id": r.local_id, "params": j.params}
-                          for (c, j), r in zip(planned, result.records)],
+                          for (c, j), r in zip(planned, result.records, strict=True)],
                 "user": user_email, "created_at": datetime.now().astimezone().isoformat()}
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(spec, indent=2), encoding="utf-8")
@@ -335,7 +347,7 @@ def grid_png(svc, state: GridState) -> bytes:
     spec = state.spec
     x_values, y_values = spec["x"]["values"], spec["y"]["values"]
     cells = []
-    for cell, view in zip(spec["cells"], state.views):
+    for cell, view in zip(spec["cells"], state.views, strict=True):
         grid_cell = GridCell(x_values[cell["col"]], y_values[cell["row"]], cell["params"], cell["row"], cell["col"])
         if view.images:
             cells.append((grid_cell, view.images[0].path.read_bytes()))

@@ -18,7 +18,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO
 
@@ -240,7 +240,7 @@ class LocalVolume(Volume):
 
     def _object(self, key: str, path: Path) -> VolumeObject:
         st = path.stat()
-        return VolumeObject(key=key, size=st.st_size, modified=datetime.fromtimestamp(st.st_mtime, timezone.utc))
+        return VolumeObject(key=key, size=st.st_size, modified=datetime.fromtimestamp(st.st_mtime, UTC))
 
     def _file(self, key: str) -> Path:
         path = self._path(key)

@@ -353,6 +353,6 @@ def peak_concurrency(costed: pd.DataFrame) -> dict[str, int]:
     running = np.cumsum(np.where(keys & 1, 1, -1))
     event_group = keys // (2 * _SPAN)
     bounds = np.flatnonzero(np.r_[True, event_group[1:] != event_group[:-1]])
-    for first, peak in zip(bounds, np.maximum.reduceat(running, bounds)):
+    for first, peak in zip(bounds, np.maximum.reduceat(running, bounds), strict=True):
         peaks[str(roles[event_group[first]])] = int(peak)
     return peaks

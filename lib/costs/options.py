@@ -18,7 +18,13 @@ import pandas as pd
 
 from lib.config import ConsoleConfig
 from lib.costs.model import (
-    DAY_S, HOURS_PER_MONTH, MONTH_S, ensure_costed, peak_concurrency, role_table, window,
+    DAY_S,
+    HOURS_PER_MONTH,
+    MONTH_S,
+    ensure_costed,
+    peak_concurrency,
+    role_table,
+    window,
 )
 
 IDLE_TIMEOUT_CHOICES_S = (5, 10, 15, 30, 60, 120, 300)

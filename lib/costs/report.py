@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from functools import partial
 
 import numpy as np
@@ -13,7 +13,12 @@ from lib.config import ConsoleConfig
 from lib.costs.billing import Projection, billing_frame, project_next_month, spend_over_time
 from lib.costs.model import cost_per_image, endpoint_labels, job_costs, rollup
 from lib.costs.options import (
-    BreakEven, OptionsComparison, ScalingAdvice, break_even, compare_options, recommend_scaling,
+    BreakEven,
+    OptionsComparison,
+    ScalingAdvice,
+    break_even,
+    compare_options,
+    recommend_scaling,
 )
 from lib.costs.reconcile import reconcile
 from lib.runpod.errors import RunPodError
@@ -212,4 +217,4 @@ def build_report(svc, start: datetime, end: datetime, bucket: str = "day", *, da
 
 
 def _utc(moment: datetime) -> datetime:
-    return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)

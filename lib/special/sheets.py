@@ -19,9 +19,21 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from lib.special.common import (FINISHED, ROLE, PlannedJob, SpecialInputError, Started, Upload, check_uploads,
-                                fit_for_job, job_error, preflight_and_submit, tag, with_load_images)
 from lib.images import load_image
+from lib.special.common import (
+    FINISHED,
+    ROLE,
+    PlannedJob,
+    SpecialInputError,
+    Started,
+    Upload,
+    check_uploads,
+    fit_for_job,
+    job_error,
+    preflight_and_submit,
+    tag,
+    with_load_images,
+)
 from lib.special.compose import EXPRESSION_ORDER, LABELS, VIEW_ORDER, compose_sheet
 from lib.special.poses import panel_pose
 from lib.workflows.payload import ParamError, build_payload

@@ -22,8 +22,7 @@ from pathlib import PurePosixPath
 from PIL import Image, UnidentifiedImageError
 
 from lib.volume import Volume, VolumeError, VolumeNotFound
-from lib.workflows.graph import (INVISIBLE_ALIASES, ModelRef, load_image_names, models_in_workflow,
-                                 structure_problems)
+from lib.workflows.graph import INVISIBLE_ALIASES, ModelRef, load_image_names, models_in_workflow, structure_problems
 
 RUN_BODY_LIMIT = 10_000_000  # bytes, POST /run (reference §1.1)
 
