@@ -17,6 +17,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 from lib.auth import Forbidden
 from lib.devworkers import model_source
@@ -294,7 +295,7 @@ class GridStart:
         return self.result.records[0].group if self.result and self.result.records else None
 
 
-def start_grid(svc, template: Template, axes: Mapping[str, tuple[str, object]], params: Mapping, *,
+def start_grid(svc, template: Template, axes: Mapping[str, tuple[str, str | Sequence[Any]]], params: Mapping, *,
                user_email: str, request_key: str, images: Mapping[str, bytes] | None = None) -> GridStart:
     """Plan the grid from the form's axes {"x": (param, raw values), "y": ...}, preflight every
     cell, and submit them all only if nothing is missing. Raises GridError / ParamError."""
@@ -346,7 +347,7 @@ def grid_png(svc, state: GridState) -> bytes:
     """The labelled grid as it stands (unfinished cells grey); kept next to its spec once done."""
     spec = state.spec
     x_values, y_values = spec["x"]["values"], spec["y"]["values"]
-    cells = []
+    cells: list[tuple[GridCell, bytes | str | None]] = []
     for cell, view in zip(spec["cells"], state.views, strict=True):
         grid_cell = GridCell(x_values[cell["col"]], y_values[cell["row"]], cell["params"], cell["row"], cell["col"])
         if view.images:

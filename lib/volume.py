@@ -9,6 +9,7 @@ so deletes are one object at a time and copies are a single CopyObject.
 """
 from __future__ import annotations
 
+import builtins
 import functools
 import io
 import os
@@ -177,7 +178,7 @@ class Volume(ABC):
         """Every file whose key starts with prefix, recursively, in key order."""
 
     @abstractmethod
-    def list_dir(self, prefix: str = "") -> tuple[list[str], list[VolumeObject]]:
+    def list_dir(self, prefix: str = "") -> tuple[builtins.list[str], builtins.list[VolumeObject]]:
         """One level of a folder: (sub-folder prefixes ending in '/', files)."""
 
     @abstractmethod
@@ -267,7 +268,7 @@ class LocalVolume(Volume):
             except FileNotFoundError:
                 continue  # deleted while we listed
 
-    def list_dir(self, prefix: str = "") -> tuple[list[str], list[VolumeObject]]:
+    def list_dir(self, prefix: str = "") -> tuple[builtins.list[str], builtins.list[VolumeObject]]:
         prefix = as_dir(prefix)
         folder = self.root / prefix
         if not folder.is_dir():
@@ -444,7 +445,7 @@ class S3Volume(Volume):
                 if not item["Key"].endswith("/"):  # RunPod lists empty directories as "dir/" entries
                     yield self._obj(item["Key"], item["Size"], item["LastModified"], item.get("ETag"))
 
-    def list_dir(self, prefix: str = "") -> tuple[list[str], list[VolumeObject]]:
+    def list_dir(self, prefix: str = "") -> tuple[builtins.list[str], builtins.list[VolumeObject]]:
         prefix = as_dir(prefix)
         dirs: list[str] = []
         files: list[VolumeObject] = []
@@ -535,7 +536,7 @@ class S3Volume(Volume):
         raise VolumeError(f"cannot upload {key}: part {number} failed {self.max_part_retries + 1} times ({failure}) "
                           f"— check the connection and try again")
 
-    def _complete(self, key: str, upload_id: str, parts: list[dict], total: int) -> None:
+    def _complete(self, key: str, upload_id: str, parts: builtins.list[dict], total: int) -> None:
         from botocore.exceptions import (
             ClientError,
             ConnectionClosedError,

@@ -193,7 +193,7 @@ def plan_sheet(request: SheetRequest, *, sheet_id: str) -> SheetPlan:
     for key in dict.fromkeys(request.panels):
         panel = PANEL_BY_KEY[key]
         guided = reference_template is not None and panel.face_visible
-        template = reference_template if guided else pose
+        template = reference_template if guided and reference_template is not None else pose
         job_images = images if guided else None
         approach = "reference" if guided else "pose"
         extra: dict[str, object] = {}
