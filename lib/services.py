@@ -7,19 +7,24 @@ import logging
 import os
 import secrets
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from lib.access import AccessPolicy
 from lib.auth import User
 from lib.config import ConsoleConfig, Settings
 from lib.ops.monitor import OpsMonitor
-from lib.runpod import RunPod
+from lib.runpod import DevWorkerJobs, EndpointJobs, RunPod
 from lib.store import JobStore
 from lib.tracker import PollSchedule, Tracker
 from lib.volume import Volume, VolumeError, volume_from_settings
 from lib.volume_unset import VolumeWithoutKey
+
+if TYPE_CHECKING:
+    from lib.localpod.server import LocalPod
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +63,7 @@ class DataDirLock:
         handle.seek(0)
         handle.truncate()
         handle.write(f"process {os.getpid()} on {socket.gethostname()}, started "
-                     f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M:%S} UTC")
+                     f"{datetime.now(UTC):%Y-%m-%d %H:%M:%S} UTC")
         handle.flush()
         self._handle = handle
 
@@ -67,9 +72,9 @@ class DataDirLock:
             self._handle.close()
 
 
-def jobs_at(client: RunPod):
+def jobs_at(client: RunPod) -> Callable[[str], EndpointJobs | DevWorkerJobs]:
     """The job API where a job was sent: its endpoint id, or the url of a dev worker."""
-    def at(target: str):
+    def at(target: str) -> EndpointJobs | DevWorkerJobs:
         if target.startswith(("http://", "https://")):
             return client.dev_worker(target)
         return client.endpoint(target)
@@ -85,9 +90,9 @@ class Services:
     store: JobStore
     tracker: Tracker
     access: AccessPolicy = field(default_factory=AccessPolicy)
-    localpod: object | None = None  # lib.localpod.server.LocalPod when simulated
+    localpod: LocalPod | None = None  # when simulated
     monitor: OpsMonitor | None = None  # alert rules, health log, warm-up restores
-    started_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
+    started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     data_lock: DataDirLock | None = None
 
     @property
@@ -106,7 +111,7 @@ class Services:
         """The server-side role check every action goes through (raises lib.auth.Forbidden)."""
         return self.access.authorize(email, action)
 
-    def jobs(self, role: str):
+    def jobs(self, role: str) -> EndpointJobs | DevWorkerJobs:
         return self.client.for_spec(self.config.endpoint(role))
 
     def close(self) -> None:
@@ -182,7 +187,7 @@ def _build(settings: Settings, config: ConsoleConfig, data_dir: Path, data_lock:
                          monitor=monitor, data_lock=data_lock)
     if start_tracker:
         # The tracker thread evaluates the alert rules and restores warm-up holds on schedule.
-        tracker.add_periodic(lambda: services_.monitor.tick_services(services_), MONITOR_INTERVAL_S)
+        tracker.add_periodic(lambda: monitor.tick_services(services_), MONITOR_INTERVAL_S)
         tracker.start()
     return services_
 

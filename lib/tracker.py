@@ -21,18 +21,19 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 
 from lib.config import ConsoleConfig
 from lib.errors import ConsoleError
 from lib.outputs import OutputError, fetch_image, image_entries
-from lib.runpod import DevWorkerJobs, Job, NotFound, Policy, PollPolicy, RateLimited, RunPodError
+from lib.runpod import DevWorkerJobs, EndpointJobs, Job, NotFound, Policy, PollPolicy, RateLimited, RunPodError
 from lib.store import DamagedRecord, DiskFull, DuplicateSubmission, JobRecord, JobStore, StoreUnavailable
 
 log = logging.getLogger(__name__)
 
-JobsFor = Callable[[str], object]  # role (or, for jobs_at, endpoint id / dev worker url) -> jobs API
+JobsFor = Callable[[str], EndpointJobs | DevWorkerJobs]  # role (or, for jobs_at, endpoint id / dev worker url) -> jobs API
 Listener = Callable[[JobRecord], None]
 
 # RunPod keeps a /run result 30 min after completion: before that age a 404 cannot be a
@@ -104,7 +105,7 @@ class Tracker:
     def __init__(self, store: JobStore, config: ConsoleConfig, jobs_for: JobsFor, *,
                  schedule: PollSchedule = PollSchedule(), max_parallel: int = 16,
                  cold_start_threshold_ms: Callable[[str], float] | None = None,
-                 local_volume_root: Path | None = None, clock=time.monotonic,
+                 local_volume_root: Path | None = None, clock: Callable[[], float] = time.monotonic,
                  authorize: Callable[[str, str], object] | None = None,
                  jobs_at: JobsFor | None = None, retention_s: float = RESULT_RETENTION_S,
                  max_downloads: int = 4):
@@ -126,7 +127,7 @@ class Tracker:
         # Periodic tasks (alert rules, warm-hold releases) run one at a time beside the loop: one
         # that waits on a locked store must not hold the polls up.
         self._periodic_runner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tracker-periodic")
-        self._periodic_run: Future | None = None
+        self._periodic_run: Future[None] | None = None
         self._due: dict[str, _Due] = {}
         self._running: set[str] = set()  # local ids with a task in flight: never dispatched twice
         self._not_found: dict[str, int] = {}  # local id -> RunPod 404s seen in a row
@@ -141,11 +142,11 @@ class Tracker:
         self._thread: threading.Thread | None = None
         self._thread_lock = threading.Lock()
         self._listeners: list[Listener] = []
-        self._periodic: list[list] = []  # [fn, every_s, next_at]
+        self._periodic: list[list[Any]] = []  # [fn, every_s, next_at]
         self._http = httpx.Client(timeout=httpx.Timeout(60.0, connect=10.0), follow_redirects=True)
 
     # ---- lifecycle ----------------------------------------------------------------------
-    def start(self) -> "Tracker":
+    def start(self) -> Tracker:
         """Resume every unfinished job, then follow them in a supervised background thread."""
         self._try_resume()
         self._start_thread()
@@ -170,7 +171,7 @@ class Tracker:
         """Called (in a tracker thread) whenever a job's status changes."""
         self._listeners.append(listener)
 
-    def add_periodic(self, task: Callable[[], None], every_s: float) -> None:
+    def add_periodic(self, task: Callable[[], object], every_s: float) -> None:
         """Run `task` every `every_s` seconds beside the tracking loop (alert rules, warm-up restores)."""
         self._periodic.append([task, every_s, self._clock()])
         self._wake.set()
@@ -244,8 +245,8 @@ class Tracker:
                 self._problems.pop(kind, None)
 
     # ---- actions ------------------------------------------------------------------------
-    def submit(self, role: str, input: dict, *, kind: str, user: str, idempotency_key: str,
-               meta: dict | None = None, policy: Policy | None = None, group: str | None = None,
+    def submit(self, role: str, input: dict[str, Any], *, kind: str, user: str, idempotency_key: str,
+               meta: dict[str, Any] | None = None, policy: Policy | None = None, group: str | None = None,
                est_cost_usd: float | None = None, webhook: str | None = None) -> JobRecord:
         """Record, then send. The same idempotency key returns the existing record, unsent."""
         self._authorize(user, "train" if role == "training" else "submit")
@@ -303,7 +304,7 @@ class Tracker:
         self._schedule_poll(local_id, None, delay=self._schedule.first_s)
         return updated
 
-    def _jobs_of(self, record: JobRecord):
+    def _jobs_of(self, record: JobRecord) -> EndpointJobs | DevWorkerJobs:
         return self._jobs_at(record.endpoint_id) if self._jobs_at else self._jobs_for(record.role)
 
     # ---- scheduling ---------------------------------------------------------------------
@@ -354,7 +355,7 @@ class Tracker:
             if entry and self._clock() - entry[1] > LOOP_PROBLEM_SHOWN_S:
                 del self._problems["loop"]
 
-    def _dispatch_due(self, only: str | None = None) -> list[Future]:
+    def _dispatch_due(self, only: str | None = None) -> list[Future[Any]]:
         """Start every task whose turn has come; polls and downloads on separate pools."""
         now = self._clock()
         with self._due_lock:
@@ -429,7 +430,7 @@ class Tracker:
             return False
         jobs = self._jobs_of(record)
         if isinstance(jobs, DevWorkerJobs):
-            return self._follow_dev_job(record, jobs)
+            return self._follow_dev_job(record, record.runpod_id, jobs)
         next_interval = self._schedule.next_interval(interval, record.role)
         try:
             job = jobs.status(record.runpod_id)
@@ -477,12 +478,12 @@ class Tracker:
         self._notify(updated)
 
     # ---- dev workers --------------------------------------------------------------------
-    def _follow_dev_job(self, record: JobRecord, jobs: DevWorkerJobs) -> bool:
+    def _follow_dev_job(self, record: JobRecord, runpod_id: str, jobs: DevWorkerJobs) -> bool:
         """A dev worker runs the job inside POST /status, blocking until the handler returns: it is
         followed on a thread of its own, posted at most once (the store's IN_PROGRESS marks "posted",
         across restarts too), and a job that may be running is never posted again."""
         if record.status == "IN_PROGRESS":
-            finished = jobs.finished(record.runpod_id)
+            finished = jobs.finished(runpod_id)
             if finished is not None:  # the answer came, recording it failed: record it now
                 self._apply(record, finished)
             else:
@@ -490,7 +491,7 @@ class Tracker:
             return False
         self.store.update_from_runpod(record.local_id, status="IN_PROGRESS", delay_ms=None, execution_ms=None,
                                       worker_id=None, retries=None, output=None, error=None)
-        threading.Thread(target=self._dev_job_thread, args=(record.local_id, jobs, record.runpod_id),
+        threading.Thread(target=self._dev_job_thread, args=(record.local_id, jobs, runpod_id),
                          name=f"dev-worker-{record.local_id}", daemon=True).start()
         return True
 
