@@ -41,6 +41,7 @@ MODEL_FILES = (
     "models/vae/sdxl_vae.safetensors",
     "models/checkpoints/sd_xl_base_1.0.safetensors",
     "models/checkpoints/flux1-dev-fp8.safetensors",
+    "models/controlnet/FLUX.1-dev-ControlNet-Union-Pro.safetensors",
     "models/loras/ava_v1.safetensors",
     "models/loras/ava_v2.safetensors",
     "models/loras/milo_v1.safetensors",

@@ -61,6 +61,11 @@ def fault_config_now() -> ConsoleConfig:
     return ConsoleConfig.parse(config_text(), path=ROOT / "console.toml", any_role=True)
 
 
+def config_of(settings) -> ConsoleConfig:
+    """The console.toml a test wrote for a console, read the way the simulator-only `basic` role needs."""
+    return ConsoleConfig.load(settings.config_path, any_role=True)
+
+
 @pytest.fixture(scope="session")
 def fault_config() -> ConsoleConfig:
     return fault_config_now()

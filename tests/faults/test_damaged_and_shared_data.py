@@ -11,12 +11,12 @@ import pytest
 
 from lib.services import DataDirInUse, build_services
 from lib.store import ForeignStore, JobStore
-from tests.faults.conftest import ROOT
+from tests.faults.conftest import ROOT, config_of
 from tests.faults.steps import USER
 
 
 def test_a_corrupt_row_is_skipped_and_reported_and_the_rest_is_followed(admin, console_settings):
-    first = build_services(console_settings)
+    first = build_services(console_settings, config=config_of(console_settings))
     try:
         ids = [first.tracker.submit("basic", {"sleep_ms": 500, "echo": f"row-{i}"}, kind="test", user=USER,
                                     idempotency_key=f"row-{i}").local_id for i in range(2)]
@@ -26,7 +26,7 @@ def test_a_corrupt_row_is_skipped_and_reported_and_the_rest_is_followed(admin, c
     with sqlite3.connect(console_settings.data_dir / "console.sqlite") as db:
         db.execute("UPDATE jobs SET input_json='{\"broken' WHERE local_id=?", (ids[0],))
 
-    second = build_services(console_settings)
+    second = build_services(console_settings, config=config_of(console_settings))
     try:
         good, = second.tracker.wait_for([ids[1]], timeout_s=15)
         assert good.status == "COMPLETED" and good.output["echo"] == "row-1"
@@ -67,7 +67,7 @@ except DataDirInUse as exc:
 
 
 def test_a_second_console_on_the_same_data_is_refused_and_touches_nothing(admin, console_settings):
-    first = build_services(console_settings, start_tracker=False)
+    first = build_services(console_settings, config=config_of(console_settings), start_tracker=False)
     try:
         pending = first.store.create(role="basic", endpoint_id="basic-sim01", kind="test", user=USER,
                                      input={"echo": "mine"}, idempotency_key="first-console")
@@ -80,11 +80,11 @@ def test_a_second_console_on_the_same_data_is_refused_and_touches_nothing(admin,
         assert f"process {os.getpid()}" in other.stderr and "CONSOLE_DATA" in other.stderr
         # The same in-process: a second build refuses before it opens the store or starts anything.
         with pytest.raises(DataDirInUse):
-            build_services(console_settings)
+            build_services(console_settings, config=config_of(console_settings))
         assert first.store.get(pending.local_id).status == "PENDING", "its PENDING job is not marked UNKNOWN"
     finally:
         first.close()
-    again = build_services(console_settings, start_tracker=False)  # released with the first console
+    again = build_services(console_settings, config=config_of(console_settings), start_tracker=False)  # released with the first console
     again.close()
 
 

@@ -25,7 +25,7 @@ def dev_worker():
 @pytest.fixture
 def rig(dev_worker, pod, tmp_path):
     config = ConsoleConfig.parse(config_text() + f'\n[endpoints.dev]\nurl = "{dev_worker.url}"\n',
-                                 path=ROOT / "console.toml")
+                                 path=ROOT / "console.toml", any_role=True)
     client = RunPod(KEY, api_url=pod.api_url, rest_url=pod.rest_url)
     store = JobStore(tmp_path / "console")
 

@@ -2,7 +2,6 @@
 recording and sending (UNKNOWN, nothing sent), and a result that expired before it was fetched."""
 from __future__ import annotations
 
-
 from lib.services import build_services
 from lib.store import JobStore
 from tests.faults.steps import USER, wait_until

@@ -8,7 +8,7 @@ import time
 from lib.runpod import Job, JobStatus, NotFound, RateLimited
 from lib.services import build_services
 from tests.faults.breakers import DripServer
-from tests.faults.conftest import config_text
+from tests.faults.conftest import config_of, config_text
 from tests.faults.steps import USER, wait_until
 
 
@@ -98,7 +98,7 @@ def test_a_proxys_html_404_never_expires_a_job(make_tracker):
 
 
 def test_endpoint_id_changed_between_restarts_keeps_following_the_old_one(admin, console_settings):
-    first = build_services(console_settings)
+    first = build_services(console_settings, config=config_of(console_settings))
     try:
         record = first.tracker.submit("basic", {"sleep_ms": 1500, "echo": "moved"}, kind="test", user=USER,
                                       idempotency_key="moved")
@@ -107,7 +107,7 @@ def test_endpoint_id_changed_between_restarts_keeps_following_the_old_one(admin,
         first.close()
     console_settings.config_path.write_text(config_text().replace('id = "basic-sim01"', 'id = "basic-new02"'),
                                             encoding="utf-8")
-    second = build_services(console_settings)
+    second = build_services(console_settings, config=config_of(console_settings))
     try:
         assert second.config.endpoint("basic").id == "basic-new02"
         final, = second.tracker.wait_for([record.local_id], timeout_s=15)
