@@ -28,7 +28,7 @@ if user.can("audit"):
     PAGES["Admin"] = [st.Page("pages/audit.py", title="Audit", icon=":material/policy:"),
                       st.Page("pages/provisioning.py", title="Provisioning", icon=":material/deployed_code:")]
 
-navigation = st.navigation(PAGES)
+navigation = deps.navigation(PAGES)
 widgets.backend_banner(services)
 st.sidebar.caption(f"Signed in as **{user.label}** ({user.role})")
 if deps.auth_configured():

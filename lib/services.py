@@ -105,7 +105,7 @@ def build_services(settings: Settings, *, start_tracker: bool = True,
 
         schedule = PollSchedule()
 
-    access = AccessPolicy.from_config(config.raw)
+    access = AccessPolicy.from_config(config.raw, path=config.path)
     tracker = Tracker(store, config, lambda role: client.for_spec(config.endpoint(role)),
                       schedule=schedule, cold_start_threshold_ms=threshold, authorize=access.authorize,
                       local_volume_root=localpod.volume_dir if localpod else None)

@@ -8,6 +8,7 @@ from lib.training.uploads import UploadRejected, read_files
 from lib.ui import deps, widgets
 from lib.volume import VolumeError
 
+deps.require_gate()
 svc = deps.services()
 user = deps.current_user()
 sets = TrainingSets(svc.volume)

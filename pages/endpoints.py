@@ -8,6 +8,7 @@ from lib.ops.warmup import WarmupError
 from lib.runpod import RunPodError
 from lib.ui import deps, widgets
 
+deps.require_gate()
 services = deps.services()
 user = deps.current_user()
 operator = user.can("apply")

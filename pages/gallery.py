@@ -7,6 +7,7 @@ from lib import inference as inf
 from lib.ui import deps, widgets
 from lib.workflows import ParamError, TemplateError
 
+deps.require_gate()
 svc = deps.services()
 user = deps.current_user()
 PER_PAGE = 24

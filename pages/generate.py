@@ -13,6 +13,7 @@ from lib.volume import VolumeError
 from lib.workflows import (ParamError, TemplateError, WorkflowError, parse_uploaded_workflow, preflight,
                            save_custom_template, size_presets)
 
+deps.require_gate()
 svc = deps.services()
 user = deps.current_user()
 NO_LORA = "(no LoRA)"

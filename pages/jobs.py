@@ -8,6 +8,7 @@ from lib.auth import require
 from lib.runpod import RunPodError
 from lib.ui import deps, widgets
 
+deps.require_gate()
 services = deps.services()
 user = deps.current_user()
 store = services.store

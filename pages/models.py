@@ -9,6 +9,7 @@ from lib.ops.volume_index import SORTS
 from lib.ui import deps, widgets
 from lib.volume import VolumeError
 
+deps.require_gate()
 services = deps.services()
 user = deps.current_user()
 operator = user.can("delete")

@@ -5,6 +5,7 @@ from lib import overview
 from lib.ops import actions
 from lib.ui import deps
 
+deps.require_gate()
 services = deps.services()
 
 st.title("Overview")

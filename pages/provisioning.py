@@ -11,6 +11,7 @@ from lib.runpod import RunPodError
 from lib.ui import deps, widgets
 from lib.volume import VolumeError
 
+deps.require_gate()
 services = deps.services()
 user = deps.current_user()
 prov = Provisioning(services)

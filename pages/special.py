@@ -5,6 +5,7 @@ from lib import special as sp
 from lib.inference import loras_on_volume
 from lib.ui import deps, widgets
 
+deps.require_gate()
 svc = deps.services()
 user = deps.current_user()
 can_submit = user.can("submit")

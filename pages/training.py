@@ -16,6 +16,7 @@ from lib.training.runs import RunError, format_duration, next_version
 from lib.ui import deps, widgets
 from lib.volume import VolumeError
 
+deps.require_gate()
 svc = deps.services()
 user = deps.current_user()
 sets = TrainingSets(svc.volume)

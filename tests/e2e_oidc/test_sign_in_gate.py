@@ -68,7 +68,8 @@ def test_a_signed_in_stranger_is_refused(app):
     app.user = {"is_logged_in": True, "email": "eve@elsewhere.example", "name": "Eve"}
     app.run()
     assert not app.exception
-    assert any("eve@elsewhere.example is not allowed in this console" in e.value for e in app.error)
+    assert any("This account is not allowed in this console" in e.value for e in app.error)
+    assert [t.value for t in app.text] == ["eve@elsewhere.example"]  # as text: it comes from the provider
     assert [b.label for b in app.button] == ["Sign out"]
 
 
