@@ -5,6 +5,7 @@ import atexit
 import hashlib
 import json
 import uuid
+from pathlib import Path
 from collections.abc import Mapping
 from typing import NoReturn
 
@@ -51,12 +52,16 @@ def _auth_configured() -> bool:
     return isinstance(_secrets().get("auth"), Mapping)
 
 
+_PAGE_FILES = Path(__file__).resolve().parents[2] / "pages"
+
+
 def _gate(render) -> NoReturn:
     """Show only `render` and stop. It is served through st.navigation, even alone: an app that
-    stops before calling st.navigation makes Streamlit serve every file in pages/ by its URL,
-    which would skip this gate."""
-    st.navigation([st.Page(render, title="Serverless Console", url_path="sign-in", default=True)],
-                  position="hidden").run()
+    stops before calling st.navigation makes Streamlit serve every file in pages/ by its URL, which
+    would skip this gate. Every page's URL shows `render` too, instead of a "page not found"."""
+    urls = ["sign-in", *sorted(p.stem for p in _PAGE_FILES.glob("*.py"))]
+    st.navigation([st.Page(render, title="Serverless Console", url_path=url, default=url == "sign-in")
+                   for url in urls], position="hidden").run()
     st.stop()
 
 
@@ -157,10 +162,9 @@ def require_gate() -> User:
     if passed is not None and passed[0] is ctx.parallel_coordinator:
         return passed[1]
     if PagesManager.uses_pages_directory:
-        # st.navigation ends file-name routing for the whole process; naming only this page (hidden)
-        # keeps the URL's page for the rerun through app.py.
-        this_page = ctx.pages_manager.get_pages()[ctx.page_script_hash]["script_path"]
-        st.navigation([st.Page(this_page)], position="hidden")
+        # End file-name routing for the whole process (as st.navigation would); the rerun keeps
+        # this URL's page and runs app.py: the gate, then app.py's own navigation to this page.
+        PagesManager.uses_pages_directory = False
         st.rerun()
     # The page is its own main script (a page test, or `streamlit run pages/<name>.py`): gate it here.
     return sign_in_gate(services())
