@@ -141,18 +141,26 @@ def local_operator_allowed(server_address: str | None) -> bool:
     return (server_address or "").strip() in LOOPBACK_ADDRESSES
 
 
-def _hostname(value: str) -> str | None:
-    """The host name of a Host header or a URL's authority, lower-case, without port or trailing dot."""
+def _host_header_name(value: str) -> str | None:
+    """The host name of a Host header, lower-case, without port or trailing dot; None if malformed."""
     try:
-        parts = urlsplit(value if "//" in value else f"//{value}")
+        parts = urlsplit(f"//{value}")
         parts.port  # a malformed port raises ValueError
     except ValueError:
         return None
     if parts.username is not None or parts.password is not None or not parts.hostname:
         return None
-    if parts.path not in ("", "/") or parts.query or parts.fragment:
+    if parts.path or parts.query or parts.fragment:
         return None
     return parts.hostname.lower().rstrip(".")
+
+
+def _url_host(url: str) -> str | None:
+    try:
+        host = urlsplit(url if "//" in url else f"//{url}").hostname
+    except ValueError:
+        return None
+    return host.lower().rstrip(".") if host else None
 
 
 def allowed_hosts(server_address: str | None, *, configured: Iterable[str] = (),
@@ -167,7 +175,7 @@ def allowed_hosts(server_address: str | None, *, configured: Iterable[str] = (),
     if address not in _ALL_INTERFACES:
         names.append(address)
     names += [str(h).strip().lower().rstrip(".") for h in configured if str(h).strip()]
-    names += [h for h in (_hostname(u) for u in urls if u) if h]
+    names += [h for h in (_url_host(u) for u in urls if u) if h]
     return list(dict.fromkeys(names))
 
 
@@ -177,7 +185,7 @@ def host_allowed(host_header: str | None, allowed: Iterable[str]) -> bool:
     No Host header at all is not a browser (browsers always send one), so it is not refused here."""
     if host_header is None:
         return True
-    host = _hostname(host_header.strip())
+    host = _host_header_name(host_header.strip())
     if host is None:
         return False
     for pattern in allowed:
