@@ -74,6 +74,8 @@ def _ask_to_sign_in() -> None:
 def _refuse_stranger() -> None:
     st.error("This account is not allowed in this console. Ask an operator to add you to [access] in "
              "console.toml, or sign out and sign in with another account.")
+    if services().access.problem:
+        st.warning(services().access.problem)
     st.text(str(st.user.get("email") or ""))
     st.button("Sign out", on_click=st.logout)
 
