@@ -13,6 +13,7 @@ from lib.access import AccessPolicy
 from lib.auth import User
 from lib.config import ConsoleConfig, Settings
 from lib.ops.monitor import OpsMonitor
+from lib.outputs import allow_output_hosts
 from lib.runpod import RunPod
 from lib.store import JobStore
 from lib.tracker import PollSchedule, Tracker
@@ -106,6 +107,8 @@ def build_services(settings: Settings, *, start_tracker: bool = True,
         schedule = PollSchedule()
 
     access = AccessPolicy.from_config(config.raw, path=config.path)
+    allow_output_hosts(s3_endpoint=settings.s3_endpoint_for(config.volume.datacenter), bucket=config.volume.id,
+                       simulator_urls=(localpod.api_url, localpod.rest_url) if localpod else ())
     tracker = Tracker(store, config, lambda role: client.for_spec(config.endpoint(role)),
                       schedule=schedule, cold_start_threshold_ms=threshold, authorize=access.authorize,
                       local_volume_root=localpod.volume_dir if localpod else None)
