@@ -5,7 +5,8 @@ import streamlit as st
 from lib.auth import Forbidden, require
 from lib.training.datasets import DatasetError, TrainingSets
 from lib.training.uploads import UploadRejected, read_files
-from lib.ui import deps, widgets
+from lib.upload_limits import TRAINING_SET
+from lib.ui import deps, uploads, widgets
 from lib.volume import VolumeError
 
 deps.require_gate()
@@ -58,9 +59,9 @@ st.caption(f"Trigger word **{draft.trigger_word}** · {len(draft.images)} images
            + (f"editing {version}" if version else "no saved version yet")
            + (" · **unsaved changes**" if st.session_state["ds.dirty"] else ""))
 
-files = st.file_uploader("Add photos (JPEG, PNG, WebP) with same-name .txt captions, or a .zip of them",
-                         type=["jpg", "jpeg", "png", "webp", "txt", "zip"], accept_multiple_files=True,
-                         key=f"ds.upload.{gen}")
+files = uploads.file_uploader(TRAINING_SET, "Add photos (JPEG, PNG, WebP) with same-name .txt captions, or a .zip "
+                              "of them", type=["jpg", "jpeg", "png", "webp", "txt", "zip"], accept_multiple_files=True,
+                              key=f"ds.upload.{gen}")
 if files and st.button("Add to the set", icon=":material/add_photo_alternate:"):
     try:
         result = read_files([(f.name, f.getvalue()) for f in files])

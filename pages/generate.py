@@ -5,8 +5,9 @@ import streamlit as st
 
 from lib import inference as inf
 from lib.inference import loras_on_volume
+from lib.upload_limits import WORKFLOW
 from lib.grid import AXIS_TITLES, GRID_PARAMS, GridError
-from lib.ui import deps, widgets
+from lib.ui import deps, uploads, widgets
 from lib.ui import live as live_view
 from lib.ui.live import feedback, show_problems
 from lib.volume import VolumeError
@@ -139,7 +140,8 @@ with grid_tab:
         live_fragment("grid.jobs", grid_view)
 
 with own_tab:
-    upload = st.file_uploader("A workflow exported from ComfyUI with Export (API)", type=["json"], key="own.file")
+    upload = uploads.file_uploader(WORKFLOW, "A workflow exported from ComfyUI with Export (API)", type=["json"],
+                                   key="own.file")
     if upload is not None:
         try:
             workflow = parse_uploaded_workflow(upload.getvalue())

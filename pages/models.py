@@ -4,6 +4,7 @@ import streamlit as st
 from lib.auth import Forbidden
 from lib.charts.ops import folder_sizes_figure
 from lib.ops import actions
+from lib.ops.model_upload import upload_model_from_path
 from lib.ops.flags import SCANNED_FOLDERS
 from lib.ops.volume_index import SORTS
 from lib.ui import deps, widgets
@@ -131,20 +132,20 @@ with upload:
     else:
         target = st.selectbox("Folder", sorted(SCANNED_FOLDERS), index=sorted(SCANNED_FOLDERS).index("loras"),
                               key="models.up_folder")
-        file = st.file_uploader("Model file", type=["safetensors", "ckpt", "pt", "pth", "bin", "gguf"],
-                                key="models.up_file")
-        name = st.text_input("Save as (default: the file's name)", placeholder=file.name if file else "",
-                             key="models.up_name") or (file.name if file else "")
-        if st.button("Upload", type="primary", disabled=not (file and name), key="models.up_go"):
+        source = st.text_input("Model file on the console machine (full path)", key="models.up_path",
+                               help="Streamed to the volume in parts; a browser upload would hold the whole "
+                                    "file in the console's memory.")
+        name = st.text_input("Save as (default: the file's name)", key="models.up_name")
+        if st.button("Upload", type="primary", disabled=not source, key="models.up_go"):
             bar = st.progress(0.0, text="Uploading…")
             try:
-                obj = actions.upload_model(services, user.email, f"models/{target}/{name}", file,
-                                           progress=lambda done, total: bar.progress(
-                                               done / total if total else 1.0, text=f"{done:,} / {total:,} bytes"))
+                obj = upload_model_from_path(services, user.email, target, source, name,
+                                             progress=lambda done, total: bar.progress(
+                                                 done / total if total else 1.0, text=f"{done:,} / {total:,} bytes"))
             except (VolumeError, Forbidden) as exc:
-                widgets.show_error(exc, f"upload {name}")
+                widgets.show_error(exc, f"upload {name or source}")
             else:
-                st.success(f"Uploaded models/{target}/{name} ({actions.format_bytes(obj.size)}).")
+                st.success(f"Uploaded {obj.key} ({actions.format_bytes(obj.size)}).")
 
 confirm = st.session_state.get("models.confirm")
 if confirm and operator:

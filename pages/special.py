@@ -3,7 +3,8 @@ import streamlit as st
 
 from lib import special as sp
 from lib.inference import loras_on_volume
-from lib.ui import deps, widgets
+from lib.upload_limits import IMAGE
+from lib.ui import deps, uploads, widgets
 
 deps.require_gate()
 svc = deps.services()
@@ -69,8 +70,10 @@ swap_tab, sheet_tab = st.tabs(["Face swap", "Character sheet"])
 with swap_tab:
     st.warning(sp.FACE_MODEL_LICENCE, icon=":material/gavel:")
     left, right = st.columns(2)
-    source = left.file_uploader("Source face: the face to put in (PNG, JPEG or WEBP)", key="fs.source")
-    targets = right.file_uploader("Target photos: one job per photo", accept_multiple_files=True, key="fs.targets")
+    source = uploads.file_uploader(IMAGE, "Source face: the face to put in (PNG, JPEG or WEBP)", key="fs.source",
+                                   where=left)
+    targets = uploads.file_uploader(IMAGE, "Target photos: one job per photo", accept_multiple_files=True,
+                                    key="fs.targets", where=right)
     with st.expander("Options", icon=":material/tune:"):
         a, b = st.columns(2)
         source_face = a.selectbox("Which face of the source photo", FACES, format_func=sp.describe_faces,
@@ -127,7 +130,7 @@ with sheet_tab:
                             key="sh.details")
     panels = st.multiselect("Panels", [p.key for p in sp.PANELS], default=[p.key for p in sp.PANELS],
                             format_func=sp.LABELS.get, key="sh.panels")
-    reference = st.file_uploader("Reference face (optional): keeps the face's identity in every panel that "
+    reference = uploads.file_uploader(IMAGE, "Reference face (optional): keeps the face's identity in every panel that "
                                  "shows it", key="sh.reference")
     seed = int(st.number_input("Seed (the same for every panel)", 0, 2**32 - 1, 1234, key="sh.seed"))
     st.caption(sp.REFERENCE_LICENCE if reference else "FLUX.1-dev, used for every panel, is non-commercial.")

@@ -164,11 +164,14 @@ def require_gate() -> User:
     if passed is not None and passed[0] is ctx.parallel_coordinator:
         return passed[1]
     if PagesManager.uses_pages_directory:
-        # End file-name routing for the whole process (as st.navigation would); the rerun keeps
-        # this URL's page and runs app.py: the gate, then app.py's own navigation to this page.
+        # End file-name routing for the whole process (as st.navigation would). On a session's first
+        # contact the rerun keeps this URL's page and runs app.py: the gate, then app.py's own
+        # navigation to this page. (AppTest restores file-name routing before every run; there the
+        # session has passed the gate before, and a rerun would lose the widget that was clicked.)
         PagesManager.uses_pages_directory = False
-        st.rerun()
-    # The page is its own main script (a page test, or `streamlit run pages/<name>.py`): gate it here.
+        if "auth.user" not in st.session_state:
+            st.rerun()
+    # The page runs without app.py (a page test, or `streamlit run pages/<name>.py`): gate it here.
     return sign_in_gate(services())
 
 
