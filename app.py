@@ -1,9 +1,9 @@
 """Serverless Console — router only: page config, sign-in gate, navigation, backend banner."""
 import streamlit as st
 
-from lib.ui import deps, widgets
+from lib.ui import brand, deps, widgets
 
-st.set_page_config(page_title="Serverless Console", page_icon=":material/bolt:", layout="wide")
+st.set_page_config(page_title="Serverless Console", page_icon=brand.favicon(), layout="wide")
 
 services = deps.services()
 user = deps.sign_in_gate(services)

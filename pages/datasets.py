@@ -7,6 +7,7 @@ from lib.training.datasets import DatasetError, TrainingSets
 from lib.training.uploads import UploadRejected, read_files
 from lib.upload_limits import TRAINING_SET
 from lib.ui import deps, uploads, widgets
+from lib.ui.safe_text import escaped
 from lib.volume import VolumeError
 
 deps.require_gate()
@@ -55,7 +56,7 @@ def changed(message: str) -> None:
 
 if message := st.session_state.pop("ds.toast", None):
     st.toast(message)
-st.caption(f"Trigger word **{draft.trigger_word}** · {len(draft.images)} images · "
+st.caption(f"Trigger word **{escaped(draft.trigger_word)}** · {len(draft.images)} images · "
            + (f"editing {version}" if version else "no saved version yet")
            + (" · **unsaved changes**" if st.session_state["ds.dirty"] else ""))
 
@@ -66,7 +67,7 @@ if files and st.button("Add to the set", icon=":material/add_photo_alternate:"):
     try:
         result = read_files([(f.name, f.getvalue()) for f in files])
     except UploadRejected as exc:
-        st.error(f"{exc.summary}:\n" + "\n".join(f"- {o}" for o in exc.offenders),
+        st.error(f"{escaped(exc.summary)}:\n" + "\n".join(f"- {escaped(o)}" for o in exc.offenders),
                  icon=":material/block:")
     else:
         added = draft.add(result)

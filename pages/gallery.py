@@ -5,6 +5,7 @@ import streamlit as st
 
 from lib import inference as inf
 from lib.ui import deps, widgets
+from lib.ui.safe_text import escaped
 from lib.workflows import ParamError, TemplateError
 
 deps.require_gate()
@@ -49,9 +50,9 @@ def send(action, item: inf.GalleryItem, verb: str) -> None:
 cols = st.columns(4)
 for i, item in enumerate(items[(page - 1) * PER_PAGE: page * PER_PAGE]):
     with cols[i % 4]:
-        st.image(str(item.output.path), caption=item.caption, width="stretch")
+        st.image(str(item.output.path), caption=escaped(item.caption), width="stretch")
         with st.expander("Details"):
-            st.write(item.details)
+            st.text(item.details)
         # Three buttons side by side do not fit a quarter of the page: their labels were cut to "D…".
         st.download_button("Download", item.output.path.read_bytes(), item.output.name, item.output.mime,
                            key=f"gal.dl.{item.record.local_id}.{item.output.name}", icon=":material/download:",
@@ -68,6 +69,6 @@ for i, item in enumerate(items[(page - 1) * PER_PAGE: page * PER_PAGE]):
 if st.session_state.get("gal.sent"):
     st.subheader("Just sent")
     for view in inf.job_views(svc.store, st.session_state["gal.sent"]):
-        st.write(f"{widgets.STATUS_ICONS.get(view.record.status, '')} {view.line}")
+        st.write(f"{widgets.STATUS_ICONS.get(view.record.status, '')} {escaped(view.line)}")
         if view.error:
             st.error("\n\n".join([view.error.summary, *view.error.lines]), icon=":material/error:")

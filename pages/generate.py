@@ -10,6 +10,7 @@ from lib.grid import AXIS_TITLES, GRID_PARAMS, GridError
 from lib.ui import deps, uploads, widgets
 from lib.ui import live as live_view
 from lib.ui.live import feedback, show_problems
+from lib.ui.safe_text import escaped
 from lib.volume import VolumeError
 from lib.workflows import (ParamError, TemplateError, WorkflowError, parse_uploaded_workflow, preflight,
                            save_custom_template, size_presets)
@@ -159,6 +160,6 @@ with own_tab:
             if st.button("Save workflow", disabled=not can_submit, key="own.save"):
                 try:
                     saved = save_custom_template(inf.templates_dir(svc.data_dir), name, workflow, mapping)
-                    st.success(f"Saved **{saved.title}** — it is now in the Model preset list.")
+                    st.success(f"Saved **{escaped(saved.title)}** — it is now in the Model preset list.")
                 except (TemplateError, WorkflowError) as exc:
                     st.error(str(exc), icon=":material/error:")

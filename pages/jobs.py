@@ -7,6 +7,7 @@ from lib import overview
 from lib.auth import require
 from lib.runpod import RunPodError
 from lib.ui import deps, widgets
+from lib.ui.safe_text import escaped
 
 deps.require_gate()
 services = deps.services()
@@ -39,7 +40,7 @@ if not picked:
 
 record = store.get(records[picked[0]].local_id)
 st.subheader(f"{widgets.STATUS_ICONS.get(record.status, '')} {record.kind} job `{record.local_id}`")
-st.write(overview.status_line(record))
+st.write(escaped(overview.status_line(record)))
 a, b, c, d = st.columns(4)
 a.metric("Queue (delayTime)", f"{(record.delay_ms or 0) / 1000:.1f} s")
 b.metric("Run (executionTime)", f"{(record.execution_ms or 0) / 1000:.1f} s")

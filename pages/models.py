@@ -8,6 +8,7 @@ from lib.ops.model_upload import upload_model_from_path
 from lib.ops.flags import SCANNED_FOLDERS
 from lib.ops.volume_index import SORTS
 from lib.ui import deps, widgets
+from lib.ui.safe_text import escaped
 from lib.volume import VolumeError
 
 deps.require_gate()
@@ -20,7 +21,7 @@ st.caption("Files on the shared network volume (workers see it at `/runpod-volum
 
 state = actions.volume_state(services, folder=st.session_state.get("models.folder"))
 if state.error:
-    st.error(f"The volume could not be listed: {state.error}")
+    st.error(f"The volume could not be listed: {escaped(state.error)}")
 if state.index is None:
     st.info("Indexing the volume… showing the first files meanwhile.", icon=":material/hourglass_top:")
     st.dataframe(actions.files_table(state.first, {}), hide_index=True, width="stretch")
@@ -76,7 +77,7 @@ def close_dialog() -> None:
 # The open dialog lives in session state so that it survives the reruns its own buttons cause.
 @st.dialog("Move or rename a file", on_dismiss=close_dialog)
 def move_dialog(src: str, suggested: str) -> None:
-    st.write(f"Move **{src}**")
+    st.write(f"Move **{escaped(src)}**")
     dst = st.text_input("New path", value=suggested, key="models.move_to")
     if st.button("Move", type="primary", key="models.move_ok"):
         try:
@@ -92,7 +93,7 @@ def move_dialog(src: str, suggested: str) -> None:
 @st.dialog("Delete a file", on_dismiss=close_dialog)
 def delete_dialog(key: str) -> None:
     refs = usage.used_by(key)
-    st.warning(f"Delete **{key}** from the network volume? This cannot be undone."
+    st.warning(f"Delete **{escaped(key)}** from the network volume? This cannot be undone."
                + (f" It is used by {len(refs)} template(s)/job(s)." if refs else ""))
     if st.button("Delete", type="primary", key="models.delete_ok"):
         try:

@@ -5,6 +5,7 @@ from lib import special as sp
 from lib.inference import loras_on_volume
 from lib.upload_limits import IMAGE
 from lib.ui import deps, uploads, widgets
+from lib.ui.safe_text import escaped
 
 deps.require_gate()
 svc = deps.services()
@@ -100,7 +101,7 @@ with swap_tab:
     def swap_results() -> None:
         views = sp.batch_results(svc.store, st.session_state["fs.batch"])
         for view in views:
-            st.markdown(f"{widgets.STATUS_ICONS.get(view.status, '')} **{view.target_name}** · "
+            st.markdown(f"{widgets.STATUS_ICONS.get(view.status, '')} **{escaped(view.target_name)}** · "
                         f"{view.status.replace('_', ' ').lower()}")
             before, after = st.columns(2)
             if view.before:
@@ -147,7 +148,7 @@ with sheet_tab:
         st.progress(progress.done / max(1, len(progress.panels)),
                     text=f"{progress.done} of {len(progress.panels)} panels ready")
         for panel in progress.failed:
-            st.error(f"{panel.label}: {panel.error}", icon=":material/error:")
+            st.error(f"{escaped(panel.label)}: {escaped(panel.error)}", icon=":material/error:")
         if result.png:
             st.image(result.png, caption=f"{progress.character} — character sheet", width="stretch")
             st.download_button("Download sheet (PNG)", result.png, file_name=f"{progress.sheet_id}.png",

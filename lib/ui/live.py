@@ -7,6 +7,7 @@ import streamlit as st
 
 from lib import inference as inf
 from lib.ui.widgets import STATUS_ICONS
+from lib.ui.safe_text import escaped
 
 
 def show_problems(title: str, problems) -> None:
@@ -24,9 +25,10 @@ def job_list(svc, user, state_key: str) -> None:
     """Status lines and results of the jobs in session_state[state_key], refreshed while running."""
     views = inf.job_views(svc.store, st.session_state.get(state_key, []))
     for view in views:
-        st.write(f"{STATUS_ICONS.get(view.record.status, '')} {view.line}")
+        st.write(f"{STATUS_ICONS.get(view.record.status, '')} {escaped(view.line)}")
         if view.error:
-            st.error("\n\n".join([view.error.summary, *view.error.lines]), icon=":material/error:")
+            st.error("\n\n".join(escaped(line) for line in [view.error.summary, *view.error.lines]),
+                     icon=":material/error:")
     images = [i for v in views for i in v.images]
     if images:
         st.image([str(i.path) for i in images], caption=[i.name for i in images], width=256)

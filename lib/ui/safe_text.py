@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import re
 
-# Every character CommonMark lets a backslash escape, plus ':' (Streamlit's :icon: / :color[] directives)
-# and '$' (LaTeX).
-_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~:$&\"'=])")
+# What turns text into something else: links and images ([ ] — and with them Streamlit's :color[…]
+# directives), HTML and autolinks (< >), code (`), emphasis (* ~), LaTeX ($), headings (#), tables (|),
+# and the backslash itself. Underscores stay: inside words (file_names) they never emphasise.
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*\[\]<>$~|#])")
 
 
 def escaped(text: object) -> str:

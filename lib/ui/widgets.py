@@ -4,7 +4,7 @@ from __future__ import annotations
 import streamlit as st
 
 from lib.auth import Forbidden
-from lib.runpod import RunPodError
+from lib.ui.safe_text import escaped
 
 STATUS_ICONS = {
     "PENDING": "⏳", "IN_QUEUE": "🕒", "IN_PROGRESS": "⚙️", "COMPLETED": "✅", "FAILED": "❌",
@@ -25,8 +25,6 @@ def backend_banner(services) -> None:
 def show_error(exc: Exception, doing: str) -> None:
     """A clear message naming what failed and what to do; never a traceback."""
     if isinstance(exc, Forbidden):
-        st.error(str(exc), icon=":material/lock:")
-    elif isinstance(exc, RunPodError):
-        st.error(f"Could not {doing}: {exc}", icon=":material/error:")
-    else:
-        st.error(f"Could not {doing}: {exc}", icon=":material/error:")
+        st.error(escaped(exc), icon=":material/lock:")
+    else:  # what failed may quote a worker, RunPod or a file name: shown as text, never Markdown
+        st.error(f"Could not {escaped(doing)}: {escaped(exc)}", icon=":material/error:")
