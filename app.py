@@ -1,9 +1,9 @@
 """Serverless Console — router only: page config, sign-in gate, navigation, backend banner."""
 import streamlit as st
 
-from lib.ui import config_error, deps, queue_panel, widgets
+from lib.ui import brand, config_error, deps, queue_panel, widgets
 
-st.set_page_config(page_title="Serverless Console", page_icon=":material/bolt:", layout="wide")
+st.set_page_config(page_title="Serverless Console", page_icon=brand.favicon(), layout="wide")
 
 services = config_error.services_or_explain()
 user = deps.sign_in_gate(services)
@@ -29,7 +29,7 @@ if user.can("audit"):
                       st.Page("pages/provisioning.py", title="Provisioning", icon=":material/deployed_code:"),
                       st.Page("pages/connection.py", title="Connection check", icon=":material/stethoscope:")]
 
-navigation = st.navigation(PAGES, expanded=True)  # all 13 pages: collapsed, the Admin ones would hide
+navigation = deps.navigation(PAGES)
 widgets.backend_banner(services)
 st.sidebar.caption(f"Signed in as **{user.label}** ({user.role})")
 if deps.auth_configured():

@@ -17,6 +17,7 @@ from lib.access import AccessPolicy
 from lib.auth import User
 from lib.config import ConsoleConfig, Settings
 from lib.ops.monitor import OpsMonitor
+from lib.outputs import allow_output_hosts
 from lib.runpod import DevWorkerJobs, EndpointJobs, RunPod
 from lib.store import JobStore
 from lib.tracker import PollSchedule, Tracker
@@ -142,7 +143,7 @@ def build_services(settings: Settings, *, start_tracker: bool = True,
 def _build(settings: Settings, config: ConsoleConfig, data_dir: Path, data_lock: DataDirLock,
            start_tracker: bool) -> Services:
     # Every table of console.toml is read before anything starts: nothing runs half-configured.
-    access = AccessPolicy.from_config(config.raw)
+    access = AccessPolicy.from_config(config.raw, path=config.path)
     monitor = OpsMonitor(config, data_dir)
     store = JobStore(data_dir)
     localpod = None
@@ -179,6 +180,8 @@ def _build(settings: Settings, config: ConsoleConfig, data_dir: Path, data_lock:
 
         schedule = PollSchedule()
 
+    allow_output_hosts(s3_endpoint=settings.s3_endpoint_for(config.volume.datacenter), bucket=config.volume.id,
+                       simulator_urls=(localpod.api_url, localpod.rest_url) if localpod else ())
     tracker = Tracker(store, config, lambda role: client.for_spec(config.endpoint(role)),
                       jobs_at=jobs_at(client), schedule=schedule, cold_start_threshold_ms=threshold,
                       authorize=access.authorize, local_volume_root=localpod.volume_dir if localpod else None)

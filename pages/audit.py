@@ -6,6 +6,7 @@ import streamlit as st
 from lib import audit
 from lib.ui import deps, persist, widgets
 
+deps.require_gate()
 services = deps.services()
 user = deps.current_user()
 

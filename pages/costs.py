@@ -8,6 +8,7 @@ from lib.charts import costs as charts
 from lib.runpod import RunPodError
 from lib.ui import deps, widgets
 
+deps.require_gate()
 services = deps.services()
 
 st.title("Costs")

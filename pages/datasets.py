@@ -5,9 +5,12 @@ import streamlit as st
 from lib.auth import Forbidden, require
 from lib.training.datasets import DatasetError, TrainingSets
 from lib.training.uploads import UploadRejected, read_files
-from lib.ui import configured, deps, persist, widgets
+from lib.ui import configured, deps, persist, uploads, widgets
+from lib.ui.safe_text import escaped
+from lib.upload_limits import TRAINING_SET
 from lib.volume import VolumeError
 
+deps.require_gate()
 svc = deps.services()
 user = deps.current_user()
 sets = TrainingSets(svc.volume)
@@ -56,18 +59,18 @@ def changed(message: str) -> None:
 
 if message := st.session_state.pop("ds.toast", None):
     st.toast(message)
-st.caption(f"Trigger word **{draft.trigger_word}** · {len(draft.images)} images · "
+st.caption(f"Trigger word **{escaped(draft.trigger_word)}** · {len(draft.images)} images · "
            + (f"editing {version}" if version else "no saved version yet")
            + (" · **unsaved changes**" if st.session_state["ds.dirty"] else ""))
 
-files = st.file_uploader("Add photos (JPEG, PNG, WebP) with same-name .txt captions, or a .zip of them",
-                         type=["jpg", "jpeg", "png", "webp", "txt", "zip"], accept_multiple_files=True,
-                         key=f"ds.upload.{gen}")
+files = uploads.file_uploader(TRAINING_SET, "Add photos (JPEG, PNG, WebP) with same-name .txt captions, or a .zip "
+                              "of them", type=["jpg", "jpeg", "png", "webp", "txt", "zip"], accept_multiple_files=True,
+                              key=f"ds.upload.{gen}")
 if files and st.button("Add to the set", icon=":material/add_photo_alternate:"):
     try:
         result = read_files([(f.name, f.getvalue()) for f in files])
     except UploadRejected as exc:
-        st.error(f"{exc.summary}:\n" + "\n".join(f"- {o}" for o in exc.offenders),
+        st.error(f"{escaped(exc.summary)}:\n" + "\n".join(f"- {escaped(o)}" for o in exc.offenders),
                  icon=":material/block:")
     else:
         added = draft.add(result)

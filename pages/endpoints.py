@@ -9,7 +9,9 @@ from lib.ops.hold_cost import hold_cost
 from lib.ops.warmup import WarmupError
 from lib.runpod import RunPodError
 from lib.ui import deps, persist, widgets
+from lib.ui.safe_text import escaped
 
+deps.require_gate()
 services = deps.services()
 user = deps.current_user()
 operator = user.can("apply")
@@ -34,7 +36,7 @@ for alert in view.firing:
 def live_health() -> None:
     health, problem = actions.live_health(services, role)
     if health is None:
-        st.error(f"Health unavailable: {problem}")
+        st.error(f"Health unavailable: {escaped(problem)}")
         return
     for col, (label, value) in zip(st.columns(6), actions.health_metrics(health)):
         col.metric(label, value)
@@ -53,7 +55,7 @@ st.plotly_chart(worker_timeline_figure(series.workers, title="Workers by state (
 
 st.subheader("Settings")
 if view.drift is None:
-    st.info(f"Live settings unavailable: {view.live_error}")
+    st.info(f"Live settings unavailable: {escaped(view.live_error)}")
 else:
     st.dataframe(actions.settings_table(view.drift), hide_index=True, width="stretch")
     if view.drift.in_sync:

@@ -7,8 +7,10 @@ from lib import gallery, resend
 from lib import inference as inf
 from lib.ui import deps, persist, resend_view, widgets
 from lib.ui import live as live_view
+from lib.ui.safe_text import escaped
 from lib.workflows import ParamError, TemplateError
 
+deps.require_gate()
 svc = deps.services()
 user = deps.current_user()
 PER_PAGE = 24
@@ -57,7 +59,7 @@ def send(action, item: gallery.Picture, verb: str) -> None:
 cols = st.columns(4)
 for i, item in enumerate(items[(page - 1) * PER_PAGE: page * PER_PAGE]):
     with cols[i % 4]:
-        st.image(str(item.output.path), caption=item.caption, width="stretch")
+        st.image(str(item.output.path), caption=escaped(item.caption), width="stretch")
         with st.expander("Details"):
             st.text(item.details)
         # Three buttons side by side do not fit a quarter of the page: their labels were cut to "D…".

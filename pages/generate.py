@@ -6,16 +6,19 @@ import streamlit as st
 from lib import inference as inf
 from lib.devworkers import model_source
 from lib.inference import loras_on_volume
+from lib.upload_limits import IMAGE, WORKFLOW
 from lib.grid import AXIS_TITLES, GRID_PARAMS, GridError
-from lib.ui import configured, deps, lora_picker, persist, presses, preset_box, widgets
+from lib.ui import configured, deps, lora_picker, persist, presses, preset_box, uploads, widgets
 from lib.ui import live as live_view
 from lib.ui.live import feedback, show_problems
+from lib.ui.safe_text import escaped
 from lib.volume import VolumeError
 from lib.workflows.samplers import CHOICES
 from lib.workflows import (ParamError, TemplateError, WorkflowError, parse_uploaded_workflow,
                            save_custom_template, size_presets)
 from lib.workflows.inputs import prepare_input_images
 
+deps.require_gate()
 svc = deps.services()
 user = deps.current_user()
 NO_LORA = "(no LoRA)"
@@ -82,8 +85,8 @@ images, image_problems = None, []
 if wanted := inf.input_images_of(template):
     st.caption("This workflow reads input images: upload one for each (sent with every job, kept for re-runs).")
     image_cols = st.columns(min(3, len(wanted)))
-    files = {w.name: image_cols[i % 3].file_uploader(w.label, type=["png", "jpg", "jpeg", "webp"],
-                                                     key=f"gen.image.{template.name}.{w.name}")
+    files = {w.name: uploads.file_uploader(IMAGE, w.label, where=image_cols[i % 3], type=["png", "jpg", "jpeg", "webp"],
+                                           key=f"gen.image.{template.name}.{w.name}")
              for i, w in enumerate(wanted)}
     try:
         prepared = prepare_input_images(template.workflow, {n: (f.name, f.getvalue()) for n, f in files.items() if f})
@@ -174,10 +177,12 @@ with grid_tab:
         live_fragment("grid.jobs", grid_view)
 
 with own_tab:
-    upload = st.file_uploader("A workflow exported from ComfyUI with Export (API)", type=["json"], key="own.file")
+    upload = uploads.file_uploader(WORKFLOW, "A workflow exported from ComfyUI with Export (API)", type=["json"],
+                                   key="own.file")
     opened = st.session_state.get("own.opened") if upload is None else None  # set by the Gallery
     if opened:
-        st.info(f"The workflow of {opened.label}, exactly as it was sent (from the Gallery).", icon=":material/info:")
+        st.info(f"The workflow of {escaped(opened.label)}, exactly as it was sent (from the Gallery).",
+                icon=":material/info:")
         download, close = st.columns([3, 1])
         download.download_button("Download it to edit in ComfyUI (API JSON)", opened.workflow_json,
                                  f"workflow-{opened.local_id}.json", "application/json", key="own.download")

@@ -9,6 +9,7 @@ from lib.runpod import RunPodError
 from lib.ui import deps, resend_view, widgets
 from lib.ui.job_errors import job_line
 
+deps.require_gate()
 services = deps.services()
 user = deps.current_user()
 store = services.store

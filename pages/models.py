@@ -9,8 +9,10 @@ from lib.ops import actions
 from lib.ops.flags import SCANNED_FOLDERS
 from lib.ops.volume_index import SORTS
 from lib.ui import deps, persist, widgets
+from lib.ui.safe_text import escaped
 from lib.volume import VolumeError
 
+deps.require_gate()
 services = deps.services()
 user = deps.current_user()
 operator = user.can("delete")
@@ -21,7 +23,7 @@ st.caption("Files on the shared network volume (workers see it at `/runpod-volum
 
 state = actions.volume_state(services, folder=st.session_state.get("models.folder"))
 if state.error:
-    st.error(f"The volume could not be listed: {state.error}")
+    st.error(f"The volume could not be listed: {escaped(state.error)}")
 if state.index is None:
     st.info("Indexing the volume… showing the first files meanwhile.", icon=":material/hourglass_top:")
     st.dataframe(actions.files_table(state.first, {}), hide_index=True, width="stretch")
@@ -81,9 +83,9 @@ def close_dialog() -> None:
 # The open dialog lives in session state so that it survives the reruns its own buttons cause.
 @st.dialog("Move or rename a file", on_dismiss=close_dialog)
 def move_dialog(src: str, suggested: str) -> None:
-    st.write(f"Move **{src}**")
+    st.write(f"Move **{escaped(src)}**")
     if warning := volume_guard.used_warning(usage.used_by(src), "move"):
-        st.warning(warning, icon=":material/warning:")
+        st.warning(escaped(warning), icon=":material/warning:")
     dst = st.text_input("New path", value=suggested, key="models.move_to")
     if st.button("Move", type="primary", key="models.move_ok"):
         try:
@@ -98,8 +100,8 @@ def move_dialog(src: str, suggested: str) -> None:
 
 @st.dialog("Delete a file", on_dismiss=close_dialog)
 def delete_dialog(key: str) -> None:
-    st.warning(f"Delete **{key}** from the network volume? This cannot be undone. "
-               + (volume_guard.used_warning(usage.used_by(key), "delete") or ""))
+    st.warning(f"Delete **{escaped(key)}** from the network volume? This cannot be undone. "
+               + escaped(volume_guard.used_warning(usage.used_by(key), "delete") or ""))
     if st.button("Delete", type="primary", key="models.delete_ok"):
         try:
             actions.delete_model(services, user.email, key)
@@ -138,27 +140,27 @@ with upload:
     else:
         target = st.selectbox("Folder", sorted(SCANNED_FOLDERS), index=sorted(SCANNED_FOLDERS).index("loras"),
                               key="models.up_folder")
-        file = st.file_uploader("Model file", type=["safetensors", "ckpt", "pt", "pth", "bin", "gguf"],
-                                key="models.up_file")
-        name = st.text_input("Save as (default: the file's name)", placeholder=file.name if file else "",
-                             key="models.up_name") or (file.name if file else "")
+        source = st.text_input("Model file on the console machine (full path)", key="models.up_path",
+                               help="Checked, then streamed to the volume in parts; a browser upload would hold "
+                                    "the whole file in the console's memory.")
+        name = st.text_input("Save as (default: the file's name)", key="models.up_name")
         stated = st.selectbox("Base model it was trained for", [None, *FAMILIES], format_func=lambda f: FAMILIES.get(
             f, "not stated (read from the file's metadata if present)"), key="models.up_base") if target == "loras" else None
-        if st.button("Upload", type="primary", disabled=not (file and name), key="models.up_go"):
+        if st.button("Upload", type="primary", disabled=not source, key="models.up_go"):
             bar = st.progress(0.0, text="Checking and uploading…")
             try:
                 obj, found = model_upload.checked_upload(
-                    services, user.email, f"models/{target}/{name}", file, stated_family=stated,
+                    services, user.email, target, source, name, stated_family=stated,
                     progress=lambda done, total: bar.progress(done / total if total else 1.0,
                                                               text=f"{done:,} / {total:,} bytes"))
             except model_upload.NotAModel as exc:
                 bar.empty()
-                st.error(f"Not uploaded: {exc}", icon=":material/block:")
+                st.error(f"Not uploaded: {escaped(exc)}", icon=":material/block:")
             except (VolumeError, Forbidden) as exc:
-                widgets.show_error(exc, f"upload {name}")
+                widgets.show_error(exc, f"upload {name or source}")
             else:
-                st.success(f"Uploaded models/{target}/{name} ({actions.format_bytes(obj.size)}): "
-                           + "; ".join(found.lines))
+                st.success(f"Uploaded {escaped(obj.key)} ({actions.format_bytes(obj.size)}): "
+                           + escaped("; ".join(found.lines)))
 
 confirm = st.session_state.get("models.confirm")
 if confirm and operator:

@@ -4,7 +4,9 @@ import streamlit as st
 from lib import overview
 from lib.ops import actions
 from lib.ui import deps, widgets
+from lib.ui.safe_text import escaped
 
+deps.require_gate()
 services = deps.services()
 
 st.title("Overview")
@@ -30,7 +32,7 @@ def live_health() -> None:
                 st.info("Not created yet — see Provisioning.", icon=":material/construction:")
                 continue
             if row.health is None:
-                st.error(f"Health unavailable: {row.problem}")
+                st.error(f"Health unavailable: {escaped(row.problem)}")
                 continue
             jobs, workers = row.health.jobs, row.health.workers
             a, b = st.columns(2)

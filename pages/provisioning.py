@@ -9,8 +9,10 @@ from lib.provisioning.required import LocalFolderError, missing, readiness_rows
 from lib.provisioning.service import Provisioning
 from lib.runpod import RunPodError
 from lib.ui import deps, widgets
+from lib.ui.safe_text import escaped
 from lib.volume import VolumeError
 
+deps.require_gate()
 services = deps.services()
 user = deps.current_user()
 prov = Provisioning(services)
@@ -88,7 +90,7 @@ with tab_plan:
 @st.dialog("Apply console.toml", width="large", on_dismiss=close_dialog)
 def apply_dialog(shown: list[dict]) -> None:
     st.write("These steps run in this order; the first error stops the ones after it.")
-    st.markdown("\n".join(f"{i}. {s.title}" + (f" — *{s.status}: {s.detail}*" if s.status != "pending" else "")
+    st.markdown("\n".join(f"{i}. {s.title}" + (f" — *{s.status}: {escaped(s.detail)}*" if s.status != "pending" else "")
                           for i, s in enumerate(prov.steps(plan, decl, user.email), 1)))
     st.write(f"Monthly cost of the change: **{usd_change(plan.monthly_cost_delta_usd)}**.")
     if st.button("Apply", type="primary", key="prov.apply_ok"):

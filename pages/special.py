@@ -5,8 +5,11 @@ import streamlit as st
 from lib import special as sp
 from lib.devworkers import model_source
 from lib.inference import loras_on_volume
-from lib.ui import configured, deps, persist, widgets
+from lib.ui import configured, deps, persist, uploads, widgets
+from lib.ui.safe_text import escaped
+from lib.upload_limits import IMAGE
 
+deps.require_gate()
 svc = deps.services()
 user = deps.current_user()
 can_submit = user.can("submit")
@@ -80,8 +83,10 @@ swap_tab, sheet_tab, reference_tab = st.tabs(["Face swap", "Character sheet", "R
 with swap_tab:
     st.warning(sp.FACE_MODEL_LICENCE, icon=":material/gavel:")
     left, right = st.columns(2)
-    source = left.file_uploader("Source face: the face to put in (PNG, JPEG or WEBP)", key="fs.source")
-    targets = right.file_uploader("Target photos: one job per photo", accept_multiple_files=True, key="fs.targets")
+    source = uploads.file_uploader(IMAGE, "Source face: the face to put in (PNG, JPEG or WEBP)", key="fs.source",
+                                   where=left)
+    targets = uploads.file_uploader(IMAGE, "Target photos: one job per photo", accept_multiple_files=True,
+                                    key="fs.targets", where=right)
     with st.expander("Options", icon=":material/tune:"):
         a, b = st.columns(2)
         source_face = a.selectbox("Which face of the source photo", FACES, format_func=sp.describe_faces,
@@ -108,7 +113,7 @@ with swap_tab:
     def swap_results() -> None:
         views = sp.batch_results(svc.store, st.session_state["fs.batch"])
         for view in views:
-            st.markdown(f"{widgets.STATUS_ICONS.get(view.status, '')} **{view.target_name}** · "
+            st.markdown(f"{widgets.STATUS_ICONS.get(view.status, '')} **{escaped(view.target_name)}** · "
                         f"{view.status.replace('_', ' ').lower()}")
             before, after = st.columns(2)
             if view.before:
@@ -138,7 +143,7 @@ with sheet_tab:
                             key="sh.details")
     panels = st.multiselect("Panels", [p.key for p in sp.PANELS], default=[p.key for p in sp.PANELS],
                             format_func=sp.LABELS.get, key="sh.panels")
-    reference = st.file_uploader("Reference face (optional): keeps the face's identity in every panel that "
+    reference = uploads.file_uploader(IMAGE, "Reference face (optional): keeps the face's identity in every panel that "
                                  "shows it", key="sh.reference")
     posed = st.toggle("Guide every panel with a pose image (ControlNet, OpenPose skeletons)", key="sh.posed")
     own_poses = {}
@@ -147,7 +152,8 @@ with sheet_tab:
                    "panel to use it instead (it is fitted to the panel's size).")
         pose_cols = st.columns(5)
         for i, key in enumerate(panels):
-            own = pose_cols[i % 5].file_uploader(f"{sp.LABELS[key]} pose", type=IMAGE_TYPES, key=f"sh.pose.{key}")
+            own = uploads.file_uploader(IMAGE, f"{sp.LABELS[key]} pose", where=pose_cols[i % 5], type=IMAGE_TYPES,
+                                        key=f"sh.pose.{key}")
             pose_cols[i % 5].image(own.getvalue() if own else drawn_pose(key), width="stretch",
                                    caption="your pose" if own else "drawn pose")
             if own:
@@ -169,7 +175,7 @@ with sheet_tab:
         st.progress(progress.done / max(1, len(progress.panels)),
                     text=f"{progress.done} of {len(progress.panels)} panels ready")
         for panel in progress.failed:
-            st.error(f"{panel.label}: {panel.error}", icon=":material/error:")
+            st.error(f"{escaped(panel.label)}: {escaped(panel.error)}", icon=":material/error:")
         if result.png:
             st.image(result.png, caption=f"{progress.character} — character sheet", width="stretch")
             st.download_button("Download sheet (PNG)", result.png, file_name=f"{progress.sheet_id}.png",
@@ -191,7 +197,8 @@ with reference_tab:
     if sp.MODES[mode].licence:
         st.warning(sp.MODES[mode].licence, icon=":material/gavel:")
     left, right = st.columns(2)
-    reference_file = left.file_uploader("Reference image (PNG, JPEG or WEBP)", type=IMAGE_TYPES, key="ref.image")
+    reference_file = uploads.file_uploader(IMAGE, "Reference image (PNG, JPEG or WEBP)", where=left, type=IMAGE_TYPES,
+                                           key="ref.image")
     if reference_file:
         left.image(reference_file.getvalue(), caption="Reference", width=220)
     prompt = right.text_area("Prompt", key="ref.prompt", placeholder="ava_tok reading in a café, film photo")

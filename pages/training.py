@@ -29,8 +29,10 @@ from lib.training.config import (
 from lib.training.datasets import TrainingSets
 from lib.training.runs import RunError, format_duration, next_version
 from lib.ui import configured, deps, persist, queue_panel, training_run, widgets
+from lib.ui.safe_text import escaped
 from lib.volume import VolumeError
 
+deps.require_gate()
 svc = deps.services()
 user = deps.current_user()
 sets = TrainingSets(svc.volume)
@@ -57,7 +59,7 @@ version = c2.selectbox("Version", list(reversed(by_name[name].versions)), key="t
 preset = c3.selectbox("Base model", list(PRESETS), format_func=lambda k: PRESETS[k].label, key="tr.preset")
 check = service.check_version(sets, name, version)
 if check.ready:
-    st.success(f"{name} {version}: {check.report.summary()} — ready to train.", icon=":material/check_circle:")
+    st.success(f"{escaped(name)} {escaped(version)}: {check.report.summary()} — ready to train.", icon=":material/check_circle:")
 else:
     st.error("Not ready to train:\n" + "\n".join(f"- {b}" for b in check.blockers), icon=":material/block:")
 if PRESETS[preset].notes:

@@ -34,8 +34,8 @@ def fast_config_text(time_scale: float = 0.005) -> str:
 
 @contextmanager
 def running_console(*, data: Path, config: Path, port: int | None = None, cwd: Path = ROOT,
-                    env: dict[str, str] | None = None) -> Iterator[str]:
-    """Start the console (no RunPod key: on its in-process simulator) and yield its URL."""
+                    env: dict[str, str] | None = None, address: str = "127.0.0.1") -> Iterator[str]:
+    """Start the console (no RunPod key: on its in-process simulator) on `address` and yield its URL."""
     port = port or free_port()
     environment = {k: v for k, v in os.environ.items() if not k.startswith("RUNPOD_")}
     environment.update(CONSOLE_DATA=str(data), CONSOLE_CONFIG=str(config), PYTHONPATH=str(ROOT),
@@ -44,11 +44,11 @@ def running_console(*, data: Path, config: Path, port: int | None = None, cwd: P
     with open(log_path, "w") as log:
         proc = subprocess.Popen(
             [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.headless", "true",
-             "--server.address", "127.0.0.1", "--server.port", str(port),
+             "--server.address", address, "--server.port", str(port),
              "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none",
              "--global.developmentMode", "false"],
             cwd=cwd, env=environment, stdout=log, stderr=subprocess.STDOUT)
-        url = f"http://127.0.0.1:{port}"
+        url = f"http://{address}:{port}"
         try:
             _wait_healthy(proc, url, log_path)
             yield url

@@ -241,7 +241,7 @@ class HttpCore:
         try:
             return json.loads(response.content)
         except (ValueError, UnicodeDecodeError):
-            excerpt = self.scrub.text(response.text[:_EXCERPT])
+            excerpt = self.scrub.text(response.text)[:_EXCERPT]  # scrub first: a cut could split the key
             raise BadResponse(
                 f"{operation}: RunPod answered HTTP {response.status_code} with a body that is not valid "
                 f"JSON (truncated or not JSON: {excerpt!r}) — try again; if it persists check the API URL",
@@ -314,7 +314,7 @@ class HttpCore:
         try:
             data = json.loads(response.content) if response.content else None
         except (ValueError, UnicodeDecodeError):
-            return self.scrub.text(response.text[:_EXCERPT])
+            return self.scrub.text(response.text)[:_EXCERPT]
         return self.scrub.data(data)
 
 

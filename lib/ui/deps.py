@@ -5,12 +5,16 @@ import atexit
 import hashlib
 import json
 import uuid
+from pathlib import Path
 from collections.abc import Mapping
 from typing import NoReturn
 
 import streamlit as st
+from streamlit.navigation.page import StreamlitPage
+from streamlit.runtime.pages_manager import PagesManager
+from streamlit.runtime.scriptrunner_utils.script_run_context import get_script_run_ctx
 
-from lib.access import local_operator_allowed
+from lib.access import allowed_hosts, host_allowed, local_operator_allowed, verified_email
 from lib.auth import LOCAL_OPERATOR, User
 from lib.config import Settings
 from lib.services import DataDirInUse, Services, build_services
@@ -31,6 +35,7 @@ def settings() -> Settings:
 
 def _build() -> Services:
     services_ = build_services(settings())
+    services_.access.local_operator = not _auth_configured()
     atexit.register(services_.close)
     return services_
 
@@ -62,12 +67,16 @@ def _auth_configured() -> bool:
     return isinstance(_secrets().get("auth"), Mapping)
 
 
+_PAGE_FILES = Path(__file__).resolve().parents[2] / "pages"
+
+
 def _gate(render) -> NoReturn:
     """Show only `render` and stop. It is served through st.navigation, even alone: an app that
-    stops before calling st.navigation makes Streamlit serve every file in pages/ by its URL,
-    which would skip this gate."""
-    st.navigation([st.Page(render, title="Serverless Console", url_path="sign-in", default=True)],
-                  position="hidden").run()
+    stops before calling st.navigation makes Streamlit serve every file in pages/ by its URL, which
+    would skip this gate. Every page's URL shows `render` too, instead of a "page not found"."""
+    urls = ["sign-in", *sorted(p.stem for p in _PAGE_FILES.glob("*.py"))]
+    st.navigation([st.Page(render, title="Serverless Console", url_path=url, default=url == "sign-in")
+                   for url in urls], position="hidden").run()
     st.stop()
 
 
@@ -78,8 +87,18 @@ def _ask_to_sign_in() -> None:
 
 
 def _refuse_stranger() -> None:
-    st.error(f"{st.user.get('email')} is not allowed in this console. Ask an operator to add "
-             "you to [access] in console.toml.")
+    st.error("This account is not allowed in this console. Ask an operator to add you to [access] in "
+             "console.toml, or sign out and sign in with another account.")
+    if services().access.problem:
+        st.warning(services().access.problem)
+    st.text(str(st.user.get("email") or ""))
+    st.button("Sign out", on_click=st.logout)
+
+
+def _refuse_unverified() -> None:
+    st.error("Your identity provider says this e-mail address is not verified, so the console cannot "
+             "trust it. Verify the address with your provider, then sign out and sign in again.")
+    st.text(str(st.user.get("email") or ""))
     st.button("Sign out", on_click=st.logout)
 
 
@@ -89,23 +108,94 @@ def _refuse_remote() -> None:
              "with --server.address 127.0.0.1.")
 
 
+def _console_hosts() -> list[str]:
+    auth = _secrets().get("auth")
+    redirect_uri = auth.get("redirect_uri") if isinstance(auth, Mapping) else None
+    return allowed_hosts(st.get_option("server.address"), configured=st.get_option("server.allowedHosts") or (),
+                         urls=(redirect_uri, st.get_option("browser.serverAddress")))
+
+
+def _refuse_foreign_host() -> None:
+    hosts = _console_hosts()
+    st.error("This console answers only to the names it was started for, and this page reached it "
+             "under another name — which is how a foreign website taking over the console through DNS "
+             f"rebinding looks. Open it as http://{hosts[0] if hosts else '127.0.0.1'}:"
+             f"{st.get_option('server.port')}/ instead; to serve it under another name, add that name "
+             "to server.allowedHosts in .streamlit/config.toml.")
+    st.caption("Name used by this page, and the names this console answers to:")
+    st.text(str(st.context.headers.get("Host")))
+    st.text(", ".join(hosts))
+
+
+def _mark_gate_passed(user: User) -> User:
+    """Remember, for this script run only, that the request passed the gate as `user`."""
+    st.session_state["auth.user"] = user
+    ctx = get_script_run_ctx()
+    if ctx is not None:
+        # parallel_coordinator is created anew for every script run: it names this run.
+        setattr(ctx, _GATE_ATTR, (ctx.parallel_coordinator, user))
+    return user
+
+
+_GATE_ATTR = "_console_gate_passed"
+
+
 def sign_in_gate(services_: Services) -> User:
-    """Who is here, or stop the page: OpenID Connect sign-in when [auth] is in secrets,
-    otherwise a single local operator — but only while the console listens on loopback."""
-    if _auth_configured():
+    """Who is here, or stop the page: only for the host names the console was started for; then OpenID
+    Connect sign-in when [auth] is in secrets, otherwise a single local operator — but only while the
+    console listens on loopback."""
+    if not host_allowed(st.context.headers.get("Host"), _console_hosts()):
+        _gate(_refuse_foreign_host)
+    signing_in = _auth_configured()
+    services_.access.local_operator = not signing_in
+    if signing_in:
         if not st.user.is_logged_in:
             _gate(_ask_to_sign_in)
-        user = services_.access.user(str(st.user.get("email") or ""), str(st.user.get("name") or ""))
+        email = verified_email(st.user.to_dict())
+        if email is None:
+            _gate(_refuse_unverified if st.user.get("email") else _refuse_stranger)
+        user = services_.access.user(email, str(st.user.get("name") or ""))
         if user is None:
             _gate(_refuse_stranger)
-        st.session_state["auth.user"] = user
-        return user
+        return _mark_gate_passed(user)
     preset = st.session_state.get("auth.user")
     if preset is not None:
-        return preset
+        return _mark_gate_passed(preset)
     if not local_operator_allowed(st.get_option("server.address")):
         _gate(_refuse_remote)
-    return LOCAL_OPERATOR
+    return _mark_gate_passed(LOCAL_OPERATOR)
+
+
+def require_gate() -> User:
+    """The first statement of every page: the page renders only for a request that passed the sign-in
+    gate in this very script run, and returns who that is.
+
+    Streamlit serves pages/<name>.py by its URL, without app.py and so without the gate, until some
+    session of the process has reached st.navigation (its file-name routing, "MPA v1"). A page opened
+    that way switches the process to app.py's routing and reruns, so the same URL goes through app.py:
+    its gate, its navigation, and only then this page."""
+    ctx = get_script_run_ctx()
+    passed = getattr(ctx, _GATE_ATTR, None)
+    if passed is not None and passed[0] is ctx.parallel_coordinator:
+        return passed[1]
+    if PagesManager.uses_pages_directory:
+        # End file-name routing for the whole process (as st.navigation would). On a session's first
+        # contact the rerun keeps this URL's page and runs app.py: the gate, then app.py's own
+        # navigation to this page. (AppTest restores file-name routing before every run; there the
+        # session has passed the gate before, and a rerun would lose the widget that was clicked.)
+        PagesManager.uses_pages_directory = False
+        if "auth.user" not in st.session_state:
+            st.rerun()
+    # The page runs without app.py (a page test, or `streamlit run pages/<name>.py`): gate it here.
+    return sign_in_gate(services())
+
+
+def navigation(pages: dict[str, list]) -> StreamlitPage:
+    """app.py's navigation in the sidebar. .streamlit/config.toml hides sidebar navigation so that
+    Streamlit's file-name navigation never shows; from here on the process routes through app.py."""
+    PagesManager.uses_pages_directory = False
+    st.set_option("client.showSidebarNavigation", True)
+    return st.navigation(pages, expanded=True)  # all 13 pages: collapsed, the Admin ones would hide
 
 
 def auth_configured() -> bool:
@@ -113,7 +203,9 @@ def auth_configured() -> bool:
 
 
 def current_user() -> User:
-    return st.session_state.get("auth.user") or LOCAL_OPERATOR
+    """The user the gate let in (pages call require_gate first)."""
+    user = st.session_state.get("auth.user")
+    return user if user is not None else require_gate()
 
 
 def idempotency_key(scope: str, form_values: object) -> str:

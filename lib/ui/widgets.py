@@ -6,6 +6,7 @@ import streamlit as st
 from lib.auth import Forbidden
 from lib.devworkers import DEV, routes
 from lib.errors import ConsoleError
+from lib.ui.safe_text import escaped
 
 # Material icons (Streamlit's own font), not emoji: Debian ships no emoji font, so emoji showed as
 # empty boxes. An icon never stands alone: every use puts the status in words beside it.
@@ -39,13 +40,14 @@ def backend_banner(services) -> None:
 def show_error(exc: Exception, doing: str) -> None:
     """A clear message naming what failed and what to do; never a traceback."""
     if isinstance(exc, Forbidden):
-        st.error(str(exc), icon=":material/lock:")
+        st.error(escaped(exc), icon=":material/lock:")
     elif isinstance(exc, ConsoleError) and len(exc.problems) > 1:
-        st.error(f"Could not {doing}:\n" + "\n".join(f"- {p}" for p in exc.problems)
-                 + (f"\n\n{exc.what_to_do}" if exc.what_to_do else ""), icon=":material/error:")
+        # what failed may quote a worker, RunPod or a file name: shown as text, never Markdown
+        st.error(f"Could not {escaped(doing)}:\n" + "\n".join(f"- {escaped(p)}" for p in exc.problems)
+                 + (f"\n\n{escaped(exc.what_to_do)}" if exc.what_to_do else ""), icon=":material/error:")
     else:
         what_to_do = f" {exc.what_to_do}" if isinstance(exc, ConsoleError) and exc.what_to_do else ""
-        st.error(f"Could not {doing}: {exc}{what_to_do}", icon=":material/error:")
+        st.error(f"Could not {escaped(doing)}: {escaped(str(exc) + what_to_do)}", icon=":material/error:")
 
 
 def tracking_health(health) -> None:

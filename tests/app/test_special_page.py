@@ -60,9 +60,7 @@ def test_page_states_the_licence_and_waits_for_photos():
 
 def test_viewer_cannot_submit():
     at = open_page(User("v@example.com", "viewer"))
-    at.file_uploader(key="fs.source").set_value(("me.png", png(skdata.astronaut()), "image/png"))
-    at.file_uploader(key="fs.targets").set_value([("t.png", png(skdata.astronaut()), "image/png")])
-    at.run()
+    assert not at.get("file_uploader")  # nobody below staff uploads
     assert at.button(key="fs.go").disabled and at.button(key="sh.go").disabled
 
 

@@ -16,23 +16,13 @@ Fixtures:
 """
 from __future__ import annotations
 
-import re
-import secrets
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import pytest
-import werkzeug.serving
-from oidc_provider_mock import User, app as oidc_app
 
-from tests.console_server import (CHROMIUM, CHROMIUM_ARGS, fast_config_text, free_port, running_console,
-                                  wait_idle as _wait_idle)
-
-PEOPLE = {"viewer": "vera.viewer@partner.example", "staff": "sam.staff@example.com",
-          "operator": "olga.ops@example.com"}
-NAMES = {"viewer": "Vera Viewer", "staff": "Sam Staff", "operator": "Olga Ops"}
+from tests.console_server import CHROMIUM, CHROMIUM_ARGS, free_port, running_console, wait_idle as _wait_idle
+from tests.e2e_oidc.steps import NAMES, PEOPLE, running_oidc_provider, write_oidc_home
 
 
 @pytest.fixture(scope="session")
@@ -47,17 +37,8 @@ def people() -> dict[str, str]:
 
 @pytest.fixture(scope="session")
 def oidc_provider():
-    users = [User(sub=email, claims={"email": email, "email_verified": True, "name": NAMES[role]})
-             for role, email in PEOPLE.items()]
-    server = werkzeug.serving.make_server("127.0.0.1", 0, oidc_app(user_claims=users), threaded=True)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True,
-                              name="oidc-provider")
-    thread.start()
-    url = f"http://127.0.0.1:{server.server_port}"
-    assert httpx.get(f"{url}/.well-known/openid-configuration", timeout=5).json()["issuer"] == url
-    yield url
-    server.shutdown()
-    thread.join(5)
+    with running_oidc_provider() as url:
+        yield url
 
 
 @dataclass(frozen=True)
@@ -70,29 +51,11 @@ class Console:
 @pytest.fixture(scope="session")
 def console(tmp_path_factory, oidc_provider):
     home = tmp_path_factory.mktemp("oidc-console")
-    data = home / "data"
-    data.mkdir()
-    config_text = fast_config_text()
-    access = (f'[access]\noperators = ["{PEOPLE["operator"]}"]\nstaff = ["{PEOPLE["staff"]}"]\n'
-              f'viewers = ["@partner.example"]\n\n')
-    # Replace the repo's [access] table (up to the next table or comment block) or add one.
-    config_text, found = re.subn(r"(?ms)^\[access\]\n.*?(?=^\[|^#|\Z)", lambda _: access, config_text)
-    if not found:
-        config_text += "\n" + access
-    (home / "console.toml").write_text(config_text, encoding="utf-8")
     port = free_port()
-    streamlit_dir = home / ".streamlit"
-    streamlit_dir.mkdir()
-    (streamlit_dir / "secrets.toml").write_text(
-        "[auth]\n"
-        f'redirect_uri = "http://127.0.0.1:{port}/oauth2callback"\n'
-        f'cookie_secret = "{secrets.token_urlsafe(32)}"\n'
-        'client_id = "serverless-console"\n'
-        f'client_secret = "{secrets.token_urlsafe(16)}"\n'
-        f'server_metadata_url = "{oidc_provider}/.well-known/openid-configuration"\n', encoding="utf-8")
+    config = write_oidc_home(home, port, oidc_provider)
     # Streamlit reads .streamlit/secrets.toml from its working directory: start it in `home`.
-    with running_console(data=data, config=home / "console.toml", port=port, cwd=home) as url:
-        yield Console(url=url, data_dir=data, log=data / "streamlit.log")
+    with running_console(data=home / "data", config=config, port=port, cwd=home) as url:
+        yield Console(url=url, data_dir=home / "data", log=home / "data" / "streamlit.log")
 
 
 @pytest.fixture

@@ -68,7 +68,8 @@ def test_a_signed_in_stranger_is_refused(app):
     app.user = {"is_logged_in": True, "email": "eve@elsewhere.example", "name": "Eve"}
     app.run()
     assert not app.exception
-    assert any("eve@elsewhere.example is not allowed in this console" in e.value for e in app.error)
+    assert any("This account is not allowed in this console" in e.value for e in app.error)
+    assert [t.value for t in app.text] == ["eve@elsewhere.example"]  # as text: it comes from the provider
     assert [b.label for b in app.button] == ["Sign out"]
 
 
@@ -81,3 +82,44 @@ def test_without_auth_a_loopback_console_is_the_local_operator(app):
         st_config.set_option("server.address", previous)
     assert not app.exception
     assert any("Local operator" in c.value for c in app.sidebar.caption)
+
+
+def test_a_provider_identity_named_like_the_local_operator_is_refused(app):
+    """FINDING: lib/access.py made local-operator@localhost an operator whatever [access] said, so an
+    identity provider that lets a user pick that address granted operator."""
+    app.secrets["auth"] = AUTH
+    app.user = {"is_logged_in": True, "email": "local-operator@localhost", "email_verified": True,
+                "name": "Mallory"}
+    app.run()
+    assert not app.exception
+    assert any("This account is not allowed in this console" in e.value for e in app.error)
+    assert not any("Signed in as" in c.value for c in app.sidebar.caption)
+
+
+def test_an_unverified_email_is_refused(app):
+    """FINDING: email_verified was never checked: anyone who could register olga.ops@example.com at
+    the provider, unverified, was the operator."""
+    app.secrets["auth"] = AUTH
+    app.user = {"is_logged_in": True, "email": "olga.ops@example.com", "email_verified": False, "name": "Olga?"}
+    app.run()
+    assert not app.exception
+    assert any("not verified" in e.value for e in app.error)
+    assert not any("Signed in as" in c.value for c in app.sidebar.caption)
+
+
+def test_someone_removed_from_access_is_refused_at_the_next_click_without_a_restart(app, quiet_console):
+    """FINDING: [access] was read once at start: removing someone took effect only after a restart."""
+    app.secrets["auth"] = AUTH
+    app.user = {"is_logged_in": True, "email": "olga.ops@example.com", "email_verified": True, "name": "Olga Ops"}
+    app.run()
+    assert any("Signed in as **Olga Ops** (operator)" in c.value for c in app.sidebar.caption)
+    path = quiet_console.config.path
+    before = path.read_text(encoding="utf-8")
+    try:
+        path.write_text(before.replace('operators = ["olga.ops@example.com"]', 'operators = ["ops@example.com"]'),
+                        encoding="utf-8")
+        app.run()
+        assert any("This account is not allowed in this console" in e.value for e in app.error)
+        assert not any("Signed in as" in c.value for c in app.sidebar.caption)
+    finally:
+        path.write_text(before, encoding="utf-8")
