@@ -21,12 +21,25 @@ sys.path.insert(0, str(ROOT))
 
 from tests.console_server import CHROMIUM, CHROMIUM_ARGS, fast_config_text, free_port, wait_idle  # noqa: E402,F401
 
-PAGES = {  # url path → title, every page of the console (the Admin ones for the local operator)
+PAGES = {  # url path → the page's heading, every page (the Admin ones for the local operator)
     "": "Overview", "jobs": "Jobs", "endpoints": "Endpoints", "models": "Models", "costs": "Costs",
-    "generate": "Generate", "gallery": "Gallery", "special": "Face swap & sheets",
-    "datasets": "Training sets", "training": "LoRA training", "audit": "Audit",
+    "generate": "Generate images", "gallery": "Gallery", "special": "Face swap & character sheets",
+    "datasets": "Training sets", "training": "LoRA training", "audit": "Audit trail",
     "provisioning": "Provisioning",
 }
+
+
+# Counts finished script runs (running → notRunning) from now on, in window.__runsFinished.
+WATCH_RUNS = """() => {
+  const app = document.querySelector("[data-testid='stApp']");
+  window.__runsFinished = 0;
+  let last = app.getAttribute("data-test-script-state");
+  new MutationObserver(() => {
+    const state = app.getAttribute("data-test-script-state");
+    if (last === "running" && state === "notRunning") window.__runsFinished += 1;
+    last = state;
+  }).observe(app, {attributes: true, attributeFilter: ["data-test-script-state"]});
+}"""
 
 
 @contextmanager

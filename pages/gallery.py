@@ -5,6 +5,7 @@ import streamlit as st
 
 from lib import inference as inf
 from lib.ui import deps, widgets
+from lib.ui import live as live_view
 from lib.workflows import ParamError, TemplateError
 
 svc = deps.services()
@@ -66,7 +67,4 @@ for i, item in enumerate(items[(page - 1) * PER_PAGE: page * PER_PAGE]):
 
 if st.session_state.get("gal.sent"):
     st.subheader("Just sent")
-    for view in inf.job_views(svc.store, st.session_state["gal.sent"]):
-        st.write(f"{widgets.STATUS_ICONS.get(view.record.status, '')} {view.line}")
-        if view.error:
-            st.error("\n\n".join([view.error.summary, *view.error.lines]), icon=":material/error:")
+    live_view.live_fragment(svc, "gal.sent", lambda key: live_view.job_list(svc, user, key))

@@ -4,6 +4,7 @@ import streamlit as st
 from lib import special as sp
 from lib.inference import loras_on_volume
 from lib.ui import deps, widgets
+from lib.ui import live as live_view
 
 svc = deps.services()
 user = deps.current_user()
@@ -52,9 +53,9 @@ def start(scope: str, batch_id: str, launch) -> None:
 
 
 def live(render, scope: str, active: bool) -> None:
-    """Refresh `render` every second while jobs run; `render` stops the timer when they finish."""
+    """Refresh `render` often while jobs run; `render` stops the timer when they finish."""
     st.session_state[f"{scope}.polling"] = active
-    st.fragment(run_every="1s" if active else None)(render)()
+    st.fragment(run_every=live_view.ACTIVE_REFRESH if active else None)(render)()
 
 
 def stop_polling_when(finished: bool, scope: str) -> None:

@@ -1,0 +1,88 @@
+"""Page benchmark (issue 18, goal 2): every page's first render < 1 s and repeat < 0.3 s with a
+year of history (make it with bench/make_history.py).
+
+Starts the console the README's way on the given CONSOLE_DATA, then per page, in Chromium:
+  first  — a new browser session opens the page's URL: time from navigation until the page's
+           title is shown and Streamlit reports the script idle (data-test-script-state);
+  repeat — in that same session the page runs again (the "r" rerun shortcut): time from the key
+           press until the script is idle again.
+With the machine shared, wall time depends on the load; the console's own CPU seconds for each
+(its process tree, measured around the same interval) are printed beside it.
+Each is repeated --runs times (new session each run) and the median printed. Before measuring,
+every page is opened once (the console's first start-up and caches are not what is measured).
+
+    python bench/bench_pages.py --data bench/out/history [--runs 5] [--pages costs,jobs]
+"""
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+from harness import PAGES, ROOT, WATCH_RUNS, browser, console, emit, load_average, median, tree_cpu_s
+from playwright.sync_api import sync_playwright
+
+IDLE = "[data-testid='stApp'][data-test-script-state='notRunning']"
+
+
+def open_page(context, url: str, title: str) -> tuple[object, float]:
+    page = context.new_page()
+    started = time.perf_counter()
+    page.goto(url)
+    page.get_by_role("heading", name=title, exact=True).first.wait_for(timeout=120_000)
+    page.wait_for_selector(IDLE, timeout=120_000)
+    return page, time.perf_counter() - started
+
+
+def rerun(page) -> float:
+    """Seconds from the rerun key until that run has finished (seen by an attribute observer)."""
+    page.evaluate(WATCH_RUNS)
+    started = time.perf_counter()
+    page.keyboard.press("r")
+    page.wait_for_function("window.__runsFinished >= 1", timeout=120_000, polling="raf")
+    return time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=ROOT / "bench" / "out" / "history")
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--pages", default=",".join(p or "overview" for p in PAGES))
+    args = parser.parse_args()
+    wanted = [("" if p == "overview" else p) for p in args.pages.split(",")]
+    with console(args.data, log_name="pages.log") as (url, process), sync_playwright() as pw:
+        chromium = browser(pw)
+        warm = chromium.new_context()
+        for path in wanted:  # first start-up of the console and its background indexes
+            open_page(warm, f"{url}/{path}", PAGES[path])[0].close()
+        warm.close()
+        worst_first = worst_repeat = 0.0
+        loads = []
+        for path in wanted:
+            firsts, repeats, first_cpu, repeat_cpu = [], [], [], []
+            for _ in range(args.runs):
+                context = chromium.new_context()
+                cpu = tree_cpu_s(process)
+                page, seconds = open_page(context, f"{url}/{path}", PAGES[path])
+                firsts.append(seconds)
+                first_cpu.append(tree_cpu_s(process) - cpu)
+                cpu = tree_cpu_s(process)
+                repeats.append(rerun(page))
+                repeat_cpu.append(tree_cpu_s(process) - cpu)
+                context.close()
+                loads.append(load_average())
+            name = path or "overview"
+            emit(f"page_{name}_first_s", median(firsts))
+            emit(f"page_{name}_repeat_s", median(repeats))
+            emit(f"page_{name}_first_console_cpu_s", median(first_cpu))
+            emit(f"page_{name}_repeat_console_cpu_s", median(repeat_cpu))
+            worst_first = max(worst_first, median(firsts))
+            worst_repeat = max(worst_repeat, median(repeats))
+        emit("pages_worst_first_s", worst_first)
+        emit("pages_worst_repeat_s", worst_repeat)
+        emit("pages_load_avg_1m", median(loads))
+        chromium.close()
+
+
+if __name__ == "__main__":
+    main()
