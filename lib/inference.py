@@ -22,6 +22,7 @@ from lib.grid import GridAxis, GridCell, GridError, compose_grid, format_value, 
 from lib.overview import status_line
 from lib.runpod import RunPodError
 from lib.store import JobRecord, OutputFile
+from lib.store_memo import memo
 from lib.tracker import SubmitRefused
 from lib.volume import Volume
 from lib.workflows import (PARAM_NAMES, PreflightReport, Template, TemplateError, WorkerErrorView,
@@ -379,10 +380,10 @@ def gallery(svc, *, character: str | None = None, model: str | None = None,
 
 def gallery_facets(svc) -> tuple[list[str], list[str]]:
     """(characters, models) present in the image history, for the filters."""
-    records = svc.store.list(role=ROLE, kind=list(KINDS), limit=5000)
-    characters = sorted({r.meta["character"] for r in records if r.meta.get("character")})
-    models = sorted({r.meta["model"] for r in records if r.meta.get("model")})
-    return characters, models
+    store = svc.store
+    return memo(store, "gallery_facets", lambda: (
+        store.meta_values("character", role=ROLE, kinds=KINDS),
+        store.meta_values("model", role=ROLE, kinds=KINDS)))
 
 
 def rerun(svc, local_id: str, *, user_email: str, request_key: str) -> SubmitResult:

@@ -226,6 +226,20 @@ class JobStore:
                 raise
             self._db.execute("COMMIT")
 
+    def version(self) -> int:
+        """Grows with every write through this store (the process's only connection to its file):
+        equal versions mean equal contents, so readers can keep results keyed by it."""
+        with self._lock:
+            return self._db.total_changes
+
+    def meta_values(self, key: str, *, role: str, kinds: Iterable[str]) -> list[str]:
+        """The distinct non-empty values of meta[key] among jobs of this role and kinds, sorted."""
+        kinds = list(kinds)
+        rows = self._query(
+            f"SELECT DISTINCT json_extract(meta_json, ?) FROM jobs WHERE role=?"
+            f" AND kind IN ({','.join('?' * len(kinds))})", [f"$.{key}", role, *kinds])
+        return sorted(str(r[0]) for r in rows if r[0] not in (None, ""))
+
     def _query(self, sql: str, args: Iterable = ()) -> list[sqlite3.Row]:
         with self._lock:
             return self._db.execute(sql, tuple(args)).fetchall()
