@@ -1,6 +1,7 @@
 """X/Y comparison grids: plan one job per cell, then compose the results into one labelled image.
 
-The axes are any two of {LoRA file, LoRA strength, prompt, seed}; everything else stays fixed,
+The axes are any two of {LoRA file, LoRA strength, prompt, seed, steps, guidance (CFG), sampler,
+scheduler}; everything else stays fixed,
 including the seed unless it is an axis, so a column differs from its neighbour only by the axis
 value. Composition is deterministic: the same cells give the same PNG bytes.
 """
@@ -14,8 +15,12 @@ from pathlib import PurePosixPath
 
 from PIL import Image, ImageDraw, ImageFont, UnidentifiedImageError
 
-GRID_PARAMS = ("lora_name", "lora_strength", "prompt", "seed")
-AXIS_TITLES = {"lora_name": "LoRA", "lora_strength": "LoRA strength", "prompt": "Prompt", "seed": "Seed"}
+from lib.errors import ConsoleError
+from lib.workflows.samplers import CHOICES
+
+GRID_PARAMS = ("lora_name", "lora_strength", "prompt", "seed", "steps", "guidance", "sampler_name", "scheduler")
+AXIS_TITLES = {"lora_name": "LoRA", "lora_strength": "LoRA strength", "prompt": "Prompt", "seed": "Seed",
+               "steps": "Steps", "guidance": "Guidance (CFG)", "sampler_name": "Sampler", "scheduler": "Scheduler"}
 MAX_CELLS = 64
 CELL_MAX = 320          # px: longest side of a cell's thumbnail
 LABEL_WIDTH = 200       # px: the row-label column
@@ -25,7 +30,7 @@ MISSING_FILL = (150, 150, 150)
 TEXT = (25, 25, 25)
 
 
-class GridError(ValueError):
+class GridError(ConsoleError, ValueError):
     """The grid cannot be planned or composed as asked; the message says what to change."""
 
 
@@ -61,10 +66,17 @@ def _check_axis(axis: GridAxis) -> None:
     if len(set(map(repr, axis.values))) != len(axis.values):
         raise GridError(f"the {axis.title} axis lists the same value twice")
     for value in axis.values:
-        if axis.param == "seed" and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+        whole = not isinstance(value, bool) and isinstance(value, int)
+        if axis.param == "seed" and (not whole or value < 0):
             raise GridError(f"seed {value!r} on the Seed axis must be a whole number ≥ 0")
-        if axis.param == "lora_strength" and (isinstance(value, bool) or not isinstance(value, (int, float))):
-            raise GridError(f"LoRA strength {value!r} must be a number")
+        if axis.param == "steps" and (not whole or value < 1):
+            raise GridError(f"steps {value!r} on the Steps axis must be a whole number ≥ 1")
+        if axis.param in ("lora_strength", "guidance") and (isinstance(value, bool)
+                                                             or not isinstance(value, (int, float))):
+            raise GridError(f"{axis.title} {value!r} must be a number")
+        if axis.param in CHOICES and value not in CHOICES[axis.param]:
+            raise GridError(f"{axis.title.lower()} {value!r} is not one ComfyUI's KSampler offers "
+                            f"(e.g. {', '.join(CHOICES[axis.param][:4])})")
         if axis.param == "prompt" and (not isinstance(value, str) or not value.strip()):
             raise GridError("a prompt on the Prompt axis is empty")
         if axis.param == "lora_name" and value is not None and not isinstance(value, str):

@@ -8,6 +8,7 @@ grid cell) goes with it into the store, so the gallery and re-runs never depend 
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import re
@@ -18,17 +19,19 @@ from datetime import datetime
 from pathlib import Path, PurePosixPath
 
 from lib.auth import Forbidden
+from lib.devworkers import model_source
 from lib.grid import GridAxis, GridCell, GridError, compose_grid, format_value, plan_grid
-from lib.overview import status_line
+from lib.overview import WORKER_FAILURES, failure_view, status_line
 from lib.runpod import RunPodError
-from lib.store import JobRecord, OutputFile
-from lib.store_memo import memo
+from lib.store import JobRecord, OutputFile, StoreUnavailable
 from lib.tracker import SubmitRefused
 from lib.volume import Volume
 from lib.workflows import (PARAM_NAMES, PreflightReport, Template, TemplateError, WorkerErrorView,
-                           build_payload, describe_worker_error, list_templates, load_template, new_seed,
+                           build_payload, list_templates, load_template, new_seed,
                            preflight_many, resolve_params, retag_payload, suggest_param_map)
 from lib.workflows.graph import is_link
+from lib.workflows.inputs import ImageInput, image_inputs, stored_input_images
+from lib.workflows.preflight import INPUT_IMAGE, preflight
 
 ROLE = "image"
 KIND_GENERATE, KIND_GRID, KIND_RERUN = "generate", "grid", "rerun"
@@ -105,25 +108,31 @@ def _meta(template: Template, values: Mapping, tag: str, **extra) -> dict:
         "lora_strength": values.get("lora_strength"), "prompt": values.get("prompt"),
         "negative_prompt": values.get("negative_prompt"), "seed": values.get("seed"),
         "steps": values.get("steps"), "guidance": values.get("guidance"),
+        "sampler": values.get("sampler_name"), "scheduler": values.get("scheduler"),
         "width": values.get("width"), "height": values.get("height"),
         "batch_size": values.get("batch_size"), "job_tag": tag, "params": dict(values), **extra,
     }
 
 
-def plan_job(template: Template, params: Mapping, **meta) -> PlannedJob:
+def plan_job(template: Template, params: Mapping, images: Mapping[str, bytes] | None = None, **meta) -> PlannedJob:
+    """One job; `images` maps the file names the graph's LoadImage nodes read to the bytes to send
+    (see lib.workflows.inputs.prepare_input_images)."""
     tag = new_tag()
     values = resolve_params(template, params)
-    payload = build_payload(template, params, job_tag=tag)
+    payload = build_payload(template, params, job_tag=tag, images=images)
+    if images:
+        meta["input_images"] = sorted(images)
     return PlannedJob(tag, values, payload["input"], _meta(template, values, tag, **meta))
 
 
-def plan_images(template: Template, params: Mapping, *, count: int, random_seed: bool) -> list[PlannedJob]:
+def plan_images(template: Template, params: Mapping, *, count: int, random_seed: bool,
+                images: Mapping[str, bytes] | None = None) -> list[PlannedJob]:
     """`count` jobs of one image set each: random seeds, or consecutive ones from the fixed seed."""
     if not 1 <= count <= MAX_BATCH:
         raise ValueError(f"number of images must be 1 to {MAX_BATCH}, not {count}")
     first = None if random_seed else params.get("seed")
     seeds = [new_seed() for _ in range(count)] if first is None else [int(first) + i for i in range(count)]
-    return [plan_job(template, {**params, "seed": seed}) for seed in seeds]
+    return [plan_job(template, {**params, "seed": seed}, images) for seed in seeds]
 
 
 def check(planned: Sequence[PlannedJob], volume: Volume) -> PreflightReport:
@@ -170,6 +179,9 @@ def submit(svc, planned: Sequence[PlannedJob], *, user_email: str, request_key: 
         except RunPodError as exc:
             result.errors.append(f"Could not reach RunPod: {exc}")
             break
+        except StoreUnavailable as exc:  # the console's own disk, not RunPod: say so, keep the rest unsent
+            result.errors.append(f"Could not record the job in the console's store: {exc}")
+            break
         result.records.append(record)
     return result
 
@@ -186,7 +198,7 @@ def job_views(store, local_ids: Sequence[str]) -> list[JobView]:
     views = []
     for local_id in local_ids:
         record = store.get(local_id)
-        error = describe_worker_error(record.error) if record.status in ("FAILED", "TIMED_OUT") else None
+        error = failure_view(record) if record.status in WORKER_FAILURES else None
         images = [o for o in store.outputs(local_id) if o.mime.startswith("image/")]
         views.append(JobView(record, status_line(record), images, error))
     return views
@@ -211,9 +223,9 @@ def parse_axis_values(param: str, raw: str | Sequence) -> list:
     parts = raw.splitlines() if param == "prompt" else re.split(r"[,\s]+", raw)
     parts = [p.strip() for p in parts if p.strip()]
     try:
-        if param == "seed":
+        if param in ("seed", "steps"):
             return [int(p) for p in parts]
-        if param == "lora_strength":
+        if param in ("lora_strength", "guidance"):
             return [float(p) for p in parts]
     except ValueError as exc:
         raise GridError(f"{param.replace('_', ' ')} values must be numbers separated by commas ({exc})") from None
@@ -225,14 +237,18 @@ def _grids_dir(svc) -> Path:
 
 
 def plan_grid_jobs(template: Template, x_axis: GridAxis, y_axis: GridAxis, base_params: Mapping,
-                   grid_id: str | None = None) -> tuple[str, list[tuple[GridCell, PlannedJob]]]:
+                   grid_id: str | None = None, images: Mapping[str, bytes] | None = None,
+                   ) -> tuple[str, list[tuple[GridCell, PlannedJob]]]:
     """A grid id and one planned job per cell, all at one fixed seed unless Seed is an axis."""
+    for axis in (x_axis, y_axis):
+        if axis.param != "prompt" and not template.supports(axis.param):
+            raise GridError(f"{template.title} has no {axis.title} setting to compare: choose another axis")
     base = dict(base_params)
     if base.get("seed") is None and "seed" not in (x_axis.param, y_axis.param):
         base["seed"] = new_seed()
     grid_id = grid_id or "grid-" + uuid.uuid4().hex[:10]
     cells = plan_grid(x_axis, y_axis, base)
-    planned = [(cell, plan_job(template, cell.params, grid={
+    planned = [(cell, plan_job(template, cell.params, images, grid={
         "id": grid_id, "row": cell.row, "col": cell.col, "x": x_axis.param, "y": y_axis.param,
         "x_value": cell.x_value, "y_value": cell.y_value})) for cell in cells]
     return grid_id, planned
@@ -267,14 +283,14 @@ class GridStart:
 
 
 def start_grid(svc, template: Template, axes: Mapping[str, tuple[str, object]], params: Mapping, *,
-               user_email: str, request_key: str) -> GridStart:
+               user_email: str, request_key: str, images: Mapping[str, bytes] | None = None) -> GridStart:
     """Plan the grid from the form's axes {"x": (param, raw values), "y": ...}, preflight every
     cell, and submit them all only if nothing is missing. Raises GridError / ParamError."""
     x, y = (GridAxis(param, parse_axis_values(param, raw)) for param, raw in (axes["x"], axes["y"]))
     # The same request again (a rerun, or a retry after an interrupted submit) continues that grid.
     sent = svc.store.find_by_key(f"{request_key}-0")
-    grid_id, planned = plan_grid_jobs(template, x, y, params, sent.group if sent else None)
-    report = check([job for _, job in planned], svc.volume)
+    grid_id, planned = plan_grid_jobs(template, x, y, params, sent.group if sent else None, images)
+    report = check([job for _, job in planned], model_source(svc, ROLE))
     if not report.ok:
         return GridStart(report, None)
     return GridStart(report, submit_grid(svc, grid_id, template, x, y, planned, user_email=user_email,
@@ -363,29 +379,6 @@ def _seconds(ms: int | None) -> str:
     return f"{(ms or 0) / 1000:.1f} s"
 
 
-def gallery(svc, *, character: str | None = None, model: str | None = None,
-            since: datetime | None = None, until: datetime | None = None, limit: int = 300) -> list[GalleryItem]:
-    """Every stored image of the image endpoint, newest first, filtered by character, model, date."""
-    records = svc.store.list(role=ROLE, status="COMPLETED", kind=list(KINDS), since=since, until=until,
-                             limit=limit)
-    items = []
-    for record in records:
-        if character and record.meta.get("character") != character:
-            continue
-        if model and record.meta.get("model") != model:
-            continue
-        items += [GalleryItem(record, o) for o in svc.store.outputs(record.local_id) if o.mime.startswith("image/")]
-    return items
-
-
-def gallery_facets(svc) -> tuple[list[str], list[str]]:
-    """(characters, models) present in the image history, for the filters."""
-    store = svc.store
-    return memo(store, "gallery_facets", lambda: (
-        store.meta_values("character", role=ROLE, kinds=KINDS),
-        store.meta_values("model", role=ROLE, kinds=KINDS)))
-
-
 def rerun(svc, local_id: str, *, user_email: str, request_key: str) -> SubmitResult:
     """Send the stored payload again, byte-identical except the job tag (output prefix, input names)."""
     record = svc.store.get(local_id)
@@ -407,7 +400,8 @@ def vary_seed(svc, local_id: str, *, user_email: str, request_key: str) -> Submi
     if not params:
         raise ValueError("only images made on the Generate page can be varied here")
     template = load_template(record.meta["template"], templates_dir(svc.data_dir))
-    job = plan_job(template, {**params, "seed": new_seed()}, varied_from=local_id)
+    images = stored_input_images(record.input or {}, record.meta.get("job_tag", "")) or None
+    job = plan_job(template, {**params, "seed": new_seed()}, images, varied_from=local_id)
     return submit(svc, [job], user_email=user_email, request_key=request_key, kind=KIND_GENERATE)
 
 
@@ -452,3 +446,55 @@ def mapping_form(workflow: Mapping) -> MappingForm:
                for p in PARAM_NAMES if p != "filename_prefix"}
     return MappingForm(options, guesses, suggested)
 
+
+
+def input_images_of(template: Template) -> list[ImageInput]:
+    """The uploads a template's LoadImage nodes need (none for the built-in presets)."""
+    return image_inputs(template.workflow)
+
+
+def images_digest(images: Mapping[str, bytes] | None) -> str:
+    """A short fingerprint of the input images, so a request with other images is a new request."""
+    digest = hashlib.sha256()
+    for name, data in sorted((images or {}).items()):
+        digest.update(name.encode() + b"\0" + hashlib.sha256(data).digest())
+    return digest.hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class OwnWorkflowCheck:
+    problems: list[str]              # model files missing or misplaced on the volume
+    image_inputs: list[ImageInput]   # asked for by the form when generating, not needed to save
+
+    @property
+    def image_note(self) -> str | None:
+        if not self.image_inputs:
+            return None
+        names = ", ".join(i.name for i in self.image_inputs)
+        return (f"This workflow reads {len(self.image_inputs)} input image(s) ({names}): once saved, the "
+                f"form asks for one upload each and sends them with every job.")
+
+
+def check_own_workflow(workflow: Mapping, volume: Volume) -> OwnWorkflowCheck:
+    """Preflight of an uploaded graph before saving: its LoadImage files come later, from the form."""
+    report = preflight(workflow, volume)
+    return OwnWorkflowCheck([p.message for p in report.problems if p.kind != INPUT_IMAGE], image_inputs(workflow))
+
+
+@dataclass(frozen=True)
+class OpenedWorkflow:
+    """A stored job's graph exactly as it was sent, opened in the Own workflow tab."""
+
+    local_id: str
+    label: str
+    workflow_json: str
+
+
+def sent_workflow(svc, local_id: str) -> OpenedWorkflow:
+    """The graph a stored job sent (the console keeps it: real worker PNGs carry no workflow)."""
+    record = svc.store.get(local_id)
+    workflow = (record.input or {}).get("workflow") if isinstance(record.input, dict) else None
+    if not isinstance(workflow, dict):
+        raise ValueError("this job kept no ComfyUI workflow to open")
+    label = f"{record.meta.get('model', 'job')} · seed {record.meta.get('seed')} · {record.created_at:%Y-%m-%d %H:%M}"
+    return OpenedWorkflow(local_id, label, json.dumps(workflow, indent=2, ensure_ascii=False))

@@ -6,8 +6,13 @@ from datetime import datetime, timedelta, timezone
 
 import pandas as pd
 
+from lib.devworkers import reachability
 from lib.runpod import Health, NotFound, RunPodError
 from lib.store import JobRecord
+from lib.workflows.worker_errors import WorkerErrorView, describe_job_error
+
+# States whose `error` comes from the worker or RunPod (the console's own states carry its own text).
+WORKER_FAILURES = ("FAILED", "TIMED_OUT")
 
 
 @dataclass(frozen=True)
@@ -18,6 +23,7 @@ class EndpointHealth:
     health: Health | None
     problem: str | None = None
     missing: bool = False  # declared in console.toml but not created on RunPod yet
+    dev_worker: bool = False  # a worker under development: reachability instead of RunPod health
 
 
 def endpoint_health(services) -> list[EndpointHealth]:
@@ -25,6 +31,11 @@ def endpoint_health(services) -> list[EndpointHealth]:
     rows = []
     for role, spec in services.config.endpoints.items():
         ident = spec.id or spec.url or role
+        if spec.is_dev_worker:
+            reach = reachability(services, role)
+            rows.append(EndpointHealth(role, spec.label, ident, None, None if reach.reachable else reach.detail,
+                                       dev_worker=True))
+            continue
         try:
             health = services.jobs(role).health()
             rows.append(EndpointHealth(role, spec.label, ident, health))
@@ -89,7 +100,15 @@ def status_line(record: JobRecord, now: datetime | None = None) -> str:
     if record.status == "COMPLETED":
         return (f"done{worker}: queued {_seconds(record.delay_ms) or 0} s, "
                 f"ran {_seconds(record.execution_ms) or 0} s")
-    return f"{record.status.lower().replace('_', ' ')}: {record.error or 'no details from RunPod'}"
+    state = record.status.lower().replace('_', ' ')
+    if record.status in WORKER_FAILURES:
+        return f"{state}: {failure_view(record).summary}"
+    return f"{state}: {record.error or 'no details from RunPod'}"
+
+
+def failure_view(record: JobRecord) -> WorkerErrorView:
+    """What went wrong with a failed job, readable; the worker's raw text is in its `raw`."""
+    return describe_job_error(record.error, record.output)
 
 
 def for_display(value: object, limit: int = 160) -> object:

@@ -5,7 +5,7 @@ import streamlit as st
 from lib.auth import Forbidden, require
 from lib.training.datasets import DatasetError, TrainingSets
 from lib.training.uploads import UploadRejected, read_files
-from lib.ui import deps, widgets
+from lib.ui import deps, persist, widgets
 from lib.volume import VolumeError
 
 svc = deps.services()
@@ -14,6 +14,7 @@ sets = TrainingSets(svc.volume)
 NEW = "➕ New training set"
 
 st.title("Training sets")
+persist.remember("ds.set", "ds.version")
 st.caption("15–50 varied photos of one character, each with a caption that contains the trigger word.")
 for key in ("ds.set", "ds.version"):   # selections requested by the previous run (after create / save)
     if f"{key}.next" in st.session_state:
@@ -30,6 +31,7 @@ if choice == NEW:
             try:
                 require(user, "dataset")
                 st.session_state["ds.set.next"] = sets.create(name, trigger, user.email).name
+                svc.store.audit(user.email, "dataset.create", f"datasets/{name}", {"trigger_word": trigger})
                 st.rerun()
             except (DatasetError, Forbidden, VolumeError) as exc:
                 widgets.show_error(exc, "create the training set")
@@ -120,6 +122,8 @@ if st.button("Save as new version", type="primary", icon=":material/save:", disa
     except (DatasetError, Forbidden, VolumeError) as exc:
         widgets.show_error(exc, "save the training set")
     else:
+        svc.store.audit(user.email, "dataset.save", f"datasets/{choice}/{saved.version}",
+                        {"images": len(draft.images), "note": note})
         st.session_state.update({"ds.version.next": saved.version, "ds.draft_of": (choice, saved.version),
                                  "ds.dirty": False, "ds.toast": f"Saved {choice} {saved.version}"})
         st.rerun()

@@ -3,20 +3,27 @@ import streamlit as st
 
 from lib.auth import Forbidden
 from lib.charts.ops import cold_starts_figure, percentiles_figure, worker_timeline_figure
+from lib import devworkers
 from lib.ops import actions
+from lib.ops.hold_cost import hold_cost
 from lib.ops.warmup import WarmupError
 from lib.runpod import RunPodError
-from lib.ui import deps, widgets
+from lib.ui import deps, persist, widgets
 
 services = deps.services()
 user = deps.current_user()
 operator = user.can("apply")
 ERRORS = (RunPodError, Forbidden, WarmupError, ValueError)
 st.title("Endpoints")
+persist.remember("endpoints.role", "endpoints.days")
 
 roles = list(services.config.endpoints)
 role = st.segmented_control("Endpoint", roles, default=roles[0], key="endpoints.role") or roles[0]
 days = st.select_slider("History", [1, 7, 14, 30], value=7, key="endpoints.days", format_func=lambda d: f"{d} d")
+if services.config.endpoint(role).is_dev_worker:
+    st.info(f"**{role}** goes to a worker under development: {devworkers.reachability(services, role).detail}. "
+            f"Nothing to show or change here: {devworkers.NO_OPERATIONS}.", icon=":material/developer_mode:")
+    st.stop()
 view = actions.endpoint_overview(services, role, days=days)
 st.caption(f"**{view.label}** · `{view.endpoint_id}`")
 for alert in view.firing:
@@ -36,7 +43,8 @@ def live_health() -> None:
 live_health()
 for col, (label, value, hint) in zip(st.columns(4), actions.stats_metrics(view.stats)):
     col.metric(label, value, help=hint)
-st.dataframe(actions.percentiles_table(view.stats), hide_index=True)
+st.dataframe(actions.percentiles_table(view.stats), hide_index=True,
+             column_config={c: st.column_config.NumberColumn(format="%.1f") for c in ("p50 s", "p90 s", "p98 s")})
 series = actions.endpoint_series(services, role, days=days)
 left, right = st.columns(2)
 left.plotly_chart(cold_starts_figure(series.cold_per_day), key="endpoints.cold")
@@ -96,6 +104,22 @@ def purge_dialog() -> None:
         st.rerun()
 
 
+@st.dialog("Raise min workers", on_dismiss=close_dialog)
+def hold_dialog(workers: int, minutes: int) -> None:
+    for line in hold_cost(services.config, role, workers=workers, minutes=minutes).lines():
+        st.text(line)
+    if st.button("Raise min workers", type="primary", key="endpoints.hold_ok"):
+        try:
+            hold = actions.hold_warm(services, role, user.email, workers=workers, minutes=minutes)
+        except ERRORS as exc:
+            widgets.show_error(exc, "raise min workers")
+            return
+        close_dialog()
+        st.session_state["endpoints.held"] = (f"Min workers {hold.raised_min} until {hold.until:%H:%M} UTC, "
+                                              f"then back to {hold.previous_min}.")
+        st.rerun()
+
+
 if view.drift is not None and operator:
     declared = {r.field: r.declared for r in view.drift.rows}
     with st.form(f"endpoints.edit.{role}"):
@@ -111,6 +135,8 @@ if view.drift is not None and operator:
                 "apply", role, {"workers_min": wmin, "workers_max": wmax, "idle_timeout_s": idle})
 if "endpoints.applied" in st.session_state:
     st.toast("Applied." if st.session_state.pop("endpoints.applied") else "Applied; some settings still differ.")
+if "endpoints.held" in st.session_state:
+    st.toast(st.session_state.pop("endpoints.held"))
 if "endpoints.purged" in st.session_state:
     st.toast(f"Removed {st.session_state.pop('endpoints.purged')} queued job(s).")
 
@@ -133,18 +159,15 @@ else:
         h1, h2 = st.columns(2)
         workers = h1.number_input("Keep this many workers warm", 1, 20, 1, key="endpoints.hold_n")
         minutes = h2.number_input("for minutes", 1, 480, 30, key="endpoints.hold_m")
-        if st.form_submit_button("Raise min workers"):
-            try:
-                hold = actions.hold_warm(services, role, user.email, workers=workers, minutes=minutes)
-                st.success(f"Min workers {hold.raised_min} until {hold.until:%H:%M} UTC, then back to "
-                           f"{hold.previous_min}.")
-            except ERRORS as exc:
-                widgets.show_error(exc, "raise min workers")
+        if st.form_submit_button("Raise min workers…"):
+            st.session_state["endpoints.confirm"] = ("hold", role, {"workers": workers, "minutes": minutes})
 for hold in view.holds:
     st.caption(f"Warm hold by {hold.user}: min workers {hold.raised_min} until {hold.until:%Y-%m-%d %H:%M} UTC"
                f" (then {hold.previous_min}).")
 confirm = st.session_state.get("endpoints.confirm")
 if confirm and operator and confirm[1] == role and confirm[0] == "apply":
     apply_dialog(confirm[2])
+elif confirm and operator and confirm[1] == role and confirm[0] == "hold":
+    hold_dialog(**confirm[2])
 elif confirm and operator and confirm[1] == role:
     purge_dialog()

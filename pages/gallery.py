@@ -3,8 +3,9 @@ from datetime import date, datetime, time, timedelta, timezone
 
 import streamlit as st
 
+from lib import gallery, resend
 from lib import inference as inf
-from lib.ui import deps, widgets
+from lib.ui import deps, persist, resend_view, widgets
 from lib.ui import live as live_view
 from lib.workflows import ParamError, TemplateError
 
@@ -13,25 +14,32 @@ user = deps.current_user()
 PER_PAGE = 24
 
 st.title("Gallery")
-characters, models = inf.gallery_facets(svc)
-f1, f2, f3 = st.columns(3)
+persist.remember("gal.kinds", "gal.character", "gal.model", "gal.sent")
+characters, models = gallery.facets(svc.store)
+f0, f1, f2, f3 = st.columns([2, 1, 1, 1])
+kinds = f0.multiselect("Kind", list(gallery.KIND_FILTERS), list(gallery.KIND_FILTERS), key="gal.kinds")
 character = f1.selectbox("Character / LoRA", ["all", *characters], key="gal.character")
 model = f2.selectbox("Model", ["all", *models], key="gal.model")
 days = f3.date_input("Dates", (date.today() - timedelta(days=30), date.today()), key="gal.dates")
 start, end = (days if isinstance(days, tuple) and len(days) == 2 else (days, days)) if days else (None, None)
-items = inf.gallery(svc, character=None if character == "all" else character,
-                    model=None if model == "all" else model,
-                    since=datetime.combine(start, time.min, timezone.utc) if start else None,
-                    until=datetime.combine(end, time.max, timezone.utc) if end else None)
+items = gallery.pictures(svc.store, kinds=kinds, character=None if character == "all" else character,
+                         model=None if model == "all" else model,
+                         since=datetime.combine(start, time.min, timezone.utc) if start else None,
+                         until=datetime.combine(end, time.max, timezone.utc) if end else None)
 pages = max(1, -(-len(items) // PER_PAGE))
 page = int(st.number_input(f"Page (of {pages})", 1, pages, 1, key="gal.page")) if pages > 1 else 1
 st.caption(f"{len(items)} images — kept by the console, so they outlive RunPod's 30-minute results.")
 if not items:
-    st.info("No images yet. Make some on the Generate page.", icon=":material/image:")
+    st.info("No images here yet. Make some on the Generate or Face swap & sheets page.", icon=":material/image:")
 
 
-def send(action, item: inf.GalleryItem, verb: str) -> None:
+def send(action, item: gallery.Picture, verb: str) -> None:
     scope = f"gallery.{verb}.{item.record.local_id}"
+    verdict = resend.before_resend(item.record, svc.volume)   # the same preflight as Generate
+    if not verdict.ok:
+        st.session_state["gal.refused"] = item.record.local_id
+        return
+    st.session_state.pop("gal.refused", None)
     try:
         result = action(svc, item.record.local_id, user_email=user.email,
                         request_key=deps.idempotency_key(scope, item.output.name))
@@ -51,11 +59,13 @@ for i, item in enumerate(items[(page - 1) * PER_PAGE: page * PER_PAGE]):
     with cols[i % 4]:
         st.image(str(item.output.path), caption=item.caption, width="stretch")
         with st.expander("Details"):
-            st.write(item.details)
+            st.text(item.details)
         # Three buttons side by side do not fit a quarter of the page: their labels were cut to "D…".
         st.download_button("Download", item.output.path.read_bytes(), item.output.name, item.output.mime,
                            key=f"gal.dl.{item.record.local_id}.{item.output.name}", icon=":material/download:",
                            width="stretch")
+        if not item.can_resend:
+            continue
         b, c = st.columns(2)
         uid = f"{item.record.local_id}.{item.output.name}"
         if b.button("Re-run", key=f"gal.rerun.{uid}", disabled=not user.can("submit"), width="stretch",
@@ -64,7 +74,19 @@ for i, item in enumerate(items[(page - 1) * PER_PAGE: page * PER_PAGE]):
         if c.button("Vary seed", key=f"gal.vary.{uid}", disabled=not user.can("submit"), width="stretch",
                     help="Same settings, a new random seed"):
             send(inf.vary_seed, item, "vary seed")
+        if st.button("Open in Own workflow", key=f"gal.open.{uid}", width="stretch", icon=":material/account_tree:",
+                     help="The exact workflow this image was made with, to save, edit and run as your own"):
+            try:
+                st.session_state["own.opened"] = inf.sent_workflow(svc, item.record.local_id)
+            except ValueError as exc:
+                widgets.show_error(exc, "open its workflow")
+            else:
+                st.switch_page("pages/generate.py")
 
+if refused := st.session_state.get("gal.refused"):
+    record = svc.store.get(refused)
+    st.subheader("Not sent")
+    resend_view.show_refusal(resend.before_resend(record, svc.volume), record, "gal.refused")
 if st.session_state.get("gal.sent"):
     st.subheader("Just sent")
     live_view.live_fragment(svc, "gal.sent", lambda key: live_view.job_list(svc, user, key))

@@ -3,10 +3,11 @@ from datetime import date, datetime, time, timedelta, timezone
 
 import streamlit as st
 
-from lib import overview
+from lib import overview, resend
 from lib.auth import require
 from lib.runpod import RunPodError
-from lib.ui import deps, widgets
+from lib.ui import deps, resend_view, widgets
+from lib.ui.job_errors import job_line
 
 services = deps.services()
 user = deps.current_user()
@@ -37,15 +38,16 @@ if not picked:
     st.stop()
 
 record = store.get(records[picked[0]].local_id)
-st.subheader(f"{widgets.STATUS_ICONS.get(record.status, '')} {record.kind} job `{record.local_id}`")
-st.write(overview.status_line(record))
+st.subheader(f"{widgets.STATUS_ICONS.get(record.status, '')} {widgets.status_words(record.status)} · "
+             f"{record.kind} job `{record.local_id}`")
+failed = record.status in overview.WORKER_FAILURES
+job_line(overview.status_line(record), overview.failure_view(record) if failed else None, key="jobs.job")
+widgets.dev_worker_note(record)
 a, b, c, d = st.columns(4)
 a.metric("Queue (delayTime)", f"{(record.delay_ms or 0) / 1000:.1f} s")
 b.metric("Run (executionTime)", f"{(record.execution_ms or 0) / 1000:.1f} s")
 c.metric("Cost", f"${record.cost_usd or 0:.4f}")
 d.metric("Retries", record.retries or 0)
-if record.error:
-    st.error(record.error)
 
 cancel_col, retry_col = st.columns(2)
 if record.is_active and cancel_col.button("Cancel job", icon=":material/cancel:"):
@@ -56,7 +58,10 @@ if record.is_active and cancel_col.button("Cancel job", icon=":material/cancel:"
         st.rerun()
     except (RunPodError, PermissionError) as exc:
         widgets.show_error(exc, "cancel the job")
-if record.status in ("FAILED", "TIMED_OUT") and retry_col.button("Retry on RunPod", icon=":material/replay:"):
+retry_verdict = resend.before_retry(record, services.volume) if record.status in ("FAILED", "TIMED_OUT") else None
+if retry_verdict is not None and not retry_verdict.ok:
+    resend_view.show_refusal(retry_verdict, record, "jobs.retry")
+elif retry_verdict is not None and retry_col.button("Retry on RunPod", icon=":material/replay:"):
     try:
         require(user, "retry")
         services.tracker.retry(record.local_id, user.email)
@@ -70,7 +75,7 @@ images = [o for o in outputs if o.mime.startswith("image/")]
 if images:
     st.image([str(o.path) for o in images], caption=[o.name for o in images], width=256)
 with st.expander("Timeline"):
-    st.dataframe([{"when": h.at, "status": h.status, "worker": h.worker_id, "note": h.note}
+    st.dataframe([{"when": h.at, "status": h.status, "worker": h.worker_id or "—", "note": h.note or ""}
                   for h in store.history(record.local_id)], hide_index=True, width="stretch")
 with st.expander("Inputs and raw output (for debugging)"):
     st.json(overview.for_display({"input": record.input, "meta": record.meta, "output": record.output}),

@@ -1,18 +1,21 @@
 """Models: the network volume — browse, search, "used by", flags; upload, move, delete (operators)."""
 import streamlit as st
 
+from lib import model_upload, volume_guard
 from lib.auth import Forbidden
 from lib.charts.ops import folder_sizes_figure
+from lib.lora_base import FAMILIES
 from lib.ops import actions
 from lib.ops.flags import SCANNED_FOLDERS
 from lib.ops.volume_index import SORTS
-from lib.ui import deps, widgets
+from lib.ui import deps, persist, widgets
 from lib.volume import VolumeError
 
 services = deps.services()
 user = deps.current_user()
 operator = user.can("delete")
 st.title("Models")
+persist.remember("models.query", "models.folder", "models.sort")
 st.caption("Files on the shared network volume (workers see it at `/runpod-volume`): models in "
            "`models/<folder>/`, training sets in `datasets/`, trained LoRAs in `loras/`.")
 
@@ -54,12 +57,16 @@ with browse:
     st.number_input(f"Page (of {result.pages}, {result.total:,} files)", min_value=1, max_value=result.pages,
                     key="models.page")
 
-    chosen = st.selectbox("File details", [f.key for f in result.items], index=None, key="models.file",
+    every_match = index.search(query, folder=folder, sort=sort, descending=newest_first,
+                               page_size=max(1, min(result.total, 5000))).items   # not only this page
+    chosen = st.selectbox("File details", [f.key for f in every_match], index=None, key="models.file",
                           placeholder="Choose a file to see what uses it")
     if chosen:
         for flag in by_key.get(chosen, []):
             (st.error if flag.severity == "error" else st.warning if flag.severity == "warning" else st.info)(
                 flag.message)
+        for line in model_upload.ModelNotes(services.data_dir).get(chosen):
+            st.caption(line)
         refs = usage.used_by(chosen)
         if refs:
             st.dataframe(actions.used_by_table(refs), hide_index=True, width="stretch")
@@ -75,10 +82,12 @@ def close_dialog() -> None:
 @st.dialog("Move or rename a file", on_dismiss=close_dialog)
 def move_dialog(src: str, suggested: str) -> None:
     st.write(f"Move **{src}**")
+    if warning := volume_guard.used_warning(usage.used_by(src), "move"):
+        st.warning(warning, icon=":material/warning:")
     dst = st.text_input("New path", value=suggested, key="models.move_to")
     if st.button("Move", type="primary", key="models.move_ok"):
         try:
-            actions.move_model(services, user.email, src, dst)
+            model_upload.move(services, user.email, src, dst)
         except (VolumeError, Forbidden) as exc:
             widgets.show_error(exc, f"move {src}")
             return
@@ -89,9 +98,8 @@ def move_dialog(src: str, suggested: str) -> None:
 
 @st.dialog("Delete a file", on_dismiss=close_dialog)
 def delete_dialog(key: str) -> None:
-    refs = usage.used_by(key)
-    st.warning(f"Delete **{key}** from the network volume? This cannot be undone."
-               + (f" It is used by {len(refs)} template(s)/job(s)." if refs else ""))
+    st.warning(f"Delete **{key}** from the network volume? This cannot be undone. "
+               + (volume_guard.used_warning(usage.used_by(key), "delete") or ""))
     if st.button("Delete", type="primary", key="models.delete_ok"):
         try:
             actions.delete_model(services, user.email, key)
@@ -134,16 +142,23 @@ with upload:
                                 key="models.up_file")
         name = st.text_input("Save as (default: the file's name)", placeholder=file.name if file else "",
                              key="models.up_name") or (file.name if file else "")
+        stated = st.selectbox("Base model it was trained for", [None, *FAMILIES], format_func=lambda f: FAMILIES.get(
+            f, "not stated (read from the file's metadata if present)"), key="models.up_base") if target == "loras" else None
         if st.button("Upload", type="primary", disabled=not (file and name), key="models.up_go"):
-            bar = st.progress(0.0, text="Uploading…")
+            bar = st.progress(0.0, text="Checking and uploading…")
             try:
-                obj = actions.upload_model(services, user.email, f"models/{target}/{name}", file,
-                                           progress=lambda done, total: bar.progress(
-                                               done / total if total else 1.0, text=f"{done:,} / {total:,} bytes"))
+                obj, found = model_upload.checked_upload(
+                    services, user.email, f"models/{target}/{name}", file, stated_family=stated,
+                    progress=lambda done, total: bar.progress(done / total if total else 1.0,
+                                                              text=f"{done:,} / {total:,} bytes"))
+            except model_upload.NotAModel as exc:
+                bar.empty()
+                st.error(f"Not uploaded: {exc}", icon=":material/block:")
             except (VolumeError, Forbidden) as exc:
                 widgets.show_error(exc, f"upload {name}")
             else:
-                st.success(f"Uploaded models/{target}/{name} ({actions.format_bytes(obj.size)}).")
+                st.success(f"Uploaded models/{target}/{name} ({actions.format_bytes(obj.size)}): "
+                           + "; ".join(found.lines))
 
 confirm = st.session_state.get("models.confirm")
 if confirm and operator:

@@ -1,20 +1,29 @@
-"""Special tasks: face swap (ReActor) and character sheets, on the special endpoint."""
+"""Special tasks on the special endpoint: face swap (ReActor), character sheets (prompt, reference face or
+pose images through ControlNet) and generation from a reference image (IP-Adapter)."""
 import streamlit as st
 
 from lib import special as sp
+from lib.devworkers import model_source
 from lib.inference import loras_on_volume
-from lib.ui import deps, widgets
+from lib.ui import configured, deps, persist, widgets
 from lib.ui import live as live_view
 
 svc = deps.services()
 user = deps.current_user()
 can_submit = user.can("submit")
 FACES = [str(n) for n in range(5)]
+IMAGE_TYPES = ["png", "jpg", "jpeg", "webp"]
+NO_LORA = "(no LoRA)"
 
 
 @st.cache_data(ttl=60, show_spinner=False)
 def volume_loras(volume_version: int) -> list[str]:  # a change made by the console re-lists at once
-    return loras_on_volume(svc.volume)
+    return loras_on_volume(model_source(svc, "special"))
+
+
+@st.cache_data(show_spinner=False)
+def drawn_pose(panel_key: str) -> bytes:
+    return sp.drawn_pose(panel_key)
 
 
 def upload(file) -> sp.Upload:
@@ -64,7 +73,9 @@ def stop_polling_when(finished: bool, scope: str) -> None:
 
 
 st.title("Face swap & character sheets")
-swap_tab, sheet_tab = st.tabs(["Face swap", "Character sheet"])
+configured.require_endpoint(svc, "special", "face swap and character sheets")
+persist.remember("fs.restore", "fs.visibility", "fs.fidelity", "fs.gender.", "sh.")
+swap_tab, sheet_tab, reference_tab = st.tabs(["Face swap", "Character sheet", "Reference image"])
 
 with swap_tab:
     st.warning(sp.FACE_MODEL_LICENCE, icon=":material/gavel:")
@@ -129,13 +140,27 @@ with sheet_tab:
                             format_func=sp.LABELS.get, key="sh.panels")
     reference = st.file_uploader("Reference face (optional): keeps the face's identity in every panel that "
                                  "shows it", key="sh.reference")
+    posed = st.toggle("Guide every panel with a pose image (ControlNet, OpenPose skeletons)", key="sh.posed")
+    own_poses = {}
+    if posed:
+        st.caption("The console draws a skeleton for each view and expression; upload your own pose image for a "
+                   "panel to use it instead (it is fitted to the panel's size).")
+        pose_cols = st.columns(5)
+        for i, key in enumerate(panels):
+            own = pose_cols[i % 5].file_uploader(f"{sp.LABELS[key]} pose", type=IMAGE_TYPES, key=f"sh.pose.{key}")
+            pose_cols[i % 5].image(own.getvalue() if own else drawn_pose(key), width="stretch",
+                                   caption="your pose" if own else "drawn pose")
+            if own:
+                own_poses[key] = own
     seed = int(st.number_input("Seed (the same for every panel)", 0, 2**32 - 1, 1234, key="sh.seed"))
     st.caption(sp.REFERENCE_LICENCE if reference else "FLUX.1-dev, used for every panel, is non-commercial.")
     if buttons("Generate sheet", "sh", bool(lora and panels)):
         request = sp.SheetRequest(character=character, lora_name=lora, trigger=trigger, seed=seed, details=details,
-                                  panels=tuple(panels), reference=upload(reference) if reference else None)
+                                  panels=tuple(panels), reference=upload(reference) if reference else None,
+                                  pose_guided=posed, pose_uploads={k: upload(f) for k, f in own_poses.items()})
         sheet = "sheet" + deps.idempotency_key("sh", [lora, character, trigger, details, panels, seed,
-                                                      reference.file_id if reference else None])[:12]
+                                                      reference.file_id if reference else None, posed,
+                                                      {k: f.file_id for k, f in own_poses.items()}])[:12]
         start("sh", sheet, lambda: sp.start_sheet(svc, user=user.email, request=request, sheet_id=sheet))
 
     def sheet_view() -> None:
@@ -158,3 +183,48 @@ with sheet_tab:
 
     if st.session_state.get("sh.batch"):
         live(sheet_view, "sh", not sp.sheet_progress(svc.store, st.session_state["sh.batch"]).finished)
+
+with reference_tab:
+    st.caption("Generate with SDXL in the style of a picture, or with the face of a portrait (IP-Adapter).")
+    mode = st.radio("Take from the reference", list(sp.MODES), format_func=lambda m: sp.MODES[m].label,
+                    horizontal=True, key="ref.mode")
+    if sp.MODES[mode].licence:
+        st.warning(sp.MODES[mode].licence, icon=":material/gavel:")
+    left, right = st.columns(2)
+    reference_file = left.file_uploader("Reference image (PNG, JPEG or WEBP)", type=IMAGE_TYPES, key="ref.image")
+    if reference_file:
+        left.image(reference_file.getvalue(), caption="Reference", width=220)
+    prompt = right.text_area("Prompt", key="ref.prompt", placeholder="ava_tok reading in a café, film photo")
+    negative = right.text_input("Negative prompt", "lowres, blurry, watermark, text", key="ref.negative")
+    a, b, c = st.columns(3)
+    weight = a.slider("Reference weight", 0.0, 2.0, 0.8, 0.05, key="ref.weight")
+    start_at, end_at = b.slider("Acts from … to … of the steps", 0.0, 1.0, (0.0, 1.0), 0.05, key="ref.window")
+    count = int(c.number_input("Images (one job each)", 1, 8, 2, key="ref.count"))
+    ref_lora = a.selectbox("SDXL character LoRA (optional)", [NO_LORA, *volume_loras(svc.volume.version)],
+                           key="ref.lora")
+    ref_strength = b.slider("LoRA strength", 0.0, 1.5, 1.0, 0.05, key="ref.strength", disabled=ref_lora == NO_LORA)
+    ref_seed = int(c.number_input("Seed of the first image", 0, 2**32 - 1, 77, key="ref.seed"))
+    if buttons("Generate with reference", "ref", bool(reference_file and prompt.strip())):
+        request = sp.ReferenceRequest(prompt=prompt, reference=upload(reference_file), mode=mode, weight=weight,
+                                      start_at=start_at, end_at=end_at, seed=ref_seed, count=count,
+                                      negative_prompt=negative, lora_name=None if ref_lora == NO_LORA else ref_lora,
+                                      lora_strength=ref_strength)
+        batch = "ref" + deps.idempotency_key("ref", [reference_file.file_id, prompt, negative, mode, weight, start_at,
+                                                     end_at, count, ref_lora, ref_strength, ref_seed])[:12]
+        start("ref", batch, lambda: sp.start_reference(svc, user=user.email, request=request, batch_id=batch))
+
+    def reference_view() -> None:
+        views = sp.reference_results(svc.store, st.session_state["ref.batch"])
+        cols = st.columns(4)
+        for i, view in enumerate(views):
+            with cols[i % 4]:
+                st.caption(f"{widgets.STATUS_ICONS.get(view.status, '')} {view.label} · "
+                           f"{view.status.replace('_', ' ').lower()}")
+                if view.image:
+                    st.image(str(view.image), caption=view.label, width="stretch")
+                if view.error:
+                    st.error(view.error, icon=":material/error:")
+        stop_polling_when(all(v.finished for v in views), "ref")
+
+    if st.session_state.get("ref.batch"):
+        live(reference_view, "ref", any(not v.finished for v in sp.reference_results(svc.store, st.session_state["ref.batch"])))

@@ -12,11 +12,14 @@
 """
 from __future__ import annotations
 
+import tomllib
+
 from pathlib import Path
 
 import pytest
 
 from lib.config import ConsoleConfig
+from lib.localpod.config import PodConfig
 from lib.localpod.server import LocalPod
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -39,9 +42,14 @@ workers_max = 3
 
 
 @pytest.fixture(scope="session")
-def basic_config() -> ConsoleConfig:
-    text = (ROOT / "console.toml").read_text(encoding="utf-8") + BASIC_ENDPOINT
-    return ConsoleConfig.parse(text, path=ROOT / "console.toml")
+def basic_toml() -> dict:
+    """The example console.toml plus a simulator-only `basic` endpoint (not a console role)."""
+    return tomllib.loads((ROOT / "console.toml").read_text(encoding="utf-8") + BASIC_ENDPOINT)
+
+
+@pytest.fixture(scope="session")
+def basic_config(basic_toml) -> PodConfig:
+    return PodConfig.from_toml(basic_toml)
 
 
 @pytest.fixture(scope="session")

@@ -203,6 +203,7 @@ class VolumeState:
 def volume_state(services, *, folder: str | None = None, wait_s: float = 1.5, limit: int = 50) -> VolumeState:
     """The index when there is one; otherwise start listing, wait a moment, and show a first page."""
     files = model_files(services)
+    files.catch_up(wait_s)
     if files.cache.peek() is None:
         files.cache.start_listing()
         files.cache.wait_listing(wait_s)
@@ -269,6 +270,8 @@ def used_by_table(refs) -> pd.DataFrame:
 
 def settings_table(report: DriftReport) -> pd.DataFrame:
     def shown(value):
+        if value is None:
+            return "—"
         return ", ".join(value) if isinstance(value, (list, tuple)) else value
     return pd.DataFrame([{"setting": r.label, "console.toml": str(shown(r.declared)), "live": str(shown(r.live)),
                           "drift": "⚠️ differs" if r.drifted else ""} for r in report.rows],

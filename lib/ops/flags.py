@@ -34,6 +34,12 @@ UNUSED_DAYS = 30
 # "possible duplicates" instead: downloading several GB from the S3 API to hash them is not worth it.
 MAX_HASH_BYTES = 2 * 1024**3
 
+# Copies the console makes on purpose, never flagged as duplicates: training outputs (loras/) and the
+# checkpoints staged from them for a grid (models/loras/_candidates/) — so a promoted copy in
+# models/loras/ has no twin left to be flagged with — and the demo photos (demo/) and the training
+# sets built from photos (datasets/).
+CONSOLE_COPIES = ("loras/", "models/loras/_candidates/", "demo/", "datasets/")
+
 ERROR, WARNING, INFO = "error", "warning", "info"
 _MD5 = re.compile(r"^[0-9a-f]{32}$")
 
@@ -164,6 +170,7 @@ def duplicate_flags(groups: Iterable[list[IndexedFile]], *, volume=None,
             return local_md5(volume, key)
     flags: list[Flag] = []
     for group in groups:
+        group = [f for f in group if not f.key.startswith(CONSOLE_COPIES)]
         if len(group) < 2:
             continue
         by_digest: dict[str, list[str]] = {}

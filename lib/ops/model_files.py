@@ -38,6 +38,7 @@ class ModelFiles:
         self._audit = audit
         self._clock = clock
         self._flags_memo: tuple[int, frozenset, list[Flag]] | None = None
+        self.seen_version = volume.version   # the volume as this index knows it (see catch_up)
 
     # ---- reading ------------------------------------------------------------------------
     def index(self) -> VolumeIndex:
@@ -45,6 +46,14 @@ class ModelFiles:
 
     def refresh(self) -> None:
         self.cache.invalidate()
+
+    def catch_up(self, wait_s: float) -> None:
+        """Re-list when another part of the console changed the volume (a promote, staged candidates),
+        so counts and flags agree without a manual re-list."""
+        if self.volume.version != self.seen_version and self.cache.peek() is not None:
+            self.seen_version = self.volume.version
+            self.cache.start_listing()
+            self.cache.wait_listing(wait_s)
 
     def browse(self, query: str = "", *, folder: str | None = None, prefix: str = "", sort: str = "name",
                descending: bool = False, page: int = 0, page_size: int = 50) -> ResultPage:
@@ -74,6 +83,7 @@ class ModelFiles:
             self.refresh()  # even a failed multipart upload may have changed what is listed
             raise
         self.cache.apply(upserts=[obj])
+        self.seen_version = self.volume.version
         self._record(user, "volume.upload", key, {"size": obj.size})
         return obj
 
@@ -92,6 +102,7 @@ class ModelFiles:
             self.refresh()  # a copy may have happened without the delete
             raise
         self.cache.apply(removes=[src], upserts=[obj])
+        self.seen_version = self.volume.version
         self._record(user, "volume.move", src, {"to": dst, "size": size})
         return obj
 
@@ -109,6 +120,7 @@ class ModelFiles:
             self.refresh()
             raise
         self.cache.apply(removes=[key])
+        self.seen_version = self.volume.version
         self._record(user, "volume.delete", key, {"size": size})
 
     def _record(self, user, action: str, target: str, detail: dict) -> None:

@@ -8,7 +8,16 @@ import secrets
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from lib.images import BodyTooLarge, CheckedImage, EncodedImage, ImageError, body_bytes, fit_images, load_image
+from lib.errors import ConsoleError
+from lib.images import (
+    BodyTooLarge,
+    CheckedImage,
+    EncodedImage,
+    ImageError,
+    body_bytes,
+    fit_images,
+    load_image,
+)
 from lib.workflows.templates import Template
 
 ROLE = "special"
@@ -16,17 +25,16 @@ ROLE = "special"
 # Rough GPU seconds per job, for the cost estimate recorded at submission (an RTX 4090-class worker).
 # FLUX.1-dev needs ≈12 s for 20 steps at 1024² on a 4090 (worker-contracts §4.2) plus decoding and
 # saving; a ReActor swap has no published timing (could not confirm) — a few seconds is assumed.
-TYPICAL_SECONDS = {"faceswap": 5.0, "sheet_panel": 15.0}
+# An SDXL image of 28 steps at 1 MP with IP-Adapter: the image endpoint's SDXL estimate plus the
+# reference encoding, ≈6 s (an assumption in the same order, no sourced figure).
+TYPICAL_SECONDS = {"faceswap": 5.0, "sheet_panel": 15.0, "reference": 6.0}
 
 _TAG_SAFE = re.compile(r"[^A-Za-z0-9_-]+")
 
 
-class SpecialInputError(ValueError):
+class SpecialInputError(ConsoleError, ValueError):
     """The user's inputs cannot make a job; ``problems`` holds one complete sentence per problem."""
 
-    def __init__(self, problems: Sequence[str]):
-        self.problems = list(problems)
-        super().__init__("; ".join(self.problems))
 
 
 @dataclass(frozen=True)
@@ -64,6 +72,31 @@ class SubmitOutcome:
     @property
     def local_ids(self) -> list[str]:
         return [r.local_id for r in self.records]
+
+
+@dataclass(frozen=True)
+class Started:
+    """A plan (face swap, sheet, reference images) and what happened when its jobs were submitted."""
+
+    plan: object
+    outcome: SubmitOutcome
+
+
+FINISHED = ("COMPLETED", "FAILED", "CANCELLED", "TIMED_OUT", "EXPIRED", "SUBMIT_FAILED")
+_UNSUCCESSFUL = ("FAILED", "SUBMIT_FAILED", "TIMED_OUT", "EXPIRED", "CANCELLED")
+
+
+def job_error(record) -> str | None:
+    """One readable sentence for a job that ended without success (None while running or when done)."""
+    from lib.workflows.worker_errors import describe_worker_error
+
+    if record.status not in _UNSUCCESSFUL:
+        return None
+    if not record.error:
+        return record.status.lower()
+    # A failed run's node errors travel in output.details (worker-contracts §1.3), next to `error`.
+    details = record.output.get("details") if isinstance(record.output, dict) else None
+    return describe_worker_error(record.error, details).summary
 
 
 def new_batch_id(prefix: str) -> str:
@@ -119,7 +152,9 @@ def image_entries(encoded: Mapping[str, EncodedImage]) -> list[dict[str, str]]:
 
 def preflight_jobs(jobs: Sequence[PlannedJob], volume) -> list[str]:
     """Problems the worker would hit (missing models, images, body size), checked before any GPU time."""
-    from lib.workflows.preflight import preflight  # needs lib.volume; keep planning importable without it
+    from lib.workflows.preflight import (
+        preflight,  # needs lib.volume; keep planning importable without it
+    )
 
     problems: list[str] = []
     seen: set[str] = set()
@@ -167,7 +202,9 @@ def submit_jobs(tracker, jobs: Sequence[PlannedJob], *, user: str, group: str,
 
 def preflight_and_submit(svc, jobs, *, user: str, group: str) -> "SubmitOutcome":
     """Preflight every job against the volume, then submit them all; nothing is sent if one fails."""
-    problems = preflight_jobs(jobs, svc.volume)
+    from lib.devworkers import model_source  # needs lib.volume, like preflight_jobs
+
+    problems = preflight_jobs(jobs, model_source(svc, ROLE))
     if problems:
         raise SpecialInputError(problems)
     return submit_jobs(svc.tracker, jobs, user=user, group=group, config=svc.config)

@@ -12,7 +12,6 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from lib.faceswap_cv import parse_face_indices
 from lib.images import decode_base64_image
 from lib.special.common import (ROLE, PlannedJob, SpecialInputError, SubmitOutcome, Upload, check_uploads,
                                 fit_for_job, image_entries, preflight_and_submit, tag,
@@ -47,6 +46,15 @@ RESTORE_MODELS = {
     "GPEN-BFR-512.onnx": "GPEN 512",
 }
 GENDERS = {"no": "any face", "female": "only women's faces", "male": "only men's faces"}
+
+
+def parse_face_indices(text: str | int, what: str) -> list[int]:
+    """``"0"`` or ``"0,2"`` → [0, 2] (ReActor's face numbers); ValueError naming ``what`` otherwise."""
+    parts = [p.strip() for p in str(text).strip().strip(",").split(",")]
+    if not parts or any(not p.isdigit() for p in parts):
+        raise ValueError(f"{what} must be face numbers separated by commas, like \"0\" or \"0,1\" "
+                         f"(0 = the largest face), not {text!r}")
+    return [int(p) for p in parts]
 
 
 def describe_faces(indices: str) -> str:
@@ -224,7 +232,7 @@ class SwapView:
 
 def batch_results(store, batch_id: str) -> list[SwapView]:
     """Every job of a face-swap batch, in target order, from the local store (no API call)."""
-    from lib.workflows.worker_errors import describe_worker_error
+    from lib.workflows.worker_errors import describe_job_error
 
     records = store.list(role=ROLE, kind=KIND, group=batch_id)
     records.sort(key=lambda r: _target_number(r.idempotency_key))
@@ -233,7 +241,7 @@ def batch_results(store, batch_id: str) -> list[SwapView]:
         outputs = [o for o in store.outputs(record.local_id) if o.mime.startswith("image/")]
         error = None
         if record.status in ("FAILED", "SUBMIT_FAILED", "TIMED_OUT", "EXPIRED") or record.error:
-            error = describe_worker_error(record.error).summary if record.error else record.status.lower()
+            error = describe_job_error(record.error, record.output).summary if record.error else record.status.lower()
         views.append(SwapView(
             local_id=record.local_id, target_name=str(record.meta.get("target_name", "")),
             status=record.status, before=_input_image(record.input, record.meta.get("target_image")),

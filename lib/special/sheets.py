@@ -2,27 +2,34 @@
 
 Approach (worker-contracts §2.7, "per-pose jobs"): each panel — four views and five expressions —
 is its own job with the character's LoRA, its trigger word and a prompt for that view, all with the
-same seed so the panels stay alike. Two templates:
+same seed so the panels stay alike. Three templates:
 
 * ``sheet_pose_lora`` — LoRA + prompt only, stock ComfyUI nodes (FLUX.1-dev);
 * ``sheet_reference_face`` — the same plus PuLID-Flux fed with a reference photo of the face, used
   when one is given, for every panel where the face is visible (custom node balazik/ComfyUI-PuLID-Flux
   with facexlib and insightface, models baked into the image: see the template's notes). The back
-  view shows no face, so it always uses the pose template.
+  view shows no face, so it always uses the pose template;
+* ``sheet_pose_controlnet`` — the same plus a pose image per panel through core ControlNet nodes and
+  a FLUX union ControlNet in openpose mode: the console draws an OpenPose skeleton for every view and
+  expression (lib.special.poses), or takes the user's own pose image for a panel.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from lib.special.common import (ROLE, PlannedJob, SpecialInputError, SubmitOutcome, Upload, check_uploads,
-                                fit_for_job, preflight_and_submit, tag, with_load_images)
+from lib.special.common import (FINISHED, ROLE, PlannedJob, SpecialInputError, Started, Upload, check_uploads,
+                                fit_for_job, job_error, preflight_and_submit, tag, with_load_images)
+from lib.images import load_image
 from lib.special.compose import EXPRESSION_ORDER, LABELS, VIEW_ORDER, compose_sheet
+from lib.special.poses import panel_pose
 from lib.workflows.payload import ParamError, build_payload
 from lib.workflows.templates import load_template
 
 POSE_TEMPLATE = "sheet_pose_lora"
 REFERENCE_TEMPLATE = "sheet_reference_face"
+CONTROLNET_TEMPLATE = "sheet_pose_controlnet"
 KIND = "sheet_panel"
 TRIGGER_MAX = 100
 DETAILS_MAX = 600
@@ -81,12 +88,14 @@ class SheetRequest:
     lora_strength: float = 1.0
     panels: tuple[str, ...] = tuple(p.key for p in PANELS)
     reference: Upload | None = field(default=None, repr=False)
+    pose_guided: bool = False      # each panel steered by a pose image (ControlNet)
+    pose_uploads: Mapping[str, Upload] = field(default_factory=dict, repr=False)  # panel key → own pose
 
 
 @dataclass(frozen=True)
 class SheetPlan:
     sheet_id: str
-    approach: str                  # "pose" or "reference"
+    approach: str                  # "pose" (prompt only), "reference" or "controlnet"
     jobs: tuple[PlannedJob, ...]
     notes: tuple[str, ...]
     licence: str | None
@@ -115,7 +124,37 @@ def _request_problems(request: SheetRequest) -> list[str]:
         problems.append(f"unknown panel(s) {', '.join(unknown)}; choose from {', '.join(PANEL_BY_KEY)}")
     if not request.panels:
         problems.append("choose at least one view or expression")
+    if request.pose_uploads and not request.pose_guided:
+        problems.append("pose images were given but pose guidance is off: turn it on or remove them")
+    if request.pose_guided and request.reference is not None:
+        problems.append("use either a reference face or pose images for a sheet, not both at once")
+    stray = [k for k in request.pose_uploads if k not in request.panels]
+    if stray:
+        problems.append(f"pose image(s) for {', '.join(LABELS.get(k, k) for k in stray)}, which is not a "
+                        f"chosen panel: add the panel or remove the image")
     return problems
+
+
+def drawn_pose(panel_key: str) -> bytes:
+    """The OpenPose skeleton the console draws for a panel, at the panel's size (PNG bytes)."""
+    panel = PANEL_BY_KEY[panel_key]
+    return panel_pose(panel_key, panel.width, panel.height)
+
+
+def _pose_templates(request: SheetRequest) -> tuple[dict[str, tuple], list[str]]:
+    """Per chosen panel: (template with its LoadImage reading the pose, {name: bytes}, source) for a
+    pose-guided sheet; and notes about the user's pose images."""
+    control = load_template(CONTROLNET_TEMPLATE)
+    own = check_uploads(list(request.pose_uploads.items()))
+    notes = [w for image in own.values() for w in image.warnings]
+    filled = {}
+    for key in dict.fromkeys(request.panels):
+        pose = own.get(key) or load_image(f"{key}-pose.png", drawn_pose(key))
+        encoded = fit_for_job({"pose": pose}, control.workflow)["pose"]
+        notes += list(encoded.notes)
+        filled[key] = (with_load_images(control, {"pose.png": encoded.name}), {encoded.name: encoded.data},
+                       "uploaded" if key in own else "drawn")
+    return filled, notes
 
 
 def plan_sheet(request: SheetRequest, *, sheet_id: str) -> SheetPlan:
@@ -134,17 +173,27 @@ def plan_sheet(request: SheetRequest, *, sheet_id: str) -> SheetPlan:
         reference_template = with_load_images(template, {"face.png": encoded.name})
         images = {encoded.name: encoded.data}
         notes += list(face.warnings) + list(encoded.notes)
+    posed: dict[str, tuple] = {}
+    if request.pose_guided:
+        posed, pose_notes = _pose_templates(request)
+        notes += pose_notes
     jobs = []
     for key in dict.fromkeys(request.panels):
         panel = PANEL_BY_KEY[key]
         guided = reference_template is not None and panel.face_visible
         template = reference_template if guided else pose
+        job_images = images if guided else None
+        approach = "reference" if guided else "pose"
+        extra: dict[str, object] = {}
+        if key in posed:
+            template, job_images, source = posed[key]
+            approach, extra = "controlnet", {"pose": source}
         job_tag = tag(sheet_id, panel.key)
         params = {"prompt": panel_prompt(request, panel), "seed": request.seed,
                   "lora_name": request.lora_name, "lora_strength": request.lora_strength,
                   "width": panel.width, "height": panel.height}
         try:
-            payload = build_payload(template, params, job_tag=job_tag, images=images if guided else None)
+            payload = build_payload(template, params, job_tag=job_tag, images=job_images)
         except ParamError as exc:
             raise SpecialInputError(exc.problems) from None
         jobs.append(PlannedJob(
@@ -153,8 +202,8 @@ def plan_sheet(request: SheetRequest, *, sheet_id: str) -> SheetPlan:
             meta={"sheet": sheet_id, "panel": panel.key, "label": panel.label, "row": panel.row,
                   "character": request.character.strip(), "lora": request.lora_name,
                   "trigger": request.trigger.strip(), "seed": request.seed,
-                  "approach": "reference" if guided else "pose", "template": template.name}))
-    approach = "reference" if reference_template is not None else "pose"
+                  "approach": approach, "template": template.name, **extra}))
+    approach = "controlnet" if posed else "reference" if reference_template is not None else "pose"
     return SheetPlan(sheet_id, approach, tuple(jobs), tuple(dict.fromkeys(notes)),
                      REFERENCE_LICENCE if approach == "reference" else None)
 
@@ -171,17 +220,13 @@ def default_trigger(lora_name: str) -> str:
     return stem
 
 
-@dataclass(frozen=True)
-class SheetStart:
-    plan: SheetPlan
-    outcome: SubmitOutcome
+SheetStart = Started
 
 
-def start_sheet(svc, *, user: str, request: SheetRequest, sheet_id: str) -> SheetStart:
+def start_sheet(svc, *, user: str, request: SheetRequest, sheet_id: str) -> Started:
     """Plan, preflight (LoRA and FLUX files on the volume) and submit every panel of a sheet."""
     plan = plan_sheet(request, sheet_id=sheet_id)
-    outcome = preflight_and_submit(svc, plan.jobs, user=user, group=sheet_id)
-    return SheetStart(plan, outcome)
+    return Started(plan, preflight_and_submit(svc, plan.jobs, user=user, group=sheet_id))
 
 
 @dataclass(frozen=True)
@@ -193,6 +238,10 @@ class PanelView:
     image: Path | None
     error: str | None
 
+    @property
+    def finished(self) -> bool:
+        return self.status in FINISHED
+
 
 @dataclass(frozen=True)
 class SheetProgress:
@@ -202,8 +251,7 @@ class SheetProgress:
 
     @property
     def finished(self) -> bool:
-        return all(p.status in ("COMPLETED", "FAILED", "CANCELLED", "TIMED_OUT", "EXPIRED", "SUBMIT_FAILED")
-                   for p in self.panels)
+        return all(p.finished for p in self.panels)
 
     @property
     def done(self) -> int:
@@ -216,20 +264,15 @@ class SheetProgress:
 
 def sheet_progress(store, sheet_id: str) -> SheetProgress:
     """Where every panel of a sheet stands, from the local store (no API call)."""
-    from lib.workflows.worker_errors import describe_worker_error
-
     order = {p.key: i for i, p in enumerate(PANELS)}
     records = sorted(store.list(role=ROLE, kind=KIND, group=sheet_id),
                      key=lambda r: order.get(r.meta.get("panel"), 99))
     views = []
     for record in records:
         images = [o for o in store.outputs(record.local_id) if o.mime.startswith("image/")]
-        error = None
-        if record.status in ("FAILED", "SUBMIT_FAILED", "TIMED_OUT", "EXPIRED", "CANCELLED"):
-            error = describe_worker_error(record.error).summary if record.error else record.status.lower()
         key = str(record.meta.get("panel"))
         views.append(PanelView(key, LABELS.get(key, key), record.status, record.local_id,
-                               images[0].path if images else None, error))
+                               images[0].path if images else None, job_error(record)))
     character = str(records[0].meta.get("character", "")) if records else ""
     return SheetProgress(sheet_id, character, tuple(views))
 

@@ -6,6 +6,7 @@ from collections.abc import Callable
 import streamlit as st
 
 from lib import inference as inf
+from lib.ui.job_errors import job_line
 from lib.ui.widgets import STATUS_ICONS
 
 # While a job the page shows is unfinished its view reruns this often: the tracker stores a
@@ -30,9 +31,8 @@ def job_list(svc, user, state_key: str) -> None:
     """Status lines and results of the jobs in session_state[state_key], refreshed while running."""
     views = inf.job_views(svc.store, st.session_state.get(state_key, []))
     for view in views:
-        st.write(f"{STATUS_ICONS.get(view.record.status, '')} {view.line}")
-        if view.error:
-            st.error("\n\n".join([view.error.summary, *view.error.lines]), icon=":material/error:")
+        job_line(f"{STATUS_ICONS.get(view.record.status, '')} {view.line}", view.error,
+                 key=f"{state_key}.{view.record.local_id}", svc=svc, user=user, local_id=view.record.local_id)
     images = [i for v in views for i in v.images]
     if images:
         st.image([str(i.path) for i in images], caption=[i.name for i in images], width=256)

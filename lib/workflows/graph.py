@@ -6,8 +6,11 @@ An API-format workflow is `{node_id: {"class_type", "inputs", "_meta"?}}`; a lin
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+
+from lib.errors import ConsoleError
 
 # Folder (under /runpod-volume/models/) that each loader input reads on the stock worker-comfyui.
 # The stock image's extra_model_paths.yaml maps `unet` and `clip` but NOT ComfyUI's newer names
@@ -44,12 +47,9 @@ LORA_PASSTHROUGH: Mapping[str, Mapping[int, str]] = {
 }
 
 
-class WorkflowError(ValueError):
+class WorkflowError(ConsoleError, ValueError):
     """A workflow (uploaded or built) is not a usable ComfyUI API graph; `problems` lists every reason."""
 
-    def __init__(self, problems: list[str] | str):
-        self.problems = [problems] if isinstance(problems, str) else list(problems)
-        super().__init__("; ".join(self.problems))
 
 
 @dataclass(frozen=True)
@@ -173,6 +173,32 @@ def models_in_workflow(workflow: Mapping) -> list[ModelRef]:
     return refs
 
 
+# A name worker-comfyui can upload and LoadImage can read back: a plain file name, no folders.
+IMAGE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,119}$")
+_ANNOTATION = re.compile(r"\s*\[(input|output|temp)\]$")  # ComfyUI's "name.png [input]" form
+
+
+def plain_image_names(workflow: dict) -> dict[str, str]:
+    """Give every LoadImage a plain file name (in place), e.g. ComfyUI's mask editor's
+    "clipspace/clipspace-mask-12.png [input]" → "clipspace-clipspace-mask-12.png"; {old: new}."""
+    renamed: dict[str, str] = {}
+    taken = {name for _, name in load_image_names(workflow) if IMAGE_NAME.match(name)}
+    for _, name in load_image_names(workflow):
+        if IMAGE_NAME.match(name) or name in renamed:
+            continue
+        stem = re.sub(r"[^A-Za-z0-9._-]+", "-", _ANNOTATION.sub("", name)).strip("-._")[:100] or "image"
+        candidate, n = stem, 1
+        while candidate in taken:
+            n += 1
+            candidate = f"{n}-{stem}"
+        taken.add(candidate)
+        renamed[name] = candidate
+    for node in workflow.values():
+        if node.get("class_type") == "LoadImage" and node["inputs"].get("image") in renamed:
+            node["inputs"]["image"] = renamed[node["inputs"]["image"]]
+    return renamed
+
+
 def load_image_names(workflow: Mapping) -> list[tuple[str, str]]:
     """(node_id, file name) for every LoadImage node with a literal image name."""
     found = []
@@ -223,6 +249,8 @@ def suggest_param_map(workflow: Mapping) -> dict[str, list[list[str]]]:
         node = workflow[sampler]
         add("seed", sampler, "noise_seed" if node["class_type"] == "KSamplerAdvanced" else "seed")
         add("steps", sampler, "steps")
+        add("sampler_name", sampler, "sampler_name")
+        add("scheduler", sampler, "scheduler")
         positive = upstream(workflow, sampler, "positive", _CONDITIONING_PASS)
         negative = upstream(workflow, sampler, "negative", _CONDITIONING_PASS)
         if positive and workflow[positive]["class_type"] == "CLIPTextEncode":

@@ -14,21 +14,25 @@ import secrets
 from collections.abc import Mapping, Sequence
 from pathlib import PurePosixPath
 
-from lib.workflows.graph import OUTPUT_NODE, WorkflowError, bypass_nodes, structure_problems
+from lib.errors import ConsoleError
+from lib.workflows.graph import (
+    IMAGE_NAME,
+    OUTPUT_NODE,
+    WorkflowError,
+    bypass_nodes,
+    structure_problems,
+)
+from lib.workflows.samplers import CHOICES
 from lib.workflows.templates import PARAM_NAMES, Template
 
 SEED_MAX = 2**64 - 1  # KSampler's seed widget range in ComfyUI
 PROMPT_MAX_CHARS = 4000
 _JOB_TAG = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,79}$")
-_IMAGE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,119}$")
 
 
-class ParamError(ValueError):
+class ParamError(ConsoleError, ValueError):
     """The form's values cannot be used with this template; `problems` has one sentence per field."""
 
-    def __init__(self, problems: list[str]):
-        self.problems = list(problems)
-        super().__init__("; ".join(self.problems))
 
 
 def new_seed() -> int:
@@ -105,6 +109,16 @@ def resolve_params(template: Template, params: Mapping[str, object]) -> dict[str
             _in_range(value, lo, hi, label, problems)
             out[key] = value
 
+    for key, allowed in CHOICES.items():
+        if template.supports(key):
+            value = merged.get(key)
+            if value not in allowed:
+                label = key.replace("_name", "").replace("_", " ")
+                problems.append(f"{label} {value!r} is not one ComfyUI's KSampler offers "
+                                f"(e.g. {', '.join(allowed[:4])})")
+            else:
+                out[key] = value
+
     for key in ("width", "height"):
         if not template.supports(key):
             continue
@@ -168,7 +182,7 @@ def _input_images(workflow: dict, images: Mapping[str, bytes] | Sequence[tuple[s
     entries = []
     renamed: dict[str, str] = {}
     for name, data in items:
-        if not isinstance(name, str) or not _IMAGE_NAME.match(name):
+        if not isinstance(name, str) or not IMAGE_NAME.match(name):
             problems.append(f"input image name {name!r} must be a plain file name (letters, digits, . _ -)")
             continue
         if name in seen:

@@ -13,20 +13,28 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lib.workflows.graph import LORA_PASSTHROUGH, WorkflowError, models_in_workflow, structure_problems
+from lib.errors import ConsoleError
+from lib.workflows.graph import (
+    LORA_PASSTHROUGH,
+    WorkflowError,
+    models_in_workflow,
+    plain_image_names,
+    structure_problems,
+)
+from lib.workflows.samplers import CHOICES
 
 BUILTIN_DIR = Path(__file__).parent / "templates"
 FORMAT = 1
 
-PARAM_NAMES = ("prompt", "negative_prompt", "seed", "steps", "guidance", "width", "height",
-               "batch_size", "lora_name", "lora_strength", "filename_prefix")
+PARAM_NAMES = ("prompt", "negative_prompt", "seed", "steps", "guidance", "sampler_name", "scheduler", "width",
+               "height", "batch_size", "lora_name", "lora_strength", "filename_prefix")
 
 # Limits for staff-made templates, where nothing is known about the model behind the graph.
 _CUSTOM_LIMITS = {"min_side": 256, "max_side": 2048, "steps": [1, 150], "guidance": [0.0, 30.0],
                   "lora_strength": [-2.0, 2.0], "batch_size": [1, 4]}
 
 
-class TemplateError(ValueError):
+class TemplateError(ConsoleError, ValueError):
     """A template file is missing or malformed, or a new one cannot be saved; the message says why."""
 
 
@@ -205,16 +213,25 @@ def save_custom_template(store_dir: Path, name: str, workflow: Mapping,
         if passthrough:
             without_lora[node_id] = {str(i): name for i, name in passthrough.items()}
     defaults: dict[str, object] = {}
-    for key in ("negative_prompt", "steps", "guidance", "width", "height", "batch_size", "lora_strength"):
+    for key in ("prompt", "negative_prompt", "steps", "guidance", "sampler_name", "scheduler", "width", "height",
+                "batch_size", "lora_strength"):
         if params.get(key):
             node_id, input_name = params[key][0]
             value = workflow.get(node_id, {}).get("inputs", {}).get(input_name)
             if value is not None and not isinstance(value, list):
                 defaults[key] = value
+    for key, allowed in CHOICES.items():
+        # A sampler that a custom node added to KSampler's list stays fixed in the graph: the form and
+        # grids only offer the core choices, and would refuse it.
+        if key in params and defaults.get(key) not in allowed:
+            params.pop(key)
+            defaults.pop(key, None)
     uses_sd3_latent = any(workflow.get(n, {}).get("class_type") == "EmptySD3LatentImage"
                           for n, _ in params.get("width", []))
     required = [{"node": r.node_id, "input": r.input_name, "path": r.expected_path}
                 for r in models_in_workflow(workflow) if r.node_id not in lora_nodes]
+    workflow = copy.deepcopy(dict(workflow))
+    plain_image_names(workflow)  # the form's uploads are sent under these names
     data = {
         "format": FORMAT, "name": slug, "title": title, "description": description,
         "notes": "Uploaded by staff from a ComfyUI Export (API) file.", "role": "image",

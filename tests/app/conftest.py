@@ -14,6 +14,7 @@ from streamlit.testing.v1 import AppTest
 
 from lib.auth import LOCAL_OPERATOR, User
 from lib.config import Secret, Settings
+from lib.form_state import FormState
 from lib.services import build_services
 from lib.ui import deps
 
@@ -43,6 +44,7 @@ def _use_console(console, monkeypatch):
     st.cache_resource.clear()
     st.cache_data.clear()
     monkeypatch.setattr(deps, "_build", lambda: console)
+    FormState(console.data_dir).clear()   # each test starts from empty forms, as a new user would
     yield
     st.cache_data.clear()
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import uuid
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from streamlit.testing.v1 import AppTest
 
 from lib import inference as inf
 from lib.auth import LOCAL_OPERATOR
+from lib.ui import presses
 from lib.workflows import load_template, save_custom_template, suggest_param_map
 
 ZIT = "Z-Image Turbo + LoRA"
@@ -35,7 +37,8 @@ def pixels(path: Path) -> np.ndarray:
 def test_form_shows_presets_limits_and_blocks_an_empty_prompt(open_page):
     at = open_page("pages/generate.py")
     assert {"FLUX.1-dev + LoRA", "SDXL base 1.0 + LoRA", ZIT} <= set(at.selectbox(key="gen.model").options)
-    assert "the prompt is empty" in at.error[0].value
+    assert not at.error   # nothing is wrong before the user did anything: a hint, not an error
+    assert at.info[0].value == "Type a prompt to generate."
     assert at.button(key="gen.go").disabled
     at.selectbox(key="gen.model").set_value("SDXL base 1.0 + LoRA").run()
     assert at.text_area(key="gen.negative.sdxl_lora").value.startswith("lowres")
@@ -45,7 +48,7 @@ def test_form_shows_presets_limits_and_blocks_an_empty_prompt(open_page):
     assert "ava_v1.safetensors" in at.selectbox(key="gen.lora").options
 
 
-def test_four_images_with_zimage_and_a_lora_and_no_double_submit(open_page, console):
+def test_four_images_with_zimage_and_a_lora_and_no_double_submit(open_page, console, monkeypatch):
     prompt = f"ava_tok on a harbour {uuid.uuid4().hex[:6]}"
     at = fill_form(open_page("pages/generate.py"), prompt)
     assert "Preflight passed" in at.success[0].value
@@ -60,14 +63,17 @@ def test_four_images_with_zimage_and_a_lora_and_no_double_submit(open_page, cons
     assert {r.meta["character"] for r in records} == {"ava"}
     at.run()
     assert sum(len(img.value) for img in at.image) == 4
-    assert all(m.value.startswith("✅ done on worker") for m in at.markdown if "done" in m.value)
-    at.button(key="gen.go").click().run()  # same form, same click key: nothing new is sent
-    assert at.session_state["gen.batch"] == ids
-    assert "already sent" in at.info[0].value
-    assert len(sent_with(console, prompt)) == 4
-    at.button(key="gen.new").click().run()
+    assert all(m.value.startswith(":material/check_circle: done on worker") for m in at.markdown if "done" in m.value)
+    # A random seed: a deliberate second press (after the double-click window) is a new batch ...
+    monkeypatch.setattr(presses, "DOUBLE_CLICK_S", 0.0)
     at.button(key="gen.go").click().run()
-    assert set(at.session_state["gen.batch"]).isdisjoint(ids)
+    second = at.session_state["gen.batch"]
+    assert set(second).isdisjoint(ids) and len(sent_with(console, prompt)) == 8
+    # ... while the second click of a double click sends nothing new.
+    monkeypatch.setattr(presses, "DOUBLE_CLICK_S", 600.0)
+    at.button(key="gen.go").click().run()
+    assert at.session_state["gen.batch"] == second
+    assert "double click" in at.info[0].value
     assert len(sent_with(console, prompt)) == 8
 
 
@@ -100,7 +106,7 @@ def test_worker_failure_is_shown_with_node_and_reason(open_page, console):
     at = open_page("pages/generate.py")
     at.session_state["gen.batch"] = result.local_ids
     at.run()
-    shown = "\n".join(e.value for e in at.error)
+    shown = re.sub(r"\\(.)", r"\1", "\n".join(e.value for e in at.error))   # worker text is escaped Markdown
     assert "Node 4 (LoraLoaderModelOnly) lora_name: 'deleted_since_preflight.safetensors' is not on the worker" in shown
     assert "available: ava_v1.safetensors" in shown
 
@@ -142,14 +148,18 @@ def test_own_workflow_ui_format_is_refused_and_api_format_is_saved(open_page, co
     at.file_uploader(key="own.file").upload("ui.json", json.dumps(ui).encode(), "application/json").run()
     assert "UI format" in at.error[-1].value and "Export (API)" in at.error[-1].value
     api = load_template("sdxl_lora").workflow
+    api["3"]["inputs"]["text"] = "ava_tok, a saved prompt"
     at.file_uploader(key="own.file").upload("api.json", json.dumps(api).encode(), "application/json").run()
     assert at.selectbox(key="own.map.prompt").value.startswith("3 · CLIPTextEncode · text")
     assert at.selectbox(key="own.map.lora_name").value.startswith("2 · LoraLoader · lora_name")
     name = f"Own SDXL {uuid.uuid4().hex[:4]}"
     at.text_input(key="own.name").input(name)
     at.button(key="own.save").click().run()
-    assert "now in the Model preset list" in at.success[-1].value
-    assert name in at.run().selectbox(key="gen.model").options
+    assert any("now in the Model preset list" in s.value for s in at.success)
+    assert console.store.audit_entries(action="workflow.save", limit=1)[0].detail["title"] == name
+    # At once, without another rerun: listed, selected, and its prompts filled in from the workflow.
+    assert name in at.selectbox(key="gen.model").options and at.selectbox(key="gen.model").value == name
+    assert at.text_area(key="gen.prompt").value == "ava_tok, a saved prompt"
 
 
 def test_viewer_cannot_submit(open_page, users):

@@ -6,9 +6,11 @@ from pathlib import Path
 from streamlit.testing.v1 import AppTest
 
 from lib.auth import LOCAL_OPERATOR, User
+from lib.lora_base import known
 from lib.ops import actions
 from lib.ops.warmup import restore_due
 from tests.app.steps import button, table
+from tests.unit.test_lora_base import safetensors
 
 ROOT = Path(__file__).resolve().parents[2]
 VIEWER = User("viewer@example.com", "viewer")
@@ -82,17 +84,29 @@ def test_operator_deletes_after_confirming(console):
 
 
 def test_operator_uploads_a_model_with_progress(console):
+    blob = safetensors({"w": {"dtype": "BF16", "shape": [2048], "data_offsets": [0, 4096]}}, data=4096)
     at = page("models.py")
     at.selectbox(key="models.up_folder").set_value("loras")
     at.file_uploader(key="models.up_file").upload("apptest_up.safetensors", b"u" * 4096).run()
+    button(at, "Upload").click().run()   # named like a model, but is not one: refused with the reason
+    assert any("Not uploaded: apptest_up.safetensors is not a readable safetensors file" in e.value
+               for e in at.error)
+    assert not console.volume.exists("models/loras/apptest_up.safetensors")
+    at.file_uploader(key="models.up_file").upload("apptest_up.safetensors", blob).run()
     assert at.text_input(key="models.up_name").placeholder == "apptest_up.safetensors"
+    at.selectbox(key="models.up_base").set_value("z-image")
     button(at, "Upload").click().run()
     assert not at.exception
-    assert "Uploaded models/loras/apptest_up.safetensors (4.1 kB)." in [s.value for s in at.success]
-    assert console.volume.head("models/loras/apptest_up.safetensors").size == 4096
-    assert console.store.audit_entries(action="volume.upload", limit=1)[0].detail == {"size": 4096}
+    size = len(blob)
+    assert (f"Uploaded models/loras/apptest_up.safetensors (4.2 kB): safetensors · 4.2 kB · 1 tensors · BF16 ×1"
+            in [s.value for s in at.success])
+    assert console.volume.head("models/loras/apptest_up.safetensors").size == size
+    assert console.store.audit_entries(action="volume.upload", limit=1)[0].detail == {"size": size}
+    assert known(console.store, console.data_dir)["apptest_up.safetensors"].family == "z-image"
     at.text_input(key="models.query").set_value("apptest_up").run()
     assert list(at.dataframe[0].value["name"]) == ["apptest_up.safetensors"]  # visible without re-listing
+    at.selectbox(key="models.file").set_value("models/loras/apptest_up.safetensors").run()
+    assert "safetensors · 4.2 kB · 1 tensors · BF16 ×1" in [c.value for c in at.caption]
     button(at, "Upload").click().run()
     assert any("already exists" in e.value for e in at.error)
     actions.delete_model(console, LOCAL_OPERATOR.email, "models/loras/apptest_up.safetensors")
@@ -164,8 +178,12 @@ def test_purge_and_warm_hold_are_confirmed_and_recorded(console):
 
     at.number_input(key="endpoints.hold_n").set_value(2)
     at.number_input(key="endpoints.hold_m").set_value(5)
-    button(at, "Raise min workers").click().run()
-    assert any("Min workers 2 until" in s.value for s in at.success)
+    button(at, "Raise min workers…").click().run()
+    # The confirmation says what the hold costs before anything changes.
+    assert any("billed even if no job arrives" in t.value for t in at.text)
+    assert console.client.rest.endpoint(console.config.endpoint("image").id).workers_min == 0
+    at.button(key="endpoints.hold_ok").click().run()
+    assert any("Min workers 2 until" in t.value for t in at.toast)
     spec = console.config.endpoint("image")
     assert console.client.rest.endpoint(spec.id).workers_min == 2
     monitor = actions.ops_monitor(console)
@@ -177,4 +195,32 @@ def test_purge_and_warm_hold_are_confirmed_and_recorded(console):
 def test_viewer_sees_no_endpoint_actions(console):
     at = page("endpoints.py", user=VIEWER)
     assert "Purge and warm-up are for operators." in [i.value for i in at.info]
-    assert not {"Apply…", "Purge queue…", "Raise min workers"} & {b.label for b in at.button}
+    assert not {"Apply…", "Purge queue…", "Raise min workers…"} & {b.label for b in at.button}
+
+
+def test_a_missing_cuda_constraint_on_the_training_endpoint_shows_as_drift(console):
+    spec = console.config.endpoint("training")
+    console.client.rest.update_endpoint(spec.id, min_cuda_version="12.8")
+    try:
+        at = page("endpoints.py", **{"endpoints.role": "training"})
+        drifted = table(at, "drift").query("drift != ''")
+        assert list(drifted["setting"]) == ["Min CUDA version (host driver)"]
+        assert (list(drifted["console.toml"]), list(drifted["live"])) == (["13.0"], ["12.8"])
+    finally:
+        actions.apply_settings(console, "training", LOCAL_OPERATOR.email)
+    assert console.client.rest.endpoint(spec.id).min_cuda_version == "13.0"
+
+
+def test_counts_follow_a_change_made_elsewhere_in_the_console(console):
+    def files(at):
+        return int(next(m.value for m in at.metric if m.label == "Files").replace(",", ""))
+    at = page("models.py")
+    before = files(at)
+    console.volume.write("models/loras/apptest_promoted.safetensors", b"p" * 10)   # as a promote does
+    try:
+        assert files(at.run()) == before + 1   # no "Re-list the volume" click
+        at.selectbox(key="models.file").set_value("models/loras/apptest_promoted.safetensors").run()
+        assert not at.exception
+    finally:
+        console.volume.delete("models/loras/apptest_promoted.safetensors")
+        actions.model_files(console).refresh()

@@ -16,7 +16,7 @@ from streamlit.testing.v1 import AppTest
 
 from lib import special as sp
 from lib.auth import LOCAL_OPERATOR, User
-from lib.faceswap_cv import detect_faces
+from lib.localpod.comfy.faceswap_cv import detect_faces
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -50,7 +50,7 @@ def photo_with_face(background: np.ndarray, size: int, at: tuple[int, int]) -> n
 
 def test_page_states_the_licence_and_waits_for_photos():
     at = open_page()
-    assert [t.label for t in at.tabs] == ["Face swap", "Character sheet"]
+    assert [t.label for t in at.tabs] == ["Face swap", "Character sheet", "Reference image"]
     licence = at.warning[0].value
     assert "inswapper_128" in licence and "buffalo_l" in licence and "non-commercial research only" in licence
     assert at.button(key="fs.go").disabled
@@ -93,7 +93,7 @@ def test_face_onto_two_targets_before_and_after(console):
     shown = sum(len(img.value) if isinstance(img.value, list) else 1 for img in at.image)
     assert shown == 4  # before and after for each target
     assert [m.value for m in at.markdown if "beach.jpg" in m.value or "office.png" in m.value] == [
-        "✅ **beach.jpg** · completed", "✅ **office.png** · completed"]
+        ":material/check_circle: **beach.jpg** · completed", ":material/check_circle: **office.png** · completed"]
     at.button(key="fs.go").click().run()  # the same form again: nothing new is sent
     assert at.session_state["fs.batch"] == batch and len(console.store.list(group=batch)) == 2
     assert any("already sent" in i.value for i in at.info)
@@ -132,3 +132,19 @@ def test_character_sheet_with_labelled_views(console):
     layout = sp.sheet_layout(kept.read_bytes())
     assert [p.label for p in layout] == ["Front", "Three-quarter", "Profile", "Back", "Smiling"]
     assert any(str(kept) in c.value for c in at.caption)
+
+
+def test_pose_guidance_shows_the_drawn_skeleton_of_every_chosen_panel():
+    at = open_page()
+    assert len(at.image) == 0
+    at.toggle(key="sh.posed").set_value(True).run()
+    assert not at.exception and len(at.image) == len(sp.PANELS)
+    at.multiselect(key="sh.panels").set_value(["front", "smiling"]).run()
+    assert len(at.image) == 2
+
+
+def test_reference_tab_waits_for_an_image_and_a_prompt_and_warns_about_faceid():
+    at = open_page()
+    assert at.button(key="ref.go").disabled
+    at.radio(key="ref.mode").set_value("faceid").run()
+    assert any("non-commercial research only" in w.value for w in at.warning)

@@ -7,8 +7,7 @@ import time
 
 import pytest
 
-from lib.localpod.handlers import JobCancelled, JobContext, execute, handler_for
-from lib.localpod.handlers import basic
+from lib.localpod.handlers import JobCancelled, JobContext, basic, execute, handler_for
 
 
 def ctx(tmp_path, **kw) -> JobContext:
@@ -29,7 +28,9 @@ def test_roles_without_a_handler_get_basic():
 
 @pytest.mark.parametrize("returned, status, output, error", [
     ({"images": [1]}, "COMPLETED", {"images": [1]}, None),
-    ({"error": "bad prompt", "partial": 1}, "FAILED", None, "bad prompt"),
+    # The rest of a failed return stays the output (worker-contracts §1.9, runpod-python issue #299).
+    ({"error": "bad prompt", "partial": 1}, "FAILED", {"partial": 1}, "bad prompt"),
+    ({"error": "bad prompt"}, "FAILED", None, "bad prompt"),
     ({"error": {"code": 3}, "x": 1}, "COMPLETED", {"x": 1}, None),   # runpod-python issue #299
     ({}, "COMPLETED", None, None),
     ("plain", "COMPLETED", "plain", None),

@@ -44,7 +44,7 @@ def test_restart_keeps_jobs_settings_counters_and_billing(start_localpod, basic_
     jobs = again.health()["jobs"]
     assert (jobs["completed"], jobs["failed"], jobs["inQueue"]) == (1, 1, 2)
     after = billing_total(again)
-    price = basic_config.prices.per_second("ADA_24")
+    price = basic_config.flex_per_s["ADA_24"]
     assert before <= after <= before + 2 * price     # billed up to the stop, nothing lost
     again.patch({"workers": {"max": 2}})
     assert again.wait(queued)["output"]["echo"] == "waiting"

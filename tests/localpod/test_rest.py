@@ -23,7 +23,8 @@ def test_list_endpoints_matches_the_config(pod, api, basic_config):
         assert set(e) == ENDPOINT_KEYS
         assert spec.role in e["name"]
         assert e["type"] == "QUEUE"
-        assert e["gpu"] == {"pools": list(spec.gpu_pools), "count": 1}
+        cuda = {"minCudaVersion": spec.min_cuda_version} if spec.min_cuda_version else {}
+        assert e["gpu"] == {"pools": list(spec.gpu_pools), "count": 1, **cuda}
         assert e["workers"] == {"min": spec.workers_min, "max": spec.workers_max,
                                 "idleTimeout": spec.idle_timeout_s}
         assert e["scaling"] == {"type": "QUEUE_DELAY", "queueDelay": spec.scaling_value}
@@ -38,12 +39,14 @@ def test_list_endpoints_matches_the_config(pod, api, basic_config):
                                          "purgeQueue", "health"}
 
 
-def test_dev_worker_endpoints_are_not_simulated(start_localpod, basic_config):
-    from dataclasses import replace
+def test_dev_worker_endpoints_are_not_simulated(start_localpod, basic_toml):
+    import copy
 
-    endpoints = dict(basic_config.endpoints)
-    endpoints["special"] = replace(endpoints["special"], id=None, url="http://localhost:8000")
-    pod = start_localpod(replace(basic_config, endpoints=endpoints))
+    table = copy.deepcopy(basic_toml)
+    endpoints = table["endpoints"]
+    del endpoints["special"]["id"]
+    endpoints["special"]["url"] = "http://localhost:8000"
+    pod = start_localpod(table)
     import httpx
     listed = httpx.get(f"{pod.rest_url}/serverless",
                        headers={"Authorization": "Bearer test-key"}).json()["endpoints"]
@@ -134,7 +137,7 @@ def test_billing_bills_worker_seconds_at_the_pool_price(basic_pod, api_for, basi
                            "diskAmount", "feeAmount", "serverlessId"}
     assert record["serverlessId"] == "basic-sim01"
     gpu = sum(r["gpuAmount"] for r in report["records"])
-    active_price = basic_config.prices.per_second("ADA_24", active=True)
+    active_price = basic_config.active_per_s["ADA_24"]
     # one active worker, billed from ready (initializing is free) to the query, idle included
     assert 0.45 * active_price <= gpu <= (billed + 0.05) * active_price
     totals = report["metadata"]["totals"]
@@ -171,7 +174,7 @@ def test_network_volume_billing_shape(api, basic_config):
     assert records and all(r["networkVolumeId"] == vol.id for r in records)
     assert set(records[0]) == {"startTime", "endTime", "totalAmount", "standardAmount",
                                "highPerformanceAmount", "networkVolumeId"}
-    hourly = vol.size_gb * basic_config.prices.volume_usd_per_gb_month / (30 * 86400) * 3600
+    hourly = vol.size_gb * basic_config.volume_usd_per_gb_month / (30 * 86400) * 3600
     assert all(0 < r["totalAmount"] == r["standardAmount"] <= hourly + 1e-6 for r in records)
     assert math.isclose(report["metadata"]["totals"]["totalAmount"],
                         sum(r["totalAmount"] for r in records), abs_tol=1e-5)

@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 from skimage import data as skdata
 
-from lib.faceswap_cv import FACE_PADDING, detect_faces
+from lib.localpod.comfy.faceswap_cv import FACE_PADDING, detect_faces
 from lib.localpod.handlers import COMPLETED, FAILED, JobContext, execute, handler_for
 from lib.runpod import JobStatus
 from lib.special import FaceSwapOptions, SheetRequest, Upload, plan_faceswap, plan_sheet
@@ -146,7 +146,10 @@ def test_custom_node_values_are_validated_like_comfyui(volume, swap_inputs):
     assert outcome.status == FAILED
     lines = outcome.error.split("\n")
     assert lines[0] == "Workflow validation failed:"
-    assert lines[1].startswith("• Node 3 (errors): [{'type': 'required_input_missing'")
+    # Reasons in the simulator's fixed input order (reverse alphabetical; validation.py says why).
+    assert lines[1].startswith("• Node 3 (errors): [{'type': 'value_not_in_list'")
+    assert "'type': 'required_input_missing', 'message': 'Required input is missing', " \
+           "'details': 'codeformer_weight'" in lines[1]
     assert "face_restore_model: 'restoreformer.pth' not in ['none', 'codeformer-v0.1.0.pth'" in lines[1]
     assert lines[2:] == ["• Node 3 (dependent_outputs): ['4']", "• Node 3 (class_type): ReActorFaceSwap"]
 
@@ -169,8 +172,8 @@ def test_bad_face_numbers_fail_the_node(volume, swap_inputs):
     returned = handler_for("special")({"id": "job-1", "input": broken}, Ctx(volume))
     assert returned["error"] == "Job processing failed"
     assert returned["details"] == [
-        "Workflow execution error: Node Type: ReActorFaceSwap, Node ID: 3, Message: input_faces_index must be "
-        "face numbers separated by commas, like \"0\" or \"0,1\" (0 = the largest face), not 'first'"]
+        "Workflow execution error: Node Type: ReActorFaceSwap, Node ID: 3, Message: input_faces_index: no face "
+        "number in 'first' (0 = the largest face)"]
 
 
 def test_sheet_panels_are_generated_and_differ(volume):

@@ -35,7 +35,11 @@ def test_lora_files_axis_at_a_fixed_seed_with_a_no_lora_baseline():
 
 
 @pytest.mark.parametrize("x, y, base, message", [
-    (GridAxis("steps", [1, 2]), GridAxis("seed", [1]), BASE, "must be one of"),
+    (GridAxis("width", [512, 768]), GridAxis("seed", [1]), BASE, "must be one of"),
+    (GridAxis("steps", [0, 8]), GridAxis("seed", [1]), BASE, "whole number ≥ 1"),
+    (GridAxis("guidance", ["high"]), GridAxis("seed", [1]), BASE, "must be a number"),
+    (GridAxis("sampler_name", ["euler", "turbo_magic"]), GridAxis("seed", [1]), BASE, "not one ComfyUI"),
+    (GridAxis("scheduler", ["karras", "fancy"]), GridAxis("seed", [1]), BASE, "not one ComfyUI"),
     (GridAxis("seed", [1, 2]), GridAxis("seed", [3]), BASE, "both axes are Seed"),
     (GridAxis("seed", []), GridAxis("prompt", ["a"]), BASE, "has no values"),
     (GridAxis("seed", [1, 1]), GridAxis("prompt", ["a"]), BASE, "same value twice"),

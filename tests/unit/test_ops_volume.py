@@ -315,6 +315,8 @@ def test_first_render_shows_a_first_page_while_a_slow_listing_runs(tmp_path):
     class SlowFullListing:
         """Like S3 at 50,000 objects: one small page comes back fast, the whole listing does not."""
 
+        version = 0   # no change made through the console while the listing runs
+
         def list(self, prefix="", page_size=1000):
             if page_size >= 1000:
                 release.wait(10)
@@ -329,3 +331,18 @@ def test_first_render_shows_a_first_page_while_a_slow_listing_runs(tmp_path):
     assert actions.model_files(services).cache.wait_listing(10)
     state = actions.volume_state(services)
     assert state.index is not None and len(state.index) == 30 and not state.listing
+
+
+def test_copies_the_console_made_itself_are_not_flagged_as_duplicates():
+    t = datetime(2026, 9, 1, tzinfo=UTC)
+    md5 = "0123456789abcdef0123456789abcdef"
+    checkpoint = [IndexedFile(key, 10, t, md5) for key in (
+        "loras/ava/run-0002/ava_000000750.safetensors",                     # the training output
+        "models/loras/_candidates/ava/run-0002/ava_000000750.safetensors",  # staged for a grid
+        "models/loras/ava_v2.safetensors")]                                 # promoted
+    photos = [IndexedFile(key, 20, t, md5) for key in ("demo/photos/ava/ava_01.png",
+                                                         "datasets/ava/v1/images/ava_01.png")]
+    assert duplicate_flags([checkpoint, photos]) == []
+    uploaded_twice = checkpoint + [IndexedFile("models/loras/ava_copy.safetensors", 10, t, md5)]
+    assert {f.key for f in duplicate_flags([uploaded_twice])} == {"models/loras/ava_v2.safetensors",
+                                                                 "models/loras/ava_copy.safetensors"}

@@ -330,3 +330,15 @@ def test_a_broken_template_file_is_reported_with_its_path(tmp_path):
     (tmp_path / "bad.json").write_text('{"format": 1, "name": "bad"}')
     with pytest.raises(TemplateError, match="bad.json: malformed template"):
         list_templates(tmp_path)
+
+
+def test_sampler_and_scheduler_are_form_fields_checked_against_ksampler():
+    from lib.workflows import ParamError, build_payload, load_template
+    template = load_template("flux_dev_lora")
+    body = build_payload(template, {"prompt": "x", "seed": 1, "sampler_name": "dpmpp_2m", "scheduler": "beta"},
+                         job_tag="t1")["input"]["workflow"]["9"]["inputs"]
+    assert (body["sampler_name"], body["scheduler"]) == ("dpmpp_2m", "beta")
+    defaults = build_payload(template, {"prompt": "x", "seed": 1}, job_tag="t1")["input"]["workflow"]["9"]["inputs"]
+    assert (defaults["sampler_name"], defaults["scheduler"]) == ("euler", "simple")
+    with pytest.raises(ParamError, match="sampler 'warp' is not one ComfyUI's KSampler offers"):
+        build_payload(template, {"prompt": "x", "seed": 1, "sampler_name": "warp"}, job_tag="t1")

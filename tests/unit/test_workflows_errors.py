@@ -47,7 +47,7 @@ def test_several_nodes_and_long_lists():
                                  "the worker; 37 files are available there")
     assert view.lines == [
         "Node 9 (KSampler): the required input 'latent_image' is not connected or set",
-        "Node 9 (KSampler): Value 0 smaller than min of 1 — steps"]
+        "Node 9 (KSampler): steps is 0, beyond ComfyUI's minimum of 1"]
 
 
 def test_available_options_are_listed_and_truncated():

@@ -1,6 +1,7 @@
 """lib.inference planning helpers that need no running console: batches, axes, mapping, estimates."""
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -9,7 +10,7 @@ import pytest
 from lib import inference as inf
 from lib.config import ConsoleConfig
 from lib.grid import GridAxis, GridError
-from lib.workflows import load_template, parse_uploaded_workflow
+from lib.workflows import ParamError, load_template, parse_uploaded_workflow
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -42,8 +43,36 @@ def test_axis_values_are_parsed_from_the_form():
     assert inf.parse_axis_values("prompt", "a red coat, smiling\n\nblue dress") == ["a red coat, smiling",
                                                                                   "blue dress"]
     assert inf.parse_axis_values("lora_name", ["a.safetensors"]) == ["a.safetensors"]
+    assert inf.parse_axis_values("steps", "8, 20 28") == [8, 20, 28]
+    assert inf.parse_axis_values("guidance", "3.5, 6") == [3.5, 6.0]
     with pytest.raises(GridError, match="must be numbers"):
         inf.parse_axis_values("seed", "1, two")
+    with pytest.raises(GridError, match="must be numbers"):
+        inf.parse_axis_values("steps", "8, 2.5")
+
+
+def test_grid_over_sampler_and_steps_fills_the_ksampler():
+    template = load_template("sdxl_lora")
+    _, planned = inf.plan_grid_jobs(template, GridAxis("sampler_name", ["euler", "dpmpp_2m_sde"]),
+                                    GridAxis("steps", [12, 30]), {"prompt": "x", "seed": 5})
+    sampler = [job.input["workflow"]["6"]["inputs"] for _, job in planned]
+    assert [(s["sampler_name"], s["steps"]) for s in sampler] == [
+        ("euler", 12), ("dpmpp_2m_sde", 12), ("euler", 30), ("dpmpp_2m_sde", 30)]
+    assert {s["scheduler"] for s in sampler} == {"karras"} and {s["seed"] for s in sampler} == {5}
+    assert planned[1][1].meta["sampler"] == "dpmpp_2m_sde"
+    _, planned = inf.plan_grid_jobs(template, GridAxis("guidance", [4.0, 7.5]),
+                                    GridAxis("scheduler", ["normal", "beta"]), {"prompt": "x", "seed": 5})
+    assert [(j.input["workflow"]["6"]["inputs"]["cfg"], j.input["workflow"]["6"]["inputs"]["scheduler"])
+            for _, j in planned] == [(4.0, "normal"), (7.5, "normal"), (4.0, "beta"), (7.5, "beta")]
+
+
+def test_grid_refuses_an_axis_the_template_lacks_and_values_out_of_its_limits():
+    template = load_template("z_image_turbo_lora")
+    with pytest.raises(ParamError, match="steps 60 is out of range"):
+        inf.plan_grid_jobs(template, GridAxis("steps", [8, 60]), GridAxis("seed", [1]), {"prompt": "x"})
+    bare = dataclasses.replace(template, params={k: v for k, v in template.params.items() if k != "scheduler"})
+    with pytest.raises(GridError, match="has no Scheduler setting"):
+        inf.plan_grid_jobs(bare, GridAxis("scheduler", ["simple"]), GridAxis("seed", [1]), {"prompt": "x"})
 
 
 def test_grid_jobs_share_one_fixed_seed_and_record_their_cell():

@@ -170,7 +170,8 @@ def _map_return(result: object) -> Outcome:
     error = rest.pop("error", None)
     refresh = bool(rest.pop("refresh_worker", None))
     if error and isinstance(error, str):
-        return Outcome(FAILED, error=error, stop_worker=refresh)
+        # The rest of the returned dict stays the job's output (e.g. worker-comfyui's `details`).
+        return Outcome(FAILED, output=rest or None, error=error, stop_worker=refresh)
     # A non-string error is dropped and the job reported COMPLETED, as the platform does
     # (runpod-python issue #299); an empty dict means no output at all (rp_job.run_job).
     return Outcome(COMPLETED, output=rest or None, stop_worker=refresh)

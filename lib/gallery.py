@@ -1,0 +1,70 @@
+"""The Gallery across kinds: generated images (with re-run and vary seed), face swaps and character-sheet
+panels, filterable by kind, character, model and date."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from lib import inference as inf
+from lib.store import JobRecord
+from lib.store_memo import memo
+
+GENERATED, FACE_SWAPS, SHEETS = "Generated images", "Face swaps", "Sheet panels"
+KIND_FILTERS = {GENERATED: ("image", inf.KINDS), FACE_SWAPS: ("special", ("faceswap",)),
+                SHEETS: ("special", ("sheet_panel",))}
+
+
+@dataclass(frozen=True)
+class Picture(inf.GalleryItem):
+    @property
+    def can_resend(self) -> bool:
+        """Re-run and Vary seed rebuild Generate's jobs; face swaps and sheets are redone on their page."""
+        return self.record.kind in inf.KINDS
+
+    @property
+    def caption(self) -> str:
+        m = self.record.meta
+        if self.record.kind == "faceswap":
+            return f"Face swap · {m.get('source_name', '?')} → {m.get('target_name', '?')}"
+        if self.record.kind == "sheet_panel":
+            return f"Sheet · {m.get('character') or '?'} · {m.get('label', '?')} · seed {m.get('seed')}"
+        return super().caption
+
+    @property
+    def details(self) -> str:
+        if self.can_resend:
+            return super().details
+        r, m = self.record, self.record.meta
+        cost = f"${r.cost_usd:.4f}" if r.cost_usd is not None else "cost pending"
+        what = m.get("summary") or m.get("approach") or ""
+        return f"{what}\n\nworker {r.worker_id or '?'} · {cost} · {r.created_at:%Y-%m-%d %H:%M} by {r.user}"
+
+
+def pictures(store, *, kinds: list[str], character: str | None = None, model: str | None = None,
+             since: datetime | None = None, until: datetime | None = None, limit: int = 300) -> list[Picture]:
+    """Every kept image of the chosen kinds, newest first."""
+    records: list[JobRecord] = []
+    for label in kinds:
+        role, job_kinds = KIND_FILTERS[label]
+        records += store.list(role=role, status="COMPLETED", kind=list(job_kinds), since=since, until=until,
+                              limit=limit)
+    records.sort(key=lambda r: r.created_at, reverse=True)
+    out = []
+    for record in records[:limit]:
+        if character and record.meta.get("character") != character:
+            continue
+        if model and record.meta.get("model") != model:
+            continue
+        out += [Picture(record, o) for o in store.outputs(record.local_id) if o.mime.startswith("image/")]
+    return out
+
+
+def facets(store) -> tuple[list[str], list[str]]:
+    """(characters, models) over every kind, for the filters."""
+    def read() -> tuple[list[str], list[str]]:  # one DISTINCT query per filter, not 5,000 rows each
+        values = {key: {v for role, kinds in KIND_FILTERS.values()
+                        for v in store.meta_values(key, role=role, kinds=kinds)}
+                  for key in ("character", "model")}
+        return sorted(values["character"]), sorted(values["model"])
+
+    return memo(store, "gallery_facets", read)

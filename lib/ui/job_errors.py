@@ -1,0 +1,44 @@
+"""A job's status line in a page; when it failed, the readable explanation once, a Retry where it
+helps, and the worker's raw text one click away.
+
+For a failed job the status line (lib.overview.status_line) already carries the readable summary,
+so it heads the error box and is not repeated. Worker text is shown literally, never as Markdown.
+"""
+from __future__ import annotations
+
+import re
+
+import streamlit as st
+
+from lib.auth import require
+from lib.runpod import RunPodError
+from lib.ui.widgets import show_error
+from lib.workflows.worker_errors import WorkerErrorView
+
+_MARKDOWN = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:])")
+
+
+def as_text(text: str) -> str:
+    """Text from a worker or a user, for an element that renders Markdown, so that it shows literally."""
+    return _MARKDOWN.sub(r"\\\1", text)
+
+
+def job_line(line: str, view: WorkerErrorView | None, *, key: str, svc=None, user=None,
+             local_id: str | None = None) -> None:
+    """`line` as plain text, or, for a failed job (`view`), as the head of its error box."""
+    if view is None:
+        st.text(line)
+        return
+    st.error(as_text("\n\n".join([line, *view.lines])), icon=":material/error:")
+    if view.retryable and svc is not None and local_id and st.button(
+            "Retry", key=f"{key}.retry", icon=":material/replay:", help="Run the same job again on RunPod"):
+        try:
+            require(user, "retry")
+            svc.tracker.retry(local_id, user.email)
+            st.toast("Job re-queued under the same id")
+            st.rerun()
+        except (RunPodError, PermissionError, ValueError) as exc:
+            show_error(exc, "retry the job")
+    if view.raw:
+        with st.expander("The worker's message (raw, for debugging)"):
+            st.code(view.raw, language=None)

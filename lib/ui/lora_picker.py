@@ -1,0 +1,32 @@
+"""The LoRA picker of Generate (and sheets): each LoRA with the base model it was trained for, training
+candidates (_candidates/) only on request, and a warning when the LoRA does not fit the preset."""
+from __future__ import annotations
+
+import streamlit as st
+
+from lib import lora_base
+
+
+@st.cache_data(ttl=30, show_spinner=False)
+def _bases(_svc, volume_version: int) -> dict[str, lora_base.BaseModel]:
+    return lora_base.known(_svc.store, _svc.data_dir)
+
+
+def bases(svc) -> dict[str, lora_base.BaseModel]:
+    return _bases(svc, svc.volume.version)
+
+
+def choices(svc, loras: list[str], *, key: str, container=st) -> list[str]:
+    """The LoRAs to offer; candidates handed over by "Compare in a grid" stay in the list."""
+    show = container.checkbox("Show training candidates (_candidates/)", key=f"{key}.candidates")
+    return lora_base.visible(loras, show_candidates=show, keep=st.session_state.get("grid.lora_candidates", []))
+
+
+def label_of(svc):
+    known = bases(svc)
+    return lambda name: lora_base.picker_label(name, known)
+
+
+def warn_on_mismatch(svc, family: str, lora: str | None) -> None:
+    if text := lora_base.mismatch(family, lora, bases(svc)):
+        st.warning(text, icon=":material/warning:")

@@ -1,0 +1,62 @@
+"""The live queue in the sidebar of every page: the signed-in user's unfinished jobs with status,
+phase, progress and elapsed time, and Cancel behind a confirmation that says what it costs."""
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import streamlit as st
+
+from lib import live_queue
+from lib.runpod import RunPodError
+from lib.ui import widgets
+
+# The panel is drawn before the page runs, so a job the page sends appears at the next refresh.
+REFRESH = "2s"
+# With nothing of the user's in flight it only looks for jobs sent from another tab: an idle
+# console must cost next to nothing (bench/bench_idle.py), and every refresh is a script run.
+IDLE_REFRESH = "15s"
+
+
+@st.dialog("Cancel this job?")
+def confirm_cancel(svc, user, local_id: str) -> None:
+    record = svc.store.get(local_id)
+    entry = live_queue.entry(record, datetime.now(UTC))
+    st.text(f"{entry.what} — {entry.status.lower()}, {entry.phase}, {entry.elapsed} so far")
+    for line in live_queue.cancel_consequences(record):
+        st.text(f"• {line}")
+    keep, cancel = st.columns(2)
+    if keep.button("Keep it running", key="queue.keep", width="stretch"):
+        st.rerun()
+    if cancel.button("Cancel the job", type="primary", key="queue.cancel_ok", width="stretch",
+                     disabled=record.is_final):
+        try:
+            svc.tracker.cancel(local_id, user.email)
+        except (RunPodError, PermissionError) as exc:
+            widgets.show_error(exc, "cancel the job")
+            return
+        st.toast(f"Cancel sent for {entry.what}")
+        st.rerun()
+
+
+def _panel(svc, user) -> None:
+    entries = live_queue.unfinished(svc.store, user.email)
+    st.markdown("**My queue**")
+    if not entries:
+        st.caption("Nothing queued or running.")
+        return
+    for entry in entries:
+        with st.container(border=True, key=f"queue.job.{entry.local_id}"):
+            st.text(f"{entry.what}\n{entry.status} · {entry.elapsed}")
+            st.caption(entry.phase)
+            if entry.progress is not None:
+                st.progress(entry.progress)
+            if user.can("cancel") and st.button("Cancel…", key=f"queue.cancel.{entry.local_id}",
+                                                icon=":material/cancel:"):
+                confirm_cancel(svc, user, entry.local_id)
+
+
+def sidebar(svc, user) -> None:
+    """Draw the queue in the sidebar; it refreshes itself."""
+    busy = bool(live_queue.unfinished(svc.store, user.email, limit=1))
+    with st.sidebar:
+        st.fragment(run_every=REFRESH if busy else IDLE_REFRESH)(_panel)(svc, user)

@@ -1,0 +1,21 @@
+"""What moving or deleting a model file breaks, said before the operator confirms it."""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+
+def used_warning(refs: Sequence, action: str) -> str | None:
+    """'Used by 1 saved workflow and 2 jobs: …' from usage references (kind "template" or "job")."""
+    templates = len({r.id for r in refs if r.kind == "template"})
+    jobs = len({r.id for r in refs if r.kind == "job"})
+    if not templates and not jobs:
+        return None
+    parts = [f"{n} {word}{'s' if n != 1 else ''}" for n, word in ((templates, "saved workflow"), (jobs, "job"))
+             if n]
+    effects = []
+    if templates:
+        effects.append("the saved workflows will fail preflight until they name the new path" if action == "move"
+                       else "the saved workflows will fail preflight")
+    if jobs:
+        effects.append("re-runs of those jobs (and their Gallery images) will fail")
+    return f"Used by {' and '.join(parts)}: after this {action}, " + "; ".join(effects) + "."

@@ -1,0 +1,160 @@
+"""A tool people live in (issue 19), in Chromium: forms keep their values across navigation and reload,
+one live queue in the sidebar of every page with a confirmed Cancel, and the Gallery's "Just sent" line
+updates by itself.
+
+The console here runs simulated time at 0.1 (a 90 s cold start takes 9 s), slow enough to see a job
+queued and running, fast enough for a test."""
+import re
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.console_server import fast_config_text, running_console
+from tests.e2e.ui import choose, open_page
+
+pytestmark = pytest.mark.e2e
+expect.set_options(timeout=15_000)   # a Streamlit run on two busy cores can take a few seconds
+
+PROMPT = "ava_tok, portrait in a greenhouse, living e2e"
+
+
+@pytest.fixture(scope="module")
+def console_data(tmp_path_factory):
+    data = tmp_path_factory.mktemp("living-data")
+    (data / "console.toml").write_text(fast_config_text(time_scale=0.1))
+    return data
+
+
+@pytest.fixture(scope="module")
+def console_url(console_data):
+    with running_console(data=console_data, config=console_data / "console.toml") as url:
+        yield url
+
+
+def fill_generate_form(page, count: str) -> None:
+    choose(page, "Model preset", "Z-Image Turbo + LoRA")
+    choose(page, "Character LoRA", "ava_v1.safetensors")
+    prompt = page.get_by_label("Prompt", exact=True)
+    prompt.fill(PROMPT)
+    prompt.press("Control+Enter")
+    number = page.get_by_label("Number of images (one job each)")
+    number.fill(count)
+    number.press("Enter")
+    expect(page.get_by_text("Preflight passed")).to_be_visible()
+
+
+def expect_generate_form(page, count: str) -> None:
+    expect(page.get_by_role("combobox", name="Model preset")).to_have_value("Z-Image Turbo + LoRA")
+    expect(page.get_by_role("combobox", name="Character LoRA")).to_have_value("ava_v1.safetensors")
+    expect(page.get_by_label("Prompt", exact=True)).to_have_value(PROMPT)
+    expect(page.get_by_label("Number of images (one job each)")).to_have_value(count)
+
+
+def queue(page):
+    return page.get_by_test_id("stSidebar")
+
+
+def test_generate_keeps_its_form_across_pages_and_a_reload(console_page, wait_idle):
+    page = console_page
+    open_page(page, wait_idle, "Generate", "Generate images")
+    fill_generate_form(page, "2")
+    wait_idle(page)
+
+    open_page(page, wait_idle, "Gallery", "Gallery")
+    open_page(page, wait_idle, "Generate", "Generate images")
+    expect_generate_form(page, "2")
+
+    page.reload()
+    expect(page.get_by_role("heading", name="Generate images", exact=True)).to_be_visible()
+    wait_idle(page)
+    expect_generate_form(page, "2")
+
+
+def test_one_live_queue_on_every_page_with_a_confirmed_cancel(console_page, wait_idle):
+    page = console_page
+    expect(queue(page).get_by_text("Nothing queued or running.")).to_be_visible()
+    open_page(page, wait_idle, "Generate", "Generate images")
+    fill_generate_form(page, "2")
+    wait_idle(page)
+    page.get_by_role("button", name="Generate", exact=True).click()
+    entries = queue(page).get_by_text("Image · ava")
+    expect(entries).to_have_count(2)
+    expect(queue(page).get_by_text("Queued ·").first).to_be_visible()
+
+    # The queue is the same on another page and after a reload: it is read from the job store.
+    open_page(page, wait_idle, "Jobs", "Jobs")
+    expect(entries).to_have_count(2)
+    page.reload()
+    expect(queue(page).get_by_text("Image · ava")).to_have_count(2)
+
+    queue(page).get_by_role("button", name="Cancel…").first.click()
+    dialog = page.get_by_role("dialog")
+    expect(dialog.get_by_text("Cancel this job?")).to_be_visible()
+    expect(dialog.get_by_text(re.compile("nothing more is billed|RunPod bills the worker time"))).to_be_visible()
+    dialog.get_by_role("button", name="Cancel the job").click()
+    expect(page.get_by_text("Cancel sent for Image · ava")).to_be_visible()
+
+    # The other one finishes on its own and leaves the queue without a click or a reload.
+    expect(queue(page).get_by_text("Nothing queued or running.")).to_be_visible(timeout=60_000)
+
+
+def test_gallery_just_sent_updates_by_itself(console_page, wait_idle):
+    page = console_page
+    open_page(page, wait_idle, "Gallery", "Gallery")
+    page.get_by_role("button", name="Re-run").first.click()
+    expect(page.get_by_role("heading", name="Just sent")).to_be_visible()
+    expect(page.get_by_text("done on worker")).to_be_visible(timeout=60_000)
+    expect(page.get_by_text("queued for")).to_have_count(0)
+
+
+def metric(page, label: str):
+    return page.get_by_test_id("stMetric").filter(has_text=label).get_by_test_id("stMetricValue")
+
+
+def test_endpoint_live_counters_follow_a_cold_start_by_themselves(console_page, wait_idle):
+    page = console_page
+    open_page(page, wait_idle, "Endpoints", "Endpoints")
+    page.get_by_role("button", name="Warm up: send a minimal job").click()
+    expect(page.get_by_text("Warm-up job")).to_be_visible()
+    # No click or reload from here on: the tiles follow the worker from cold start to idle.
+    expect(metric(page, "Initializing")).to_have_text("1", timeout=20_000)
+    expect(metric(page, "Initializing")).to_have_text("0", timeout=60_000)
+
+
+def test_rerun_of_an_image_whose_lora_was_renamed_is_not_sent_and_opens_in_generate(console_page, wait_idle,
+                                                                                     console_data):
+    page = console_page
+    loras = console_data / "localpod" / "volume" / "models" / "loras"
+    open_page(page, wait_idle, "Gallery", "Gallery")
+    expect(page.get_by_role("button", name="Re-run").first).to_be_enabled()
+    (loras / "ava_v1.safetensors").rename(loras / "ava_v1_renamed.safetensors")
+    try:
+        page.get_by_role("button", name="Re-run").first.click()
+        expect(page.get_by_role("heading", name="Not sent")).to_be_visible()
+        expect(page.get_by_text("It would fail on the worker.")).to_be_visible()
+        expect(page.get_by_text("ava_v1.safetensors").first).to_be_visible()
+        expect(page.get_by_role("heading", name="Just sent")).to_have_count(0)
+        page.get_by_role("button", name="Open in Generate").click()
+        expect(page.get_by_role("heading", name="Generate images", exact=True)).to_be_visible()
+        expect(page.get_by_role("combobox", name="Model preset")).to_have_value("Z-Image Turbo + LoRA")
+        expect(page.get_by_label("Prompt", exact=True)).to_have_value(PROMPT)
+    finally:
+        (loras / "ava_v1_renamed.safetensors").rename(loras / "ava_v1.safetensors")
+
+
+def test_generate_hints_first_sends_once_per_double_click_and_again_per_press(console_page, wait_idle):
+    page = console_page
+    open_page(page, wait_idle, "Generate", "Generate images")
+    expect(page.get_by_text("Type a prompt to generate.")).to_be_visible()
+    expect(page.get_by_test_id("stAlertContentError")).to_have_count(0)
+    fill_generate_form(page, "1")
+    wait_idle(page)
+    generate = page.get_by_role("button", name="Generate", exact=True)
+    generate.dblclick()
+    wait_idle(page)
+    # Past the double-click window, and the queue (refreshed every 2 s) has seen every job sent.
+    page.wait_for_timeout(2_500)
+    entries = queue(page).get_by_text("Image · ava")
+    expect(entries).to_have_count(1)
+    generate.click()
+    expect(entries).to_have_count(2)

@@ -1,0 +1,37 @@
+"""The Gallery across kinds: generated images, face swaps and sheet panels (lib/gallery.py)."""
+import pytest
+
+from lib import gallery
+from lib.store import JobStore
+
+
+@pytest.fixture
+def store(tmp_path):
+    s = JobStore(tmp_path)
+    yield s
+    s.close()
+
+
+def finished(store, key, *, role, kind, meta):
+    record = store.create(role=role, endpoint_id="e", kind=kind, user="ann@x", input={}, idempotency_key=key,
+                          meta=meta)
+    store.mark_submitted(record.local_id, f"rp-{key}", "IN_PROGRESS")
+    store.update_from_runpod(record.local_id, status="COMPLETED", delay_ms=1, execution_ms=1, worker_id="w",
+                             retries=0, output={}, error=None)
+    store.save_output(record.local_id, f"{key}.png", b"\x89PNG", "image/png")
+    return record
+
+
+def test_face_swaps_and_sheet_panels_are_in_the_gallery_and_filter_by_kind(store):
+    finished(store, "gen", role="image", kind="generate", meta={"character": "ava", "model": "FLUX", "seed": 1})
+    finished(store, "swap", role="special", kind="faceswap",
+             meta={"character": "ava", "source_name": "me.jpg", "target_name": "beach.jpg"})
+    finished(store, "panel", role="special", kind="sheet_panel",
+             meta={"character": "ava", "label": "front", "seed": 4})
+    everything = gallery.pictures(store, kinds=list(gallery.KIND_FILTERS))
+    assert {p.record.kind for p in everything} == {"generate", "faceswap", "sheet_panel"}
+    swaps = gallery.pictures(store, kinds=[gallery.FACE_SWAPS])
+    assert [p.caption for p in swaps] == ["Face swap · me.jpg → beach.jpg"] and not swaps[0].can_resend
+    (panel,) = gallery.pictures(store, kinds=[gallery.SHEETS], character="ava")
+    assert panel.caption == "Sheet · ava · front · seed 4"
+    assert gallery.facets(store) == (["ava"], ["FLUX"])
