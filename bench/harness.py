@@ -25,7 +25,7 @@ PAGES = {  # url path → the page's heading, every page (the Admin ones for the
     "": "Overview", "jobs": "Jobs", "endpoints": "Endpoints", "models": "Models", "costs": "Costs",
     "generate": "Generate images", "gallery": "Gallery", "special": "Face swap & character sheets",
     "datasets": "Training sets", "training": "LoRA training", "audit": "Audit trail",
-    "provisioning": "Provisioning",
+    "provisioning": "Provisioning", "connection": "Connection check",
 }
 
 
