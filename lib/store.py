@@ -379,6 +379,20 @@ class JobStore:
                     raise problem from exc
                 raise
 
+    def version(self) -> int:
+        """Grows with every write through this store (all of them go through its one writer
+        connection): equal versions mean equal contents, so readers can keep results keyed by it."""
+        with self._lock:
+            return int(self._db.total_changes)
+
+    def meta_values(self, key: str, *, role: str, kinds: Iterable[str]) -> list[str]:
+        """The distinct non-empty values of meta[key] among jobs of this role and kinds, sorted."""
+        kinds = list(kinds)
+        rows = self._query(
+            f"SELECT DISTINCT json_extract(meta_json, ?) FROM jobs WHERE role=?"
+            f" AND kind IN ({','.join('?' * len(kinds))})", [f"$.{key}", role, *kinds])
+        return sorted(str(r[0]) for r in rows if r[0] not in (None, ""))
+
     def _query(self, sql: str, args: Iterable[object] = ()) -> list[sqlite3.Row]:
         with self._read_lock:
             return self._retrying(lambda: self._reader.execute(sql, tuple(args)).fetchall())

@@ -6,6 +6,7 @@ from lib import special as sp
 from lib.devworkers import model_source
 from lib.inference import loras_on_volume
 from lib.ui import configured, deps, persist, uploads, widgets
+from lib.ui import live as live_view
 from lib.ui.safe_text import escaped
 from lib.upload_limits import IMAGE
 
@@ -64,9 +65,9 @@ def start(scope: str, batch_id: str, launch) -> None:
 
 
 def live(render, scope: str, active: bool) -> None:
-    """Refresh `render` every second while jobs run; `render` stops the timer when they finish."""
+    """Refresh `render` often while jobs run; `render` stops the timer when they finish."""
     st.session_state[f"{scope}.polling"] = active
-    st.fragment(run_every="1s" if active else None)(render)()
+    st.fragment(run_every=live_view.ACTIVE_REFRESH if active else None)(render)()
 
 
 def stop_polling_when(finished: bool, scope: str) -> None:

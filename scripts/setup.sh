@@ -9,7 +9,8 @@ fi
 req=requirements.txt
 [[ "${1:-}" == "dev" ]] && req=requirements-dev.txt
 stamp=.venv/.installed-$(sha256sum requirements.txt requirements-dev.txt | sha256sum | cut -c1-16)-${1:-run}
-if [[ ! -f $stamp ]]; then
+# The dev packages include the run ones: a dev install also serves the run command.
+if [[ ! -f $stamp && ! -f ${stamp%-run}-dev ]]; then
   .venv/bin/python -m pip install --quiet --disable-pip-version-check -r "$req"
   touch "$stamp"
 fi

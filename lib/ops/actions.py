@@ -26,6 +26,7 @@ from lib.ops.usage import UsageIndex
 from lib.ops.volume_index import IndexedFile, VolumeIndex, first_files
 from lib.ops.warmup import WARMUP_KIND, WarmHold, start_hold, warmup_input
 from lib.runpod import RunPodError
+from lib.store_memo import memo
 
 USED_BY_DAYS = 30
 _lock = threading.Lock()
@@ -66,11 +67,15 @@ def usage_index(services, *, now: datetime | None = None) -> UsageIndex:
     from lib.inference import templates_dir
     from lib.workflows.templates import list_templates
 
-    now = now or datetime.now(UTC)
-    templates = [{"name": t.title or t.name, "workflow": t.workflow}
-                 for t in list_templates(templates_dir(services.data_dir))]
-    jobs = services.store.list(since=now - timedelta(days=USED_BY_DAYS), limit=5000)
-    return UsageIndex(templates=templates, jobs=jobs)
+    def build() -> UsageIndex:
+        templates = [{"name": t.title or t.name, "workflow": t.workflow}
+                     for t in list_templates(templates_dir(services.data_dir))]
+        since = (now or datetime.now(UTC)) - timedelta(days=USED_BY_DAYS)
+        return UsageIndex(templates=templates, jobs=services.store.list(since=since, limit=5000))
+
+    # Reading 5,000 jobs with their inputs took most of a Models page run: reuse the index until
+    # the store changes, or for a minute at most (templates are files, not store rows).
+    return build() if now is not None else memo(services.store, "usage_index", build)
 
 
 # ---- Endpoints page --------------------------------------------------------------------------

@@ -9,6 +9,12 @@ from lib import inference as inf
 from lib.ui.job_errors import job_line
 from lib.ui.widgets import STATUS_ICONS
 
+# While a job the page shows is unfinished its view reruns this often: the tracker stores a
+# result within a few hundred ms of RunPod finishing, and a 1 s refresh added 0.5 s on average
+# (bench/bench_live.py). A rerun of a job list costs ~20 ms of CPU; with nothing active the timer
+# is off.
+ACTIVE_REFRESH = "250ms"
+
 
 def show_problems(title: str, problems) -> None:
     st.error(title + "\n" + "\n".join(f"- {p}" for p in problems), icon=":material/block:")
@@ -38,7 +44,7 @@ def job_list(svc, user, state_key: str) -> None:
 
 
 def live_fragment(svc, state_key: str, render: Callable[[str], None]) -> None:
-    """Run `render(state_key)` as a fragment that refreshes every second while a job is unfinished."""
+    """Run `render(state_key)` as a fragment that refreshes often while a job is unfinished."""
     active = any(not v.record.is_final for v in inf.job_views(svc.store, st.session_state.get(state_key, [])))
     st.session_state[f"{state_key}.polling"] = active
-    st.fragment(run_every="1s" if active else None)(render)(state_key)
+    st.fragment(run_every=ACTIVE_REFRESH if active else None)(render)(state_key)

@@ -12,6 +12,9 @@ from lib.ui import widgets
 
 # The panel is drawn before the page runs, so a job the page sends appears at the next refresh.
 REFRESH = "2s"
+# With nothing of the user's in flight it only looks for jobs sent from another tab: an idle
+# console must cost next to nothing (bench/bench_idle.py), and every refresh is a script run.
+IDLE_REFRESH = "15s"
 
 
 @st.dialog("Cancel this job?")
@@ -54,5 +57,6 @@ def _panel(svc, user) -> None:
 
 def sidebar(svc, user) -> None:
     """Draw the queue in the sidebar; it refreshes itself."""
+    busy = bool(live_queue.unfinished(svc.store, user.email, limit=1))
     with st.sidebar:
-        st.fragment(run_every=REFRESH)(_panel)(svc, user)
+        st.fragment(run_every=REFRESH if busy else IDLE_REFRESH)(_panel)(svc, user)
