@@ -48,6 +48,8 @@ FINAL = frozenset({JobState.COMPLETED, JobState.FAILED, JobState.CANCELLED, JobS
                    JobState.SUBMIT_FAILED, JobState.EXPIRED})
 # RunPod has the job and is working on it.
 ACTIVE = frozenset({JobState.IN_QUEUE, JobState.IN_PROGRESS})
+# The tracker follows these: sent or being sent, and not final (UNKNOWN is never resent blindly).
+UNFINISHED = ACTIVE | {JobState.PENDING}
 # Final without a result, not by the user's own choice: CANCELLED is the user's decision, not a
 # failure, so it is not here (a sheet panel the user cancelled is "cancelled", not "failed").
 FAILED = frozenset({JobState.FAILED, JobState.TIMED_OUT, JobState.SUBMIT_FAILED, JobState.EXPIRED})

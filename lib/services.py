@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from lib.access import AccessPolicy
 from lib.auth import User
 from lib.config import ConsoleConfig, Settings
+from lib.costs.model import estimate_job_cost
 from lib.ops.monitor import OpsMonitor
 from lib.outputs import allow_output_hosts
 from lib.runpod import DevWorkerJobs, EndpointJobs, RunPod
@@ -205,7 +206,6 @@ def _import_demo_history(store: JobStore, config: ConsoleConfig, seed_info: dict
     from lib.localpod.seed import demo_traffic
 
     now = datetime.fromisoformat(seed_info["now"])
-    prices = {role: config.price_per_second(role) for role in config.endpoints}
     rows = []
     for job in demo_traffic(config, now=now, days=int(seed_info.get("days", 30)),
                             seed=int(seed_info.get("seed", 7))):
@@ -217,7 +217,7 @@ def _import_demo_history(store: JobStore, config: ConsoleConfig, seed_info: dict
             "finished_at": start + (job.delay_ms + job.execution_ms) / 1000,
             "delay_ms": job.delay_ms, "execution_ms": job.execution_ms, "worker_id": job.worker_id,
             "images": job.images, "cold_start": job.cold_start,
-            "cost_usd": -(-job.execution_ms // 1000) * prices.get(job.role, 0.0),
+            "cost_usd": estimate_job_cost(config, job.role, job.execution_ms, cold_start=job.cold_start),
             "meta": {"character": job.character, "simulated": True},
         })
     store.import_history(rows)

@@ -25,16 +25,13 @@ from typing import Any, TypeVar
 import pandas as pd
 
 from lib.errors import ConsoleError
+from lib.jobstate import ACTIVE, FINAL, LOCAL, UNFINISHED, JobState
 
 log = logging.getLogger(__name__)
 
 # Local states around RunPod's own: PENDING (recorded, not yet confirmed by RunPod), SUBMIT_FAILED
 # (RunPod surely did not take it), UNKNOWN (the submit's outcome is unknown: never resent blindly),
 # EXPIRED (RunPod forgot the job before it reached a terminal state we saw).
-LOCAL_STATES = ("PENDING", "SUBMIT_FAILED", "UNKNOWN", "EXPIRED")
-RUNPOD_STATES = ("IN_QUEUE", "IN_PROGRESS", "COMPLETED", "FAILED", "CANCELLED", "TIMED_OUT")
-FINAL_STATES = frozenset({"COMPLETED", "FAILED", "CANCELLED", "TIMED_OUT", "SUBMIT_FAILED", "EXPIRED"})
-ACTIVE_STATES = frozenset({"IN_QUEUE", "IN_PROGRESS"})
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -178,11 +175,11 @@ class JobRecord:
 
     @property
     def is_final(self) -> bool:
-        return self.status in FINAL_STATES
+        return self.status in FINAL
 
     @property
     def is_active(self) -> bool:
-        return self.status in ACTIVE_STATES
+        return self.status in ACTIVE
 
     @property
     def on_dev_worker(self) -> bool:
@@ -428,11 +425,11 @@ class JobStore:
                     "INSERT INTO jobs (local_id, idempotency_key, role, endpoint_id, status, kind, user,"
                     " grp, character, created_at, payload_hash, input_json, meta_json, est_cost_usd)"
                     " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                    (local_id, idempotency_key, role, endpoint_id, "PENDING", kind, user, group,
+                    (local_id, idempotency_key, role, endpoint_id, JobState.PENDING.value, kind, user, group,
                      meta.get("character"), now, payload_hash(input), _dumps(input), _dumps(meta),
                      est_cost_usd))
                 db.execute("INSERT INTO status_changes (local_id, at, status, note) VALUES (?,?,?,?)",
-                           (local_id, now, "PENDING", "recorded before submit"))
+                           (local_id, now, JobState.PENDING.value, "recorded before submit"))
         if existing is not None:
             raise DuplicateSubmission(self.get(existing))
         return self.get(local_id)
@@ -481,16 +478,17 @@ class JobStore:
     def unfinished(self) -> builtins.list[JobRecord]:
         """Jobs the tracker must follow: sent to RunPod and not final, or not confirmed, or
         finished on RunPod with their outputs not kept yet. Damaged rows are skipped (see .damaged)."""
-        rows = self._query("SELECT * FROM jobs WHERE status IN ('PENDING','IN_QUEUE','IN_PROGRESS')"
-                           " AND simulated = 0 ORDER BY created_at")
+        rows = self._query(f"SELECT * FROM jobs WHERE status IN ({','.join('?' * len(UNFINISHED))})"
+                           " AND simulated = 0 ORDER BY created_at", [s.value for s in UNFINISHED])
         return self._records(rows)
 
     def missing_outputs(self) -> builtins.list[JobRecord]:
         """COMPLETED jobs with images in their stored output but none kept and no loss recorded
         (a console before outputs_pending could die between the two)."""
-        rows = self._query("SELECT * FROM jobs WHERE status='COMPLETED' AND simulated=0 AND images=0"
+        rows = self._query("SELECT * FROM jobs WHERE status=? AND simulated=0 AND images=0"
                            " AND output_json LIKE '%\"images\"%' AND error IS NULL"
-                           " AND NOT EXISTS (SELECT 1 FROM outputs o WHERE o.local_id = jobs.local_id)")
+                           " AND NOT EXISTS (SELECT 1 FROM outputs o WHERE o.local_id = jobs.local_id)",
+                           [JobState.COMPLETED.value])
         return [r for r in self._records(rows) if _has_image_entries(r.output)]
 
     def users(self) -> builtins.list[str]:
@@ -507,13 +505,14 @@ class JobStore:
 
     def mark_local(self, local_id: str, status: str, error: str | None) -> JobRecord:
         """A local-only state: SUBMIT_FAILED, UNKNOWN or EXPIRED, with the reason."""
-        if status not in LOCAL_STATES:
+        if status not in LOCAL:
             raise ValueError(f"{status} is not a local state")
+        status = JobState(status).value   # the plain string in SQL
         now = time.time()
         with self._tx() as db:
             db.execute("UPDATE jobs SET status=?, error=?, finished_at=CASE WHEN ? THEN ? ELSE finished_at END"
                        " WHERE local_id=?",
-                       (status, error, status in FINAL_STATES, now, local_id))
+                       (status, error, status in FINAL, now, local_id))
             db.execute("INSERT INTO status_changes (local_id, at, status, note) VALUES (?,?,?,?)",
                        (local_id, now, status, error))
         return self.get(local_id)
@@ -526,16 +525,17 @@ class JobStore:
 
         With outputs_pending, the reply is final (COMPLETED) but its outputs are not kept yet: the
         result is stored and the job stays unfinished until finish_outputs()."""
+        status = JobState(status).value
         now = time.time()
         with self._tx() as db:
             row = db.execute("SELECT status FROM jobs WHERE local_id=?", (local_id,)).fetchone()
             if row is None:
                 raise KeyError(local_id)
-            keeps_output = status in FINAL_STATES
+            keeps_output = status in FINAL
             if outputs_pending:
                 status = row["status"]
             changed = row["status"] != status
-            is_final = status in FINAL_STATES
+            is_final = status in FINAL
             db.execute(
                 "UPDATE jobs SET status=?, delay_ms=COALESCE(?, delay_ms),"
                 " execution_ms=COALESCE(?, execution_ms), worker_id=COALESCE(?, worker_id),"
@@ -547,7 +547,7 @@ class JobStore:
                 " outputs_pending=?"
                 " WHERE local_id=?",
                 (status, delay_ms, execution_ms, worker_id, retries, error,
-                 keeps_output, _dumps(output), status == "IN_PROGRESS" and output is not None,
+                 keeps_output, _dumps(output), status == JobState.IN_PROGRESS and output is not None,
                  _dumps(output), is_final, now,
                  None if cold_start is None else int(cold_start), cost_usd, int(outputs_pending), local_id))
             if changed:
@@ -566,11 +566,12 @@ class JobStore:
             row = db.execute("SELECT status FROM jobs WHERE local_id=?", (local_id,)).fetchone()
             if row is None:
                 raise KeyError(local_id)
-            changed = row["status"] != "COMPLETED"
-            db.execute("UPDATE jobs SET status='COMPLETED', outputs_pending=0, error=COALESCE(?, error),"
-                       " finished_at=COALESCE(finished_at, ?) WHERE local_id=?", (error, now, local_id))
+            changed = row["status"] != JobState.COMPLETED
+            db.execute("UPDATE jobs SET status=?, outputs_pending=0, error=COALESCE(?, error),"
+                       " finished_at=COALESCE(finished_at, ?) WHERE local_id=?",
+                       (JobState.COMPLETED.value, error, now, local_id))
             db.execute("INSERT INTO status_changes (local_id, at, status, note) VALUES (?,?,?,?)",
-                       (local_id, now, "COMPLETED", error or "outputs kept"))
+                       (local_id, now, JobState.COMPLETED.value, error or "outputs kept"))
         return self.get(local_id), changed
 
     def reset_for_retry(self, local_id: str, status: str) -> JobRecord:

@@ -14,7 +14,6 @@ final in the store only with its outputs kept (or their loss recorded).
 from __future__ import annotations
 
 import logging
-import math
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -26,7 +25,9 @@ from typing import Any
 import httpx
 
 from lib.config import ConsoleConfig
+from lib.costs.model import estimate_job_cost
 from lib.errors import ConsoleError
+from lib.jobstate import WORKER_FAILED, JobState
 from lib.outputs import OutputError, fetch_image, image_entries
 from lib.runpod import DevWorkerJobs, EndpointJobs, Job, NotFound, Policy, PollPolicy, RateLimited, RunPodError
 from lib.store import DamagedRecord, DiskFull, DuplicateSubmission, JobRecord, JobStore, StoreUnavailable
@@ -200,12 +201,12 @@ class Tracker:
         """Follow every unfinished job again and keep the outputs an earlier run did not keep."""
         count = 0
         for record in self.store.unfinished():
-            if record.status == "PENDING":
+            if record.status == JobState.PENDING:
                 if record.created_at.timestamp() >= self._started_wall:
                     continue  # submitted by this process (a resume retried after a locked store)
                 # The console stopped between recording and RunPod's answer: the job may or may
                 # not exist on RunPod. Never resend it blindly; a person decides.
-                self.store.mark_local(record.local_id, "UNKNOWN",
+                self.store.mark_local(record.local_id, JobState.UNKNOWN,
                                       "The console restarted before RunPod confirmed this submission; "
                                       "check the endpoint before submitting it again.")
                 continue
@@ -264,9 +265,9 @@ class Tracker:
             job: Job = self._jobs_for(role).run(input, policy=policy, webhook=webhook)
         except RunPodError as exc:
             if _surely_not_sent(exc):
-                raise SubmitRefused(self.store.mark_local(record.local_id, "SUBMIT_FAILED", str(exc))) from None
+                raise SubmitRefused(self.store.mark_local(record.local_id, JobState.SUBMIT_FAILED, str(exc))) from None
             return self.store.mark_local(
-                record.local_id, "UNKNOWN",
+                record.local_id, JobState.UNKNOWN,
                 f"RunPod did not confirm the submission ({exc}). It may still run: check the "
                 f"endpoint's queue before submitting again.")
         try:
@@ -296,7 +297,7 @@ class Tracker:
         """RunPod's /retry: re-queue a FAILED or TIMED_OUT job under the same id."""
         self._authorize(user, "retry")
         record = self.store.get(local_id)
-        if record.status not in ("FAILED", "TIMED_OUT") or not record.runpod_id:
+        if record.status not in WORKER_FAILED or not record.runpod_id:
             raise ValueError(f"only failed or timed-out jobs can be retried (this one is {record.status})")
         job = self._jobs_of(record).retry(record.runpod_id)
         self.store.audit(user, "retry", local_id, {"runpod_id": record.runpod_id})
@@ -472,7 +473,7 @@ class Tracker:
 
     def _expire(self, record: JobRecord) -> None:
         updated = self.store.mark_local(
-            record.local_id, "EXPIRED",
+            record.local_id, JobState.EXPIRED,
             "RunPod no longer has this job: its ttl expired, or its result expired (RunPod keeps "
             "results 30 min) before the console could fetch it.")
         self._notify(updated)
@@ -482,14 +483,14 @@ class Tracker:
         """A dev worker runs the job inside POST /status, blocking until the handler returns: it is
         followed on a thread of its own, posted at most once (the store's IN_PROGRESS marks "posted",
         across restarts too), and a job that may be running is never posted again."""
-        if record.status == "IN_PROGRESS":
+        if record.status == JobState.IN_PROGRESS:
             finished = jobs.finished(runpod_id)
             if finished is not None:  # the answer came, recording it failed: record it now
                 self._apply(record, finished)
             else:
-                self._notify(self.store.mark_local(record.local_id, "UNKNOWN", DEV_WORKER_LOST))
+                self._notify(self.store.mark_local(record.local_id, JobState.UNKNOWN, DEV_WORKER_LOST))
             return False
-        self.store.update_from_runpod(record.local_id, status="IN_PROGRESS", delay_ms=None, execution_ms=None,
+        self.store.update_from_runpod(record.local_id, status=JobState.IN_PROGRESS, delay_ms=None, execution_ms=None,
                                       worker_id=None, retries=None, output=None, error=None)
         threading.Thread(target=self._dev_job_thread, args=(record.local_id, jobs, runpod_id),
                          name=f"dev-worker-{record.local_id}", daemon=True).start()
@@ -505,9 +506,9 @@ class Tracker:
             if self._stop.is_set():
                 return  # this tracker was stopped meanwhile: the next one decides from the store
             if isinstance(failure, NotFound):
-                self._notify(self.store.mark_local(local_id, "EXPIRED", str(failure)))
+                self._notify(self.store.mark_local(local_id, JobState.EXPIRED, str(failure)))
             elif failure is not None:
-                self._notify(self.store.mark_local(local_id, "UNKNOWN", f"{failure}. {DEV_WORKER_LOST}"))
+                self._notify(self.store.mark_local(local_id, JobState.UNKNOWN, f"{failure}. {DEV_WORKER_LOST}"))
             else:
                 self._apply(self.store.get(local_id), job)
         except Exception as exc:  # the result is kept in memory by DevWorkerJobs: recorded on the next turn
@@ -522,15 +523,15 @@ class Tracker:
         status = job.status.value
         is_final = job.is_terminal
         cold = None
-        if job.delay_time_ms is not None and status != "IN_QUEUE":
+        if job.delay_time_ms is not None and status != JobState.IN_QUEUE:
             cold = job.delay_time_ms >= self._cold_threshold(record.role)
         cost = None
         if is_final and job.execution_time_ms is not None:
-            cost = self.job_cost(record.role, job.execution_time_ms,
-                                 cold_start=bool(cold if cold is not None else record.cold_start))
+            cost = estimate_job_cost(self.config, record.role, job.execution_time_ms,
+                                     cold_start=bool(cold if cold is not None else record.cold_start))
         # A COMPLETED job with images turns final only once they are kept (a crash in between
         # leaves it outputs_pending, and the next start keeps them from the stored result).
-        pending = status == "COMPLETED" and bool(image_entries(job.output))
+        pending = status == JobState.COMPLETED and bool(image_entries(job.output))
         updated, changed = self.store.update_from_runpod(
             record.local_id, status=status, delay_ms=job.delay_time_ms,
             execution_ms=job.execution_time_ms, worker_id=job.worker_id, retries=job.retries,
@@ -540,17 +541,6 @@ class Tracker:
         elif changed:
             self._notify(updated)
         return updated
-
-    def job_cost(self, role: str, execution_ms: int, *, cold_start: bool = False) -> float:
-        """Billed per second, rounded up, at the flex price of the endpoint's first GPU pool.
-
-        The same model as lib.costs: initializing is not billed (since 2026-06-29), but a worker
-        started for this job bills one idle timeout before it stops.
-        """
-        seconds = math.ceil(execution_ms / 1000)
-        if cold_start:
-            seconds += self.config.endpoint(role).idle_timeout_s
-        return seconds * self.config.price_per_second(role)
 
     def _keep_outputs(self, local_id: str) -> None:
         """Save every output file, then make the job final (runs on the download pool)."""
@@ -583,7 +573,7 @@ class Tracker:
         deadline = self._clock() + timeout_s
         while True:
             records = [self.store.get(i) for i in ids]
-            if all(r.is_final or r.status == "UNKNOWN" for r in records):
+            if all(r.is_final or r.status == JobState.UNKNOWN for r in records):
                 return records
             if self._clock() >= deadline:
                 raise TimeoutError(f"{sum(not r.is_final for r in records)} of {len(ids)} jobs "
