@@ -4,13 +4,13 @@ Each asserts: no job lost, none submitted twice, every output kept, tracking ali
 from __future__ import annotations
 
 import base64
-import threading
 
 from lib.runpod import Job, JobStatus
 from lib.store import JobStore
 from lib.tracker import PollSchedule, Tracker
 from tests.faults.breakers import FullDisk, store_locked_by_another_process
 from tests.faults.steps import USER, wait_until
+from tests.support.fakes import FakeJobs
 
 PNG = base64.b64encode(b"\x89PNG\r\n\x1a\nimage").decode()
 QUICK = PollSchedule(first_s=0.02, factor=1.5, cap_s=0.1, training_cap_s=0.1)
@@ -61,9 +61,9 @@ def test_disk_full_while_saving_outputs_shows_then_keeps_them_when_space_returns
                                                                                 fault_config):
     disk = FullDisk(monkeypatch)
     store = JobStore(tmp_path)
-    jobs = ScriptedJobs(lambda job_id: Job(id=job_id, status=JobStatus.COMPLETED, execution_time_ms=900,
-                                           output={"images": [{"filename": f"{job_id}.png", "type": "base64",
-                                                               "data": PNG}]}))
+    jobs = FakeJobs(final=lambda job_id: Job(id=job_id, status=JobStatus.COMPLETED, execution_time_ms=900,
+                                             output={"images": [{"filename": f"{job_id}.png", "type": "base64",
+                                                                 "data": PNG}]}))
     tracker = Tracker(store, fault_config, lambda role: jobs, schedule=QUICK).start()
     try:
         ids = [tracker.submit("image", {"n": i}, kind="test", user=USER, idempotency_key=f"full-{i}").local_id
@@ -86,8 +86,8 @@ def test_disk_full_while_saving_outputs_shows_then_keeps_them_when_space_returns
 
 def test_an_error_while_recording_a_result_is_retried_and_tracking_goes_on(tmp_path, monkeypatch, fault_config):
     store = JobStore(tmp_path)
-    jobs = ScriptedJobs(lambda job_id: Job(id=job_id, status=JobStatus.COMPLETED, execution_time_ms=10,
-                                           output={"ok": job_id}))
+    jobs = FakeJobs(final=lambda job_id: Job(id=job_id, status=JobStatus.COMPLETED, execution_time_ms=10,
+                                             output={"ok": job_id}))
     failures = {"left": 3}
     real_update = JobStore.update_from_runpod
 
@@ -114,8 +114,8 @@ def test_an_error_while_recording_a_result_is_retried_and_tracking_goes_on(tmp_p
 
 def test_the_loop_restarts_when_it_fails_and_says_so(tmp_path, fault_config):
     store = JobStore(tmp_path)
-    jobs = ScriptedJobs(lambda job_id: Job(id=job_id, status=JobStatus.COMPLETED, execution_time_ms=10,
-                                           output={"ok": job_id}))
+    jobs = FakeJobs(final=lambda job_id: Job(id=job_id, status=JobStatus.COMPLETED, execution_time_ms=10,
+                                             output={"ok": job_id}))
     tracker = Tracker(store, fault_config, lambda role: jobs, schedule=QUICK)
     real_dispatch = tracker._dispatch_due
     broken = {"left": 2}
@@ -136,21 +136,3 @@ def test_the_loop_restarts_when_it_fails_and_says_so(tmp_path, fault_config):
     finally:
         tracker.stop()
         store.close()
-
-
-class ScriptedJobs:
-    """A RunPod endpoint whose /status answers `final(job_id)` at once."""
-
-    def __init__(self, final):
-        self.final = final
-        self.runs: list[dict] = []
-        self.lock = threading.Lock()
-
-    def run(self, input, *, policy=None, webhook=None):
-        with self.lock:
-            self.runs.append(input)
-            return Job(id=f"rp-{len(self.runs)}", status=JobStatus.IN_QUEUE)
-
-    def status(self, job_id):
-        return self.final(job_id)
-

@@ -17,6 +17,7 @@ from lib.localpod.comfy.faceswap_cv import FACE_PADDING, detect_faces
 from lib.localpod.handlers import COMPLETED, FAILED, JobContext, execute, handler_for
 from lib.runpod import JobStatus
 from lib.special import FaceSwapOptions, SheetRequest, Upload, plan_faceswap, plan_sheet
+from tests.support.fakes import png
 
 FLUX = ("models/unet/flux1-dev.safetensors", "models/clip/t5xxl_fp8_e4m3fn.safetensors",
         "models/clip/clip_l.safetensors", "models/vae/ae.safetensors", "models/loras/ava_v1.safetensors")
@@ -48,12 +49,6 @@ def volume(tmp_path):
     return tmp_path
 
 
-def _png(array: np.ndarray) -> bytes:
-    buf = io.BytesIO()
-    Image.fromarray(array).save(buf, "PNG")
-    return buf.getvalue()
-
-
 @pytest.fixture(scope="module")
 def target() -> np.ndarray:
     canvas = skdata.coffee().copy()
@@ -64,8 +59,8 @@ def target() -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def swap_inputs(target) -> list[dict]:
-    plan = plan_faceswap(Upload("face.png", _png(skdata.astronaut())),
-                         [Upload("beach.png", _png(target)), Upload("coffee.png", _png(skdata.coffee()))],
+    plan = plan_faceswap(Upload("face.png", png(skdata.astronaut())),
+                         [Upload("beach.png", png(target)), Upload("coffee.png", png(skdata.coffee()))],
                          FaceSwapOptions(), batch_id="fs1")
     return [job.input for job in plan.jobs]
 
@@ -191,7 +186,7 @@ def test_sheet_panels_are_generated_and_differ(volume):
 
 
 def test_reference_face_panel_carries_the_face(volume):
-    face = Upload("ref.png", _png(skdata.astronaut()))
+    face = Upload("ref.png", png(skdata.astronaut()))
     request = SheetRequest(character="Ava", lora_name="ava_v1.safetensors", trigger="ava", seed=7,
                            panels=("smiling",))
     guided = plan_sheet(SheetRequest(**{**request.__dict__, "reference": face}), sheet_id="sh2").jobs[0]
@@ -207,7 +202,7 @@ def test_reference_face_panel_carries_the_face(volume):
 
 
 def test_pulid_needs_the_baked_model(volume):
-    face = Upload("ref.png", _png(skdata.astronaut()))
+    face = Upload("ref.png", png(skdata.astronaut()))
     job = plan_sheet(SheetRequest(character="Ava", lora_name="ava_v1.safetensors", trigger="ava", seed=7,
                                   panels=("front",), reference=face), sheet_id="sh3").jobs[0]
     broken = copy.deepcopy(job.input)
