@@ -27,8 +27,9 @@ import pytest
 import werkzeug.serving
 from oidc_provider_mock import User, app as oidc_app
 
-from tests.console_server import (CHROMIUM, CHROMIUM_ARGS, fast_config_text, free_port, running_console,
-                                  wait_idle as _wait_idle)
+from tests.console_server import CHROMIUM, CHROMIUM_ARGS, fast_config_text, running_console
+from tests.console_server import wait_idle as _wait_idle
+from tests.support.ports import free_port
 
 PEOPLE = {"viewer": "vera.viewer@partner.example", "staff": "sam.staff@example.com",
           "operator": "olga.ops@example.com"}

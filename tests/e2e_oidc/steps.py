@@ -1,9 +1,8 @@
 """Shared steps of the sign-in browser tests: reading the audit trail, opening pages, typing a prompt."""
 from __future__ import annotations
 
-import time
-
 from lib.store import JobStore
+from tests.support.waiting import wait_until
 
 
 def audit_entries(console, **filters):
@@ -15,13 +14,8 @@ def audit_entries(console, **filters):
 
 
 def wait_for_audit(console, timeout_s: float = 20, **filters):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        entries = audit_entries(console, **filters)
-        if entries:
-            return entries
-        time.sleep(0.2)
-    raise AssertionError(f"no audit entry {filters} within {timeout_s} s")
+    return wait_until(lambda: audit_entries(console, **filters), timeout_s, what=f"an audit entry {filters}",
+                      interval_s=0.2)
 
 
 def open_page(page, title: str, wait_idle) -> None:

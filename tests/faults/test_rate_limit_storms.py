@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from lib.tracker import SubmitRefused
-from tests.faults.steps import USER, wait_until
+from tests.faults.steps import USER
+from tests.support.waiting import wait_until
 
 
 def test_status_reads_ride_out_a_429_storm(admin, client, make_tracker):

@@ -11,7 +11,8 @@ from lib.store import JobStore
 from lib.tracker import PollSchedule, Tracker
 from tests.faults.breakers import DripServer
 from tests.faults.conftest import config_text
-from tests.faults.steps import USER, wait_until
+from tests.faults.steps import USER
+from tests.support.waiting import wait_until
 
 QUICK = PollSchedule(first_s=0.02, factor=1.5, cap_s=0.1, training_cap_s=0.1)
 

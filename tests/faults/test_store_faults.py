@@ -9,7 +9,8 @@ from lib.runpod import Job, JobStatus
 from lib.store import JobStore
 from lib.tracker import PollSchedule, Tracker
 from tests.faults.breakers import FullDisk, store_locked_by_another_process
-from tests.faults.steps import USER, wait_until
+from tests.faults.steps import USER
+from tests.support.waiting import wait_until
 from tests.support.fakes import FakeJobs
 
 PNG = base64.b64encode(b"\x89PNG\r\n\x1a\nimage").decode()

@@ -17,7 +17,7 @@ from lib.auth import LOCAL_OPERATOR
 from lib.config import Secret, Settings
 from lib.services import build_services
 from lib.ui import deps
-from tests.console_server import free_port
+from tests.support.ports import free_port
 from tests.realpod.test_minimal_pages import everything_shown
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -1,9 +1,8 @@
 """Fakes shared by the suites: a RunPod client on a recording mock transport, a scripted endpoint
-for the tracker, encoded test images and a free local port."""
+for the tracker and encoded test images."""
 from __future__ import annotations
 
 import io
-import socket
 import threading
 from collections.abc import Callable
 
@@ -88,9 +87,3 @@ def png(image: np.ndarray | Image.Image) -> bytes:
 
 def jpeg(image: np.ndarray | Image.Image, **save_kw) -> bytes:
     return _encoded(image, "JPEG", **save_kw)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
