@@ -1,15 +1,18 @@
 """Fakes shared by the suites: a RunPod client on a recording mock transport, a scripted endpoint
-for the tracker and encoded test images."""
+for the tracker, a recording job context for the simulator's handlers, a volume holding model files
+and encoded test images."""
 from __future__ import annotations
 
 import io
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from pathlib import Path
 
 import httpx
 import numpy as np
 from PIL import Image
 
+from lib.localpod.handlers import JobContext
 from lib.runpod import Job, JobStatus, RunPod
 from tests.support.clock import FakeClock
 
@@ -72,6 +75,31 @@ class FakeJobs:
     def retry(self, job_id: str) -> Job:
         self.retries.append(job_id)
         return Job(id=job_id, status=JobStatus.IN_QUEUE)
+
+
+class RecordingContext(JobContext):
+    """A real JobContext of the `role` endpoint that keeps its progress updates and adds up the
+    simulated seconds the handler spends."""
+
+    def __init__(self, volume_dir: Path, role: str = "image", job_id: str = "job-1", worker_id: str = "w1",
+                 **kw):
+        self.updates: list = []
+        super().__init__(job_id, f"{role}-sim01", role, worker_id, volume_dir, 0.0,
+                         on_progress=self.updates.append, **kw)
+        self.simulated = 0.0
+
+    def sleep(self, simulated_seconds: float) -> None:
+        self.simulated += simulated_seconds
+        super().sleep(simulated_seconds)
+
+
+def volume_with(root: Path, keys: Iterable[str]) -> Path:
+    """`root` as a network volume holding a placeholder file at each key (e.g. model weights)."""
+    for key in keys:
+        path = root / key
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"weights")
+    return root
 
 
 def _encoded(image: np.ndarray | Image.Image, fmt: str, **save_kw) -> bytes:
