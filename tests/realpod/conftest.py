@@ -7,6 +7,7 @@ import pytest
 
 from lib.provisioning import required
 from tests.standin import StandIn, standard_account
+from tests.support.pages import PagesConsole
 
 IDS = {"image": "ep-image-1", "training": "ep-train-1", "special": "ep-special-1"}
 VOLUME = "vol-minimal"
@@ -26,6 +27,13 @@ def put_required_models(pod: StandIn, volume: str = VOLUME) -> None:
     for req in required.requirements():
         if req.kind == required.FILE:
             pod.put(volume, req.path)
+
+
+@pytest.fixture
+def pages_console(monkeypatch):
+    console = PagesConsole(monkeypatch)
+    yield console
+    console.close()
 
 
 @pytest.fixture

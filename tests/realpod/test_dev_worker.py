@@ -6,21 +6,16 @@ import os
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import httpx
 import pytest
-import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from lib.auth import LOCAL_OPERATOR
 from lib.config import Secret, Settings
-from lib.services import build_services
-from lib.ui import deps
-from tests.support.ports import free_port
 from tests.realpod.test_minimal_pages import everything_shown
+from tests.support.pages import open_app_page
+from tests.support.ports import free_port
 
-ROOT = Path(__file__).resolve().parents[2]
 HANDLER = """import runpod
 
 def handler(job):
@@ -56,36 +51,17 @@ def dev_worker(tmp_path_factory):
 
 
 @pytest.fixture
-def console(tmp_path, monkeypatch):
-    started = []
-
+def console(tmp_path, pages_console):
     def _start(image_table: str):
         config = tmp_path / "console.toml"
         config.write_text(f'[volume]\nid = "vol-dev"\n\n[endpoints.image]\n{image_table}\n\n'
                           '[endpoints.special]\nid = "special-sim01"\n\n[simulator]\ntime_scale = 0.002\n')
-        services = build_services(Settings(api_key=Secret(""), config_path=config, data_dir=tmp_path / "data"),
-                                  start_tracker=False)
-        started.append(services)
-        st.cache_resource.clear()
-        st.cache_data.clear()
-        monkeypatch.setattr(deps, "_build", lambda: services)
-        return services
-    yield _start
-    st.cache_resource.clear()
-    st.cache_data.clear()
-    for services in started:
-        services.close()
+        return pages_console(Settings(api_key=Secret(""), config_path=config, data_dir=tmp_path / "data"))
+    return _start
 
 
 def open_page(page: str) -> AppTest:
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
-    at.session_state["auth.user"] = LOCAL_OPERATOR
-    at.run()
-    assert not at.exception, at.exception
-    if page != "pages/overview.py":
-        at.switch_page(page).run()
-        assert not at.exception, at.exception
-    return at
+    return open_app_page(page, timeout=60)
 
 
 def test_a_reachable_dev_worker_checked_against_its_models_folder(dev_worker, console, tmp_path):

@@ -2,19 +2,14 @@
 renders, a role left out says how to add it, and nothing crashes."""
 from __future__ import annotations
 
-from pathlib import Path
 
 import pytest
-import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from lib.auth import LOCAL_OPERATOR
 from lib.config import Settings
-from lib.services import build_services
-from lib.ui import deps
 from tests.realpod.conftest import minimal_config
+from tests.support.pages import open_app_page
 
-ROOT = Path(__file__).resolve().parents[2]
 PAGES = ["pages/overview.py", "pages/jobs.py", "pages/endpoints.py", "pages/models.py", "pages/costs.py",
          "pages/generate.py", "pages/gallery.py", "pages/special.py", "pages/datasets.py", "pages/training.py",
          "pages/audit.py", "pages/provisioning.py", "pages/connection.py"]
@@ -31,23 +26,12 @@ def everything_shown(at: AppTest) -> str:
 
 
 @pytest.fixture
-def start_console(standin, write_config, tmp_path, monkeypatch):
-    started = []
-
+def start_console(standin, write_config, tmp_path, pages_console):
     def _start(text: str):
         env = {**standin.console_env(), "CONSOLE_CONFIG": str(write_config(text)),
                "CONSOLE_DATA": str(tmp_path / "data")}
-        services = build_services(Settings.from_env(env), start_tracker=False)
-        started.append(services)
-        st.cache_resource.clear()
-        st.cache_data.clear()
-        monkeypatch.setattr(deps, "_build", lambda: services)
-        return services
-    yield _start
-    st.cache_resource.clear()
-    st.cache_data.clear()
-    for services in started:
-        services.close()
+        return pages_console(Settings.from_env(env))
+    return _start
 
 
 @pytest.fixture(params=[("image", "training", "special"), ("image",)], ids=["all-roles", "image-only"])
@@ -56,13 +40,7 @@ def console(request, start_console):
 
 
 def open_page(page: str) -> AppTest:
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
-    at.session_state["auth.user"] = LOCAL_OPERATOR
-    at.run()
-    assert not at.exception, at.exception
-    if page != "pages/overview.py":
-        at.switch_page(page).run()
-    return at
+    return open_app_page(page, timeout=60)
 
 
 def test_every_page_renders_with_a_minimal_file(console):
