@@ -24,11 +24,12 @@ class AccessPolicy:
     domains: Mapping[str, str] = field(default_factory=dict)    # "@domain" -> role
 
     @classmethod
-    def from_config(cls, raw: Mapping) -> "AccessPolicy":
+    def from_config(cls, raw: Mapping) -> AccessPolicy:
         table = raw.get("access") or {}
         if not isinstance(table, Mapping):
             raise ConfigError("console.toml: [access] must be a table")
-        addresses, domains = {}, {}
+        addresses: dict[str, str] = {}
+        domains: dict[str, str] = {}
         # Later lists are weaker roles: setdefault keeps the strongest role for a name listed twice.
         for key, role in _LISTS:
             entries = table.get(key, [])

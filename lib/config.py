@@ -19,6 +19,9 @@ DEFAULT_API_URL = "https://api.runpod.ai/v2"
 DEFAULT_REST_URL = "https://api.runpod.io/v2"
 ROLES = ("image", "training", "special")
 SCALING_TYPES = ("QUEUE_DELAY", "REQUEST_COUNT")
+# The training image (AI Toolkit's) needs CUDA 13.0, an NVIDIA driver >= 580 (worker-contracts §3.4):
+# the safe default when console.toml says nothing; min_cuda_version = "" leaves it unmanaged.
+DEFAULT_MIN_CUDA = {"training": "13.0"}
 
 
 class ConfigError(ConsoleError, ValueError):
@@ -232,7 +235,7 @@ class ConsoleConfig:
         return self.prices.per_second(spec.gpu_pools[0], active=active)
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> "ConsoleConfig":
+    def load(cls, path: str | os.PathLike, *, any_role: bool = False) -> "ConsoleConfig":
         path = Path(path)
         try:
             text = path.read_text(encoding="utf-8")
@@ -246,10 +249,12 @@ class ConsoleConfig:
         except OSError as exc:
             raise ConfigError(f"cannot read {path}: {exc.strerror}", path=path,
                               fix="set CONSOLE_CONFIG to a readable TOML file") from None
-        return cls.parse(text, path=path)
+        return cls.parse(text, path=path, any_role=any_role)
 
     @classmethod
-    def parse(cls, text: str, path: Path | None = None) -> "ConsoleConfig":
+    def parse(cls, text: str, path: Path | None = None, *, any_role: bool = False) -> "ConsoleConfig":
+        """any_role: endpoints of roles the console does not drive are accepted (the simulator and the
+        simulator's tests add a `basic` endpoint); the console itself refuses them as typos."""
         src = _Source(text, path)
         try:
             data = tomllib.loads(text)
@@ -260,7 +265,7 @@ class ConsoleConfig:
                               fix="fix the syntax at that line: strings in double quotes, one [table] "
                                   "header per section, key = value") from None
         _refuse_secrets(data, src)
-        _refuse_unknown_keys(data, src)
+        _refuse_unknown_keys(data, src, any_role)
         endpoints = {}
         raw_endpoints = _table(data, "endpoints", src, "endpoints")
         for role, table in raw_endpoints.items():
@@ -410,6 +415,8 @@ def _refuse_secrets(data: Mapping, src: _Source, section: tuple[str, ...] = ()) 
             _refuse_secrets(value, src, section + (key,))
             continue
         values = value if isinstance(value, list) else [value]
+        for table in (v for v in values if isinstance(v, dict)):  # [[alerts]] and other arrays of tables
+            _refuse_secrets(table, src, section + (key,))
         texts = [v for v in values if isinstance(v, str)]
         by_name = (SENSITIVE_NAME.search(str(key)) is not None
                    and any(t and not t.startswith(SECRET_REFERENCE) for t in texts))
@@ -432,7 +439,7 @@ def _unknown(src: _Source, section: tuple[str, ...], key: str, allowed: Iterable
     return src.error(section, key, f"{place}{said} (allowed: {', '.join(allowed)})", fix=fix)
 
 
-def _refuse_unknown_keys(data: Mapping, src: _Source) -> None:
+def _refuse_unknown_keys(data: Mapping, src: _Source, any_role: bool) -> None:
     """A misspelt key would otherwise be ignored and its default used without a word."""
     for key in data:
         if key not in TOP_LEVEL:
@@ -446,7 +453,7 @@ def _refuse_unknown_keys(data: Mapping, src: _Source) -> None:
     endpoints = data.get("endpoints")
     if isinstance(endpoints, dict):
         for role, table in endpoints.items():
-            if role not in ROLES:
+            if role not in ROLES and not any_role:
                 raise _unknown(src, ("endpoints",), role, ROLES, "endpoint role")
             if isinstance(table, dict):
                 for key in table:
@@ -455,7 +462,7 @@ def _refuse_unknown_keys(data: Mapping, src: _Source) -> None:
     cold = (data.get("simulator") or {}).get("cold_start_s") if isinstance(data.get("simulator"), dict) else None
     if isinstance(cold, dict):
         for role in cold:
-            if role not in ROLES:
+            if role not in ROLES and not any_role:
                 raise _unknown(src, ("simulator", "cold_start_s"), role, ROLES, "endpoint role")
 
 
@@ -546,7 +553,7 @@ def _endpoint(role: str, table: object, src: _Source) -> EndpointSpec:
         image=str(table.get("image", "")),
         data_centers=tuple(table.get("data_centers", ())),
         env=dict(env),
-        min_cuda_version=str(table["min_cuda_version"]) if table.get("min_cuda_version") is not None else None,
+        min_cuda_version=str(table.get("min_cuda_version", DEFAULT_MIN_CUDA.get(role, ""))) or None,
         allowed_cuda_versions=_strings(table, "allowed_cuda_versions", src, section),
         models_dir=models_dir or None,
     )

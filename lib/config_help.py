@@ -25,7 +25,22 @@ class ConfigProblem:
 
 
 def describe(exc: ConfigError, config_path: Path | str) -> ConfigProblem:
-    return ConfigProblem(file=exc.path or str(config_path), line=exc.line, what=str(exc), fix=exc.fix)
+    file = exc.path or str(config_path)
+    return ConfigProblem(file=file, line=exc.line or _section_line(str(exc), Path(file)), what=str(exc), fix=exc.fix)
+
+
+def _section_line(message: str, path: Path) -> int | None:
+    """The header line of the first [section] a message names (tables checked outside lib.config,
+    such as [access] or [alerts_webhook], do not know their line)."""
+    named = re.search(r"\[\[?([\w.]+)\]", message)
+    if not named:
+        return None
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError):
+        return None
+    header = re.compile(rf"^\s*\[\[?\s*{re.escape(named.group(1))}\s*\]")
+    return next((n for n, line in enumerate(lines, start=1) if header.match(line)), None)
 
 
 def reference_section(readme: Path = README) -> str:

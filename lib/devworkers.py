@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from lib.runpod import RunPodError
@@ -70,7 +70,7 @@ class ModelsFolder:
             if key.startswith(prefix):
                 stat = path.stat()
                 yield VolumeObject(key=key, size=stat.st_size,
-                                   modified=datetime.fromtimestamp(stat.st_mtime, timezone.utc), etag=None)
+                                   modified=datetime.fromtimestamp(stat.st_mtime, UTC), etag=None)
 
 
 def model_source(services, role: str):

@@ -114,7 +114,7 @@ def format_value(value: object) -> str:
     return str(value)
 
 
-def _font(size: int = FONT_SIZE) -> ImageFont.FreeTypeFont:
+def _font(size: int = FONT_SIZE) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
     return ImageFont.load_default(size=size)
 
 
@@ -129,8 +129,8 @@ def _wrap(text: str, width_px: int, max_lines: int, size: int = FONT_SIZE) -> li
 
 def _thumbnail(data: bytes) -> Image.Image | None:
     try:
-        with Image.open(io.BytesIO(data)) as image:
-            image = image.convert("RGB")
+        with Image.open(io.BytesIO(data)) as opened:
+            image = opened.convert("RGB")
     except (UnidentifiedImageError, OSError, ValueError):
         return None
     image.thumbnail((CELL_MAX, CELL_MAX), Image.Resampling.LANCZOS)

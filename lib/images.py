@@ -25,11 +25,11 @@ import json
 import math
 import struct
 import zlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import PurePath
 
-from PIL import Image, ImageOps, JpegImagePlugin, PngImagePlugin, WebPImagePlugin
+from PIL import Image, ImageFile, ImageOps, JpegImagePlugin, PngImagePlugin, WebPImagePlugin
 
 from lib.errors import ConsoleError
 
@@ -51,7 +51,7 @@ PNG_MAX_PIXELS = 4_000_000
 MIME = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp"}
 EXTENSION = {"PNG": ".png", "JPEG": ".jpg", "WEBP": ".webp"}
 _EXTENSIONS_OF = {"PNG": {".png"}, "JPEG": {".jpg", ".jpeg", ".jpe", ".jfif"}, "WEBP": {".webp"}}
-_OPENERS = {"PNG": PngImagePlugin.PngImageFile, "JPEG": JpegImagePlugin.JpegImageFile,
+_OPENERS: dict[str, Callable[[io.BytesIO], ImageFile.ImageFile]] = {"PNG": PngImagePlugin.PngImageFile, "JPEG": JpegImagePlugin.JpegImageFile,
             "WEBP": WebPImagePlugin.WebPImageFile}
 # Formats people often upload by mistake: recognising them lets us say what the file is.
 # (signature, description, is it a picture at all)

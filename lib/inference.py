@@ -17,18 +17,31 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 from lib.auth import Forbidden
 from lib.devworkers import model_source
 from lib.grid import GridAxis, GridCell, GridError, compose_grid, format_value, plan_grid
 from lib.overview import WORKER_FAILURES, failure_view, status_line
 from lib.runpod import RunPodError
-from lib.store import JobRecord, OutputFile
+from lib.store import JobRecord, OutputFile, StoreUnavailable
 from lib.tracker import SubmitRefused
 from lib.volume import Volume
-from lib.workflows import (PARAM_NAMES, PreflightReport, Template, TemplateError, WorkerErrorView,
-                           build_payload, list_templates, load_template, new_seed,
-                           preflight_many, resolve_params, retag_payload, suggest_param_map)
+from lib.workflows import (
+    PARAM_NAMES,
+    PreflightReport,
+    Template,
+    TemplateError,
+    WorkerErrorView,
+    build_payload,
+    list_templates,
+    load_template,
+    new_seed,
+    preflight_many,
+    resolve_params,
+    retag_payload,
+    suggest_param_map,
+)
 from lib.workflows.graph import is_link
 from lib.workflows.inputs import ImageInput, image_inputs, stored_input_images
 from lib.workflows.preflight import INPUT_IMAGE, preflight
@@ -179,6 +192,9 @@ def submit(svc, planned: Sequence[PlannedJob], *, user_email: str, request_key: 
         except RunPodError as exc:
             result.errors.append(f"Could not reach RunPod: {exc}")
             break
+        except StoreUnavailable as exc:  # the console's own disk, not RunPod: say so, keep the rest unsent
+            result.errors.append(f"Could not record the job in the console's store: {exc}")
+            break
         result.records.append(record)
     return result
 
@@ -262,7 +278,7 @@ def submit_grid(svc, grid_id: str, template: Template, x_axis: GridAxis, y_axis:
                 "x": {"param": x_axis.param, "title": x_axis.title, "values": list(x_axis.values)},
                 "y": {"param": y_axis.param, "title": y_axis.title, "values": list(y_axis.values)},
                 "cells": [{"row": c.row, "col": c.col, "local_id": r.local_id, "params": j.params}
-                          for (c, j), r in zip(planned, result.records)],
+                          for (c, j), r in zip(planned, result.records, strict=True)],
                 "user": user_email, "created_at": datetime.now().astimezone().isoformat()}
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(spec, indent=2), encoding="utf-8")
@@ -279,7 +295,7 @@ class GridStart:
         return self.result.records[0].group if self.result and self.result.records else None
 
 
-def start_grid(svc, template: Template, axes: Mapping[str, tuple[str, object]], params: Mapping, *,
+def start_grid(svc, template: Template, axes: Mapping[str, tuple[str, str | Sequence[Any]]], params: Mapping, *,
                user_email: str, request_key: str, images: Mapping[str, bytes] | None = None) -> GridStart:
     """Plan the grid from the form's axes {"x": (param, raw values), "y": ...}, preflight every
     cell, and submit them all only if nothing is missing. Raises GridError / ParamError."""
@@ -331,8 +347,8 @@ def grid_png(svc, state: GridState) -> bytes:
     """The labelled grid as it stands (unfinished cells grey); kept next to its spec once done."""
     spec = state.spec
     x_values, y_values = spec["x"]["values"], spec["y"]["values"]
-    cells = []
-    for cell, view in zip(spec["cells"], state.views):
+    cells: list[tuple[GridCell, bytes | str | None]] = []
+    for cell, view in zip(spec["cells"], state.views, strict=True):
         grid_cell = GridCell(x_values[cell["col"]], y_values[cell["row"]], cell["params"], cell["row"], cell["col"])
         if view.images:
             cells.append((grid_cell, view.images[0].path.read_bytes()))

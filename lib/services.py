@@ -7,18 +7,24 @@ import logging
 import os
 import secrets
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from lib.access import AccessPolicy
 from lib.auth import User
 from lib.config import ConsoleConfig, Settings
 from lib.ops.monitor import OpsMonitor
-from lib.runpod import RunPod
+from lib.runpod import DevWorkerJobs, EndpointJobs, RunPod
 from lib.store import JobStore
 from lib.tracker import PollSchedule, Tracker
-from lib.volume import Volume, volume_from_settings
+from lib.volume import Volume, VolumeError, volume_from_settings
+from lib.volume_unset import VolumeWithoutKey
+
+if TYPE_CHECKING:
+    from lib.localpod.server import LocalPod
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +63,7 @@ class DataDirLock:
         handle.seek(0)
         handle.truncate()
         handle.write(f"process {os.getpid()} on {socket.gethostname()}, started "
-                     f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M:%S} UTC")
+                     f"{datetime.now(UTC):%Y-%m-%d %H:%M:%S} UTC")
         handle.flush()
         self._handle = handle
 
@@ -66,9 +72,9 @@ class DataDirLock:
             self._handle.close()
 
 
-def jobs_at(client: RunPod):
+def jobs_at(client: RunPod) -> Callable[[str], EndpointJobs | DevWorkerJobs]:
     """The job API where a job was sent: its endpoint id, or the url of a dev worker."""
-    def at(target: str):
+    def at(target: str) -> EndpointJobs | DevWorkerJobs:
         if target.startswith(("http://", "https://")):
             return client.dev_worker(target)
         return client.endpoint(target)
@@ -84,9 +90,9 @@ class Services:
     store: JobStore
     tracker: Tracker
     access: AccessPolicy = field(default_factory=AccessPolicy)
-    localpod: object | None = None  # lib.localpod.server.LocalPod when simulated
+    localpod: LocalPod | None = None  # when simulated
     monitor: OpsMonitor | None = None  # alert rules, health log, warm-up restores
-    started_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
+    started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     data_lock: DataDirLock | None = None
 
     @property
@@ -105,7 +111,7 @@ class Services:
         """The server-side role check every action goes through (raises lib.auth.Forbidden)."""
         return self.access.authorize(email, action)
 
-    def jobs(self, role: str):
+    def jobs(self, role: str) -> EndpointJobs | DevWorkerJobs:
         return self.client.for_spec(self.config.endpoint(role))
 
     def close(self) -> None:
@@ -163,7 +169,10 @@ def _build(settings: Settings, config: ConsoleConfig, data_dir: Path, data_lock:
         schedule = PollSchedule(first_s=0.1, factor=1.5, cap_s=1.0, training_cap_s=1.0)
     else:
         client = RunPod.from_settings(settings)
-        volume = volume_from_settings(settings, config, local_root=None)
+        try:
+            volume = volume_from_settings(settings, config, local_root=None)
+        except VolumeError as exc:  # no S3 key yet: start anyway, volume pages say which keys to set
+            volume = VolumeWithoutKey(str(exc))
 
         def threshold(role: str) -> float:
             return REAL_COLD_START_THRESHOLD_MS
@@ -178,7 +187,7 @@ def _build(settings: Settings, config: ConsoleConfig, data_dir: Path, data_lock:
                          monitor=monitor, data_lock=data_lock)
     if start_tracker:
         # The tracker thread evaluates the alert rules and restores warm-up holds on schedule.
-        tracker.add_periodic(lambda: services_.monitor.tick_services(services_), MONITOR_INTERVAL_S)
+        tracker.add_periodic(lambda: monitor.tick_services(services_), MONITOR_INTERVAL_S)
         tracker.start()
     return services_
 

@@ -5,6 +5,7 @@ restart can never submit it twice, and results outlive RunPod's 30-minute retent
 """
 from __future__ import annotations
 
+import builtins
 import errno
 import hashlib
 import json
@@ -14,13 +15,16 @@ import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any, TypeVar
 
 import pandas as pd
+
+from lib.errors import ConsoleError
 
 log = logging.getLogger(__name__)
 
@@ -109,25 +113,36 @@ LOCK_WAIT_S = 10.0
 _RETRY_PAUSE_S = 0.05
 
 
+_T = TypeVar("_T")
+
+
+def _time(value: float) -> datetime:
+    return datetime.fromtimestamp(value, tz=UTC)
+
+
 def _ts(value: float | None) -> datetime | None:
-    return None if value is None else datetime.fromtimestamp(value, tz=timezone.utc)
+    return None if value is None else _time(value)
 
 
 def _epoch(value: datetime | None) -> float | None:
     return None if value is None else value.timestamp()
 
 
-def _loads(text: str | None):
+def _loads(text: str | None) -> Any:
     return None if text is None else json.loads(text)
 
 
-def _dumps(value) -> str | None:
-    return None if value is None else json.dumps(value, separators=(",", ":"), sort_keys=True)
+def _json(value: object) -> str:
+    return json.dumps(value, separators=(",", ":"), sort_keys=True)
 
 
-def payload_hash(payload: Mapping) -> str:
+def _dumps(value: object) -> str | None:
+    return None if value is None else _json(value)
+
+
+def payload_hash(payload: Mapping[str, Any]) -> str:
     """A stable fingerprint of a job's input, so identical re-runs can be recognised."""
-    return hashlib.sha256(_dumps(payload).encode()).hexdigest()
+    return hashlib.sha256(_json(payload).encode()).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -148,8 +163,8 @@ class JobRecord:
     worker_id: str | None
     retries: int | None
     payload_hash: str | None
-    input: dict | None = field(repr=False)
-    meta: dict = field(default_factory=dict)
+    input: dict[str, Any] | None = field(repr=False)
+    meta: dict[str, Any] = field(default_factory=dict)
     output: object = field(default=None, repr=False)
     error: str | None = None
     progress: object = None
@@ -194,7 +209,7 @@ class OutputFile:
     name: str
     path: Path
     mime: str
-    meta: dict
+    meta: dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -204,11 +219,11 @@ class AuditEntry:
     user: str
     action: str
     target: str | None
-    detail: dict
+    detail: dict[str, Any]
     est_cost_usd: float | None
 
 
-class StoreUnavailable(Exception):
+class StoreUnavailable(ConsoleError):
     """The store cannot take a write right now; the message names the cause and what to do."""
 
 
@@ -220,7 +235,7 @@ class DiskFull(StoreUnavailable):
     """The disk holding CONSOLE_DATA is full."""
 
 
-class ForeignStore(Exception):
+class ForeignStore(ConsoleError):
     """CONSOLE_DATA holds a console.sqlite that is not a console job store: never overwritten."""
 
 
@@ -238,7 +253,7 @@ def _is_busy(exc: sqlite3.OperationalError) -> bool:
     return "locked" in text or "busy" in text
 
 
-def _unavailable(exc: Exception, path: Path) -> StoreUnavailable | None:
+def _unavailable(exc: BaseException, path: Path) -> StoreUnavailable | None:
     """The StoreUnavailable for an SQLite or file error that waiting (or freeing space) cures."""
     if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
         return DiskFull(f"the disk holding {path.parent} is full ({exc.strerror}) — free some space; "
@@ -300,6 +315,12 @@ class JobStore:
         except BaseException:
             self._db.close()
             raise
+        # Reads have a connection of their own: in WAL mode they go on while a write waits out
+        # another program's lock, so pages keep showing the history (and the reason) meanwhile.
+        self._read_lock = threading.Lock()
+        self._reader = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None,
+                                       timeout=lock_wait_s)
+        self._reader.row_factory = sqlite3.Row
 
     def _refuse_foreign_file(self) -> None:
         """Never write into a file that is not ours: a garbage file or another program's database."""
@@ -325,8 +346,10 @@ class JobStore:
     def close(self) -> None:
         with self._lock:
             self._db.close()
+        with self._read_lock:
+            self._reader.close()
 
-    def _retrying(self, call, *args):
+    def _retrying(self, call: Callable[..., _T], *args: object) -> _T:
         """`call(*args)`, waiting out another program's lock for up to lock_wait_s in all.
 
         busy_timeout covers most waits; SQLite still answers "locked" at once in a few cases (a
@@ -356,11 +379,11 @@ class JobStore:
                     raise problem from exc
                 raise
 
-    def _query(self, sql: str, args: Iterable = ()) -> list[sqlite3.Row]:
-        with self._lock:
-            return self._retrying(lambda: self._db.execute(sql, tuple(args)).fetchall())
+    def _query(self, sql: str, args: Iterable[object] = ()) -> list[sqlite3.Row]:
+        with self._read_lock:
+            return self._retrying(lambda: self._reader.execute(sql, tuple(args)).fetchall())
 
-    def _records(self, rows: Iterable[sqlite3.Row]) -> list["JobRecord"]:
+    def _records(self, rows: Iterable[sqlite3.Row]) -> list[JobRecord]:
         """Rows as records, skipping (and remembering) damaged ones so one bad row hides nothing else."""
         records = []
         for row in rows:
@@ -373,8 +396,8 @@ class JobStore:
         return records
 
     # ---- jobs ---------------------------------------------------------------------------
-    def create(self, *, role: str, endpoint_id: str, kind: str, user: str, input: dict,
-               idempotency_key: str, meta: Mapping | None = None, group: str | None = None,
+    def create(self, *, role: str, endpoint_id: str, kind: str, user: str, input: dict[str, Any],
+               idempotency_key: str, meta: Mapping[str, Any] | None = None, group: str | None = None,
                est_cost_usd: float | None = None) -> JobRecord:
         """Record a job before it is sent. Raises DuplicateSubmission if the key was used."""
         meta = dict(meta or {})
@@ -419,8 +442,9 @@ class JobStore:
              kind: str | Iterable[str] | None = None, user: str | None = None,
              since: datetime | None = None, until: datetime | None = None,
              group: str | None = None, include_simulated: bool = True,
-             limit: int = 500) -> list[JobRecord]:
-        where, args = [], []
+             limit: int = 500) -> builtins.list[JobRecord]:
+        where: builtins.list[str] = []
+        args: builtins.list[object] = []
         for column, value in (("role", role), ("status", status), ("kind", kind), ("user", user),
                               ("grp", group)):
             if value is None:
@@ -440,14 +464,14 @@ class JobStore:
         args.append(int(limit))
         return self._records(self._query(sql, args))
 
-    def unfinished(self) -> list[JobRecord]:
+    def unfinished(self) -> builtins.list[JobRecord]:
         """Jobs the tracker must follow: sent to RunPod and not final, or not confirmed, or
         finished on RunPod with their outputs not kept yet. Damaged rows are skipped (see .damaged)."""
         rows = self._query("SELECT * FROM jobs WHERE status IN ('PENDING','IN_QUEUE','IN_PROGRESS')"
                            " AND simulated = 0 ORDER BY created_at")
         return self._records(rows)
 
-    def missing_outputs(self) -> list[JobRecord]:
+    def missing_outputs(self) -> builtins.list[JobRecord]:
         """COMPLETED jobs with images in their stored output but none kept and no loss recorded
         (a console before outputs_pending could die between the two)."""
         rows = self._query("SELECT * FROM jobs WHERE status='COMPLETED' AND simulated=0 AND images=0"
@@ -455,7 +479,7 @@ class JobStore:
                            " AND NOT EXISTS (SELECT 1 FROM outputs o WHERE o.local_id = jobs.local_id)")
         return [r for r in self._records(rows) if _has_image_entries(r.output)]
 
-    def users(self) -> list[str]:
+    def users(self) -> builtins.list[str]:
         return [r[0] for r in self._query("SELECT DISTINCT user FROM jobs ORDER BY user")]
 
     def mark_submitted(self, local_id: str, runpod_id: str, status: str) -> JobRecord:
@@ -545,14 +569,14 @@ class JobStore:
                        (local_id, now, status, "retried"))
         return self.get(local_id)
 
-    def history(self, local_id: str) -> list[StatusChange]:
+    def history(self, local_id: str) -> builtins.list[StatusChange]:
         rows = self._query("SELECT * FROM status_changes WHERE local_id=? ORDER BY id", (local_id,))
-        return [StatusChange(_ts(r["at"]), r["status"], r["delay_ms"], r["execution_ms"],
+        return [StatusChange(_time(r["at"]), r["status"], r["delay_ms"], r["execution_ms"],
                              r["worker_id"], r["note"]) for r in rows]
 
     # ---- outputs ------------------------------------------------------------------------
     def save_output(self, local_id: str, name: str, data: bytes, mime: str,
-                    meta: Mapping | None = None) -> OutputFile:
+                    meta: Mapping[str, Any] | None = None) -> OutputFile:
         safe_name = Path(name).name or "output.bin"
         folder = self.outputs_dir / local_id
         target = folder / safe_name
@@ -569,22 +593,23 @@ class JobStore:
             db.execute("UPDATE jobs SET images=? WHERE local_id=?", (count, local_id))
         return OutputFile(safe_name, target, mime, dict(meta or {}))
 
-    def outputs(self, local_id: str) -> list[OutputFile]:
+    def outputs(self, local_id: str) -> builtins.list[OutputFile]:
         rows = self._query("SELECT * FROM outputs WHERE local_id=? ORDER BY name", (local_id,))
         return [OutputFile(r["name"], Path(r["path"]), r["mime"], _loads(r["meta_json"]) or {})
                 for r in rows]
 
     # ---- audit --------------------------------------------------------------------------
     def audit(self, user: str, action: str, target: str | None = None,
-              detail: Mapping | None = None, est_cost_usd: float | None = None) -> None:
+              detail: Mapping[str, Any] | None = None, est_cost_usd: float | None = None) -> None:
         with self._tx() as db:
             db.execute("INSERT INTO audit (at, user, action, target, detail_json, est_cost_usd)"
                        " VALUES (?,?,?,?,?,?)",
                        (time.time(), user, action, target, _dumps(dict(detail or {})), est_cost_usd))
 
     def audit_entries(self, *, user: str | None = None, action: str | None = None,
-                      since: datetime | None = None, limit: int = 1000) -> list[AuditEntry]:
-        where, args = [], []
+                      since: datetime | None = None, limit: int = 1000) -> builtins.list[AuditEntry]:
+        where: builtins.list[str] = []
+        args: builtins.list[object] = []
         if user:
             where.append("user = ?")
             args.append(user)
@@ -597,10 +622,10 @@ class JobStore:
         sql = "SELECT * FROM audit" + (" WHERE " + " AND ".join(where) if where else "")
         sql += " ORDER BY id DESC LIMIT ?"
         rows = self._query(sql, [*args, limit])
-        return [AuditEntry(r["id"], _ts(r["at"]), r["user"], r["action"], r["target"],
+        return [AuditEntry(r["id"], _time(r["at"]), r["user"], r["action"], r["target"],
                            _loads(r["detail_json"]) or {}, r["est_cost_usd"]) for r in rows]
 
-    def audit_actions(self) -> list[str]:
+    def audit_actions(self) -> builtins.list[str]:
         """Every action name recorded so far, for the Audit page's filter."""
         return [r[0] for r in self._query("SELECT DISTINCT action FROM audit ORDER BY action")]
 
@@ -613,7 +638,7 @@ class JobStore:
         with self._tx() as db:
             db.execute("INSERT OR REPLACE INTO kv (key, value) VALUES (?,?)", (key, value))
 
-    def import_history(self, records: Iterable[Mapping]) -> int:
+    def import_history(self, records: Iterable[Mapping[str, Any]]) -> int:
         """Bulk-insert finished jobs (the simulator's seeded past traffic), marked simulated."""
         rows = [(
             r["local_id"], r["role"], r["endpoint_id"], r.get("runpod_id"), r["status"], r["kind"],
@@ -631,15 +656,16 @@ class JobStore:
 
     def jobs_frame(self, since: datetime | None = None, until: datetime | None = None) -> pd.DataFrame:
         """Every job as one row, the shape cost and endpoint analytics work on."""
-        where, args = [], []
+        where: builtins.list[str] = []
+        args: builtins.list[object] = []
         _time_window(where, args, since, until)
         sql = ("SELECT local_id, role, endpoint_id, status, kind, user, character, grp AS 'group',"
                " created_at, delay_ms, execution_ms, images, cold_start, cost_usd, simulated, worker_id"
                " FROM jobs")
         if where:
             sql += " WHERE " + " AND ".join(where)
-        with self._lock:
-            frame = pd.read_sql_query(sql, self._db, params=args)
+        with self._read_lock:
+            frame = pd.read_sql_query(sql, self._reader, params=args)
         frame["submitted_at"] = pd.to_datetime(frame.pop("created_at"), unit="s", utc=True).astype(
             "datetime64[ns, UTC]")
         for column in ("delay_ms", "execution_ms", "cost_usd"):
@@ -650,7 +676,7 @@ class JobStore:
         return frame
 
 
-def _time_window(where: list[str], args: list, since: datetime | None, until: datetime | None) -> None:
+def _time_window(where: list[str], args: list[object], since: datetime | None, until: datetime | None) -> None:
     """Add the [since, until) condition on created_at to a WHERE clause being built."""
     if since is not None:
         where.append("created_at >= ?")
@@ -664,7 +690,7 @@ def _has_image_entries(output: object) -> bool:
     return isinstance(output, dict) and any(isinstance(e, dict) for e in output.get("images") or [])
 
 
-def _json_column(row: sqlite3.Row, column: str):
+def _json_column(row: sqlite3.Row, column: str) -> Any:
     try:
         return _loads(row[column])
     except ValueError:
@@ -675,7 +701,7 @@ def _record(row: sqlite3.Row) -> JobRecord:
     return JobRecord(
         local_id=row["local_id"], role=row["role"], endpoint_id=row["endpoint_id"],
         runpod_id=row["runpod_id"], status=row["status"], kind=row["kind"], user=row["user"],
-        group=row["grp"], created_at=_ts(row["created_at"]), submitted_at=_ts(row["submitted_at"]),
+        group=row["grp"], created_at=_time(row["created_at"]), submitted_at=_ts(row["submitted_at"]),
         finished_at=_ts(row["finished_at"]), delay_ms=row["delay_ms"],
         execution_ms=row["execution_ms"], worker_id=row["worker_id"], retries=row["retries"],
         payload_hash=row["payload_hash"], input=_json_column(row, "input_json"),

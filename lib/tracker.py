@@ -21,18 +21,19 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 
 from lib.config import ConsoleConfig
 from lib.errors import ConsoleError
 from lib.outputs import OutputError, fetch_image, image_entries
-from lib.runpod import DevWorkerJobs, Job, NotFound, Policy, PollPolicy, RateLimited, RunPodError
+from lib.runpod import DevWorkerJobs, EndpointJobs, Job, NotFound, Policy, PollPolicy, RateLimited, RunPodError
 from lib.store import DamagedRecord, DiskFull, DuplicateSubmission, JobRecord, JobStore, StoreUnavailable
 
 log = logging.getLogger(__name__)
 
-JobsFor = Callable[[str], object]  # role (or, for jobs_at, endpoint id / dev worker url) -> jobs API
+JobsFor = Callable[[str], EndpointJobs | DevWorkerJobs]  # role (or, for jobs_at, endpoint id / dev worker url) -> jobs API
 Listener = Callable[[JobRecord], None]
 
 # RunPod keeps a /run result 30 min after completion: before that age a 404 cannot be a
@@ -40,7 +41,7 @@ Listener = Callable[[JobRecord], None]
 RESULT_RETENTION_S = 30 * 60
 # A loop restart stays visible on Overview this long after it happened.
 LOOP_PROBLEM_SHOWN_S = 300.0
-POLL, KEEP = "poll", "keep"
+POLL, KEEP, RECORD = "poll", "keep", "record"  # RECORD: write a RunPod id the store refused
 DEV_WORKER_LOST = ("The console lost contact with the worker under development while it ran this job "
                    "(a timeout or a console restart). It may still be running there but will not report "
                    "the result again, and the console never re-posts a job that may be running: check the "
@@ -104,7 +105,7 @@ class Tracker:
     def __init__(self, store: JobStore, config: ConsoleConfig, jobs_for: JobsFor, *,
                  schedule: PollSchedule = PollSchedule(), max_parallel: int = 16,
                  cold_start_threshold_ms: Callable[[str], float] | None = None,
-                 local_volume_root: Path | None = None, clock=time.monotonic,
+                 local_volume_root: Path | None = None, clock: Callable[[], float] = time.monotonic,
                  authorize: Callable[[str, str], object] | None = None,
                  jobs_at: JobsFor | None = None, retention_s: float = RESULT_RETENTION_S,
                  max_downloads: int = 4):
@@ -123,9 +124,15 @@ class Tracker:
         self._authorize = authorize or (lambda user, action: None)
         self._pool = ThreadPoolExecutor(max_workers=max_parallel, thread_name_prefix="tracker-poll")
         self._downloads = ThreadPoolExecutor(max_workers=max_downloads, thread_name_prefix="tracker-outputs")
+        # Periodic tasks (alert rules, warm-hold releases) run one at a time beside the loop: one
+        # that waits on a locked store must not hold the polls up.
+        self._periodic_runner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tracker-periodic")
+        self._periodic_run: Future[None] | None = None
         self._due: dict[str, _Due] = {}
         self._running: set[str] = set()  # local ids with a task in flight: never dispatched twice
         self._not_found: dict[str, int] = {}  # local id -> RunPod 404s seen in a row
+        self._unrecorded: dict[str, Job] = {}  # local id -> RunPod's answer to /run, not yet stored
+        self._started_wall = time.time()
         self._due_lock = threading.Lock()
         self._problems: dict[str, tuple[str, float]] = {}  # kind -> (message, since)
         self._problems_lock = threading.Lock()
@@ -133,12 +140,13 @@ class Tracker:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._thread_lock = threading.Lock()
         self._listeners: list[Listener] = []
-        self._periodic: list[list] = []  # [fn, every_s, next_at]
+        self._periodic: list[list[Any]] = []  # [fn, every_s, next_at]
         self._http = httpx.Client(timeout=httpx.Timeout(60.0, connect=10.0), follow_redirects=True)
 
     # ---- lifecycle ----------------------------------------------------------------------
-    def start(self) -> "Tracker":
+    def start(self) -> Tracker:
         """Resume every unfinished job, then follow them in a supervised background thread."""
         self._try_resume()
         self._start_thread()
@@ -154,6 +162,7 @@ class Tracker:
         if self._thread:
             self._thread.join(timeout=10)
         self._pool.shutdown(wait=True, cancel_futures=True)
+        self._periodic_runner.shutdown(wait=True, cancel_futures=True)
         # A download still in flight is abandoned: its job stays outputs_pending and resumes.
         self._downloads.shutdown(wait=False, cancel_futures=True)
         self._http.close()
@@ -162,8 +171,8 @@ class Tracker:
         """Called (in a tracker thread) whenever a job's status changes."""
         self._listeners.append(listener)
 
-    def add_periodic(self, task: Callable[[], None], every_s: float) -> None:
-        """Run `task` in the tracker thread every `every_s` seconds (alert rules, warm-up restores)."""
+    def add_periodic(self, task: Callable[[], object], every_s: float) -> None:
+        """Run `task` every `every_s` seconds beside the tracking loop (alert rules, warm-up restores)."""
         self._periodic.append([task, every_s, self._clock()])
         self._wake.set()
 
@@ -192,6 +201,8 @@ class Tracker:
         count = 0
         for record in self.store.unfinished():
             if record.status == "PENDING":
+                if record.created_at.timestamp() >= self._started_wall:
+                    continue  # submitted by this process (a resume retried after a locked store)
                 # The console stopped between recording and RunPod's answer: the job may or may
                 # not exist on RunPod. Never resend it blindly; a person decides.
                 self.store.mark_local(record.local_id, "UNKNOWN",
@@ -210,9 +221,10 @@ class Tracker:
     # ---- health -------------------------------------------------------------------------
     def health(self) -> TrackingHealth:
         """Alive or not, and every reason tracking is degraded now (restarts a dead loop)."""
-        if self._thread is not None and not self._thread.is_alive() and not self._stop.is_set():
-            self._problem("loop", "the tracking thread had stopped and was restarted")
-            self._start_thread()
+        with self._thread_lock:
+            if self._thread is not None and not self._thread.is_alive() and not self._stop.is_set():
+                self._loop_failed("the tracking thread had stopped and was restarted")
+                self._start_thread()
         with self._problems_lock:
             problems = [message for message, _ in self._problems.values()]
         damaged = sorted(self.store.damaged)
@@ -233,8 +245,8 @@ class Tracker:
                 self._problems.pop(kind, None)
 
     # ---- actions ------------------------------------------------------------------------
-    def submit(self, role: str, input: dict, *, kind: str, user: str, idempotency_key: str,
-               meta: dict | None = None, policy: Policy | None = None, group: str | None = None,
+    def submit(self, role: str, input: dict[str, Any], *, kind: str, user: str, idempotency_key: str,
+               meta: dict[str, Any] | None = None, policy: Policy | None = None, group: str | None = None,
                est_cost_usd: float | None = None, webhook: str | None = None) -> JobRecord:
         """Record, then send. The same idempotency key returns the existing record, unsent."""
         self._authorize(user, "train" if role == "training" else "submit")
@@ -257,7 +269,15 @@ class Tracker:
                 record.local_id, "UNKNOWN",
                 f"RunPod did not confirm the submission ({exc}). It may still run: check the "
                 f"endpoint's queue before submitting again.")
-        record = self.store.mark_submitted(record.local_id, job.id, job.status.value)
+        try:
+            record = self.store.mark_submitted(record.local_id, job.id, job.status.value)
+        except StoreUnavailable as exc:
+            # RunPod has the job: its id is kept in memory and written as soon as the store takes it.
+            self._problem(_kind_of(exc), str(exc))
+            with self._due_lock:
+                self._unrecorded[record.local_id] = job
+            self._schedule_task(record.local_id, RECORD, None, delay=self._schedule.first_s)
+            return record
         self._schedule_poll(record.local_id, None, delay=self._schedule.first_s)
         return record
 
@@ -284,7 +304,7 @@ class Tracker:
         self._schedule_poll(local_id, None, delay=self._schedule.first_s)
         return updated
 
-    def _jobs_of(self, record: JobRecord):
+    def _jobs_of(self, record: JobRecord) -> EndpointJobs | DevWorkerJobs:
         return self._jobs_at(record.endpoint_id) if self._jobs_at else self._jobs_for(record.role)
 
     # ---- scheduling ---------------------------------------------------------------------
@@ -306,16 +326,21 @@ class Tracker:
                 self._loop()
             except Exception as exc:  # the loop itself failed: log it, show it, run it again
                 log.exception("the tracking loop failed; restarting it")
-                self._problem("loop", f"the tracking loop failed ({type(exc).__name__}: {exc}) and was "
-                                      f"restarted")
+                self._loop_failed(f"the tracking loop failed ({type(exc).__name__}: {exc}) and was restarted")
                 self._stop.wait(0.5)
+
+    def _loop_failed(self, message: str) -> None:
+        """Shown for LOOP_PROBLEM_SHOWN_S after the latest failure."""
+        self._clear("loop")
+        self._problem("loop", message)
 
     def _loop(self) -> None:
         while not self._stop.is_set():
             if not self._resumed:
                 self._try_resume()
             self._dispatch_due()
-            self.run_periodic()
+            if self._periodic_run is None or self._periodic_run.done():
+                self._periodic_run = self._periodic_runner.submit(self.run_periodic)
             self._forget_old_loop_problem()
             with self._due_lock:
                 next_due = min([due.at for lid, due in self._due.items() if lid not in self._running]
@@ -330,7 +355,7 @@ class Tracker:
             if entry and self._clock() - entry[1] > LOOP_PROBLEM_SHOWN_S:
                 del self._problems["loop"]
 
-    def _dispatch_due(self, only: str | None = None) -> list[Future]:
+    def _dispatch_due(self, only: str | None = None) -> list[Future[Any]]:
         """Start every task whose turn has come; polls and downloads on separate pools."""
         now = self._clock()
         with self._due_lock:
@@ -358,6 +383,8 @@ class Tracker:
             if due.task == KEEP:
                 self._keep_outputs(local_id)
                 self._clear("disk")
+            elif due.task == RECORD:
+                self._record_submission(local_id)
             else:
                 handed_off = self._poll_one(local_id, due.interval)
             self._clear("store", f"job:{local_id}")
@@ -372,6 +399,14 @@ class Tracker:
         finally:
             if not handed_off:
                 self._task_done(local_id)
+
+    def _record_submission(self, local_id: str) -> None:
+        with self._due_lock:
+            job = self._unrecorded[local_id]
+        self.store.mark_submitted(local_id, job.id, job.status.value)
+        with self._due_lock:
+            del self._unrecorded[local_id]
+        self._schedule_poll(local_id, None, delay=0.0)
 
     def _retry_later(self, local_id: str, due: _Due) -> None:
         interval = self._schedule.next_interval(due.interval, "")
@@ -395,7 +430,7 @@ class Tracker:
             return False
         jobs = self._jobs_of(record)
         if isinstance(jobs, DevWorkerJobs):
-            return self._follow_dev_job(record, jobs)
+            return self._follow_dev_job(record, record.runpod_id, jobs)
         next_interval = self._schedule.next_interval(interval, record.role)
         try:
             job = jobs.status(record.runpod_id)
@@ -443,12 +478,12 @@ class Tracker:
         self._notify(updated)
 
     # ---- dev workers --------------------------------------------------------------------
-    def _follow_dev_job(self, record: JobRecord, jobs: DevWorkerJobs) -> bool:
+    def _follow_dev_job(self, record: JobRecord, runpod_id: str, jobs: DevWorkerJobs) -> bool:
         """A dev worker runs the job inside POST /status, blocking until the handler returns: it is
         followed on a thread of its own, posted at most once (the store's IN_PROGRESS marks "posted",
         across restarts too), and a job that may be running is never posted again."""
         if record.status == "IN_PROGRESS":
-            finished = jobs.finished(record.runpod_id)
+            finished = jobs.finished(runpod_id)
             if finished is not None:  # the answer came, recording it failed: record it now
                 self._apply(record, finished)
             else:
@@ -456,7 +491,7 @@ class Tracker:
             return False
         self.store.update_from_runpod(record.local_id, status="IN_PROGRESS", delay_ms=None, execution_ms=None,
                                       worker_id=None, retries=None, output=None, error=None)
-        threading.Thread(target=self._dev_job_thread, args=(record.local_id, jobs, record.runpod_id),
+        threading.Thread(target=self._dev_job_thread, args=(record.local_id, jobs, runpod_id),
                          name=f"dev-worker-{record.local_id}", daemon=True).start()
         return True
 

@@ -9,6 +9,7 @@ so deletes are one object at a time and copies are a single CopyObject.
 """
 from __future__ import annotations
 
+import builtins
 import functools
 import io
 import os
@@ -18,7 +19,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO
 
@@ -177,7 +178,7 @@ class Volume(ABC):
         """Every file whose key starts with prefix, recursively, in key order."""
 
     @abstractmethod
-    def list_dir(self, prefix: str = "") -> tuple[list[str], list[VolumeObject]]:
+    def list_dir(self, prefix: str = "") -> tuple[builtins.list[str], builtins.list[VolumeObject]]:
         """One level of a folder: (sub-folder prefixes ending in '/', files)."""
 
     @abstractmethod
@@ -240,7 +241,7 @@ class LocalVolume(Volume):
 
     def _object(self, key: str, path: Path) -> VolumeObject:
         st = path.stat()
-        return VolumeObject(key=key, size=st.st_size, modified=datetime.fromtimestamp(st.st_mtime, timezone.utc))
+        return VolumeObject(key=key, size=st.st_size, modified=datetime.fromtimestamp(st.st_mtime, UTC))
 
     def _file(self, key: str) -> Path:
         path = self._path(key)
@@ -267,7 +268,7 @@ class LocalVolume(Volume):
             except FileNotFoundError:
                 continue  # deleted while we listed
 
-    def list_dir(self, prefix: str = "") -> tuple[list[str], list[VolumeObject]]:
+    def list_dir(self, prefix: str = "") -> tuple[builtins.list[str], builtins.list[VolumeObject]]:
         prefix = as_dir(prefix)
         folder = self.root / prefix
         if not folder.is_dir():
@@ -444,7 +445,7 @@ class S3Volume(Volume):
                 if not item["Key"].endswith("/"):  # RunPod lists empty directories as "dir/" entries
                     yield self._obj(item["Key"], item["Size"], item["LastModified"], item.get("ETag"))
 
-    def list_dir(self, prefix: str = "") -> tuple[list[str], list[VolumeObject]]:
+    def list_dir(self, prefix: str = "") -> tuple[builtins.list[str], builtins.list[VolumeObject]]:
         prefix = as_dir(prefix)
         dirs: list[str] = []
         files: list[VolumeObject] = []
@@ -535,7 +536,7 @@ class S3Volume(Volume):
         raise VolumeError(f"cannot upload {key}: part {number} failed {self.max_part_retries + 1} times ({failure}) "
                           f"— check the connection and try again")
 
-    def _complete(self, key: str, upload_id: str, parts: list[dict], total: int) -> None:
+    def _complete(self, key: str, upload_id: str, parts: builtins.list[dict], total: int) -> None:
         from botocore.exceptions import (
             ClientError,
             ConnectionClosedError,

@@ -8,6 +8,9 @@ from lib.ui import deps
 services = deps.services()
 
 st.title("Connection check")
+if not deps.current_user().can("audit"):
+    st.warning("The connection check is for operators.")
+    st.stop()
 st.write(f"Checks, against **{services.backend_label}**, that the API key works, each endpoint in "
          "console.toml exists with its image, volume mount, GPU pools and CUDA limit, the network volume is "
          "in the declared datacenter, the S3 key can list it and the required models are on it. "

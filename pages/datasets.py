@@ -5,7 +5,7 @@ import streamlit as st
 from lib.auth import Forbidden, require
 from lib.training.datasets import DatasetError, TrainingSets
 from lib.training.uploads import UploadRejected, read_files
-from lib.ui import deps, persist, widgets
+from lib.ui import configured, deps, persist, widgets
 from lib.volume import VolumeError
 
 svc = deps.services()
@@ -16,6 +16,7 @@ NEW = "➕ New training set"
 st.title("Training sets")
 persist.remember("ds.set", "ds.version")
 st.caption("15–50 varied photos of one character, each with a caption that contains the trigger word.")
+configured.require_volume(svc, "Training sets")
 for key in ("ds.set", "ds.version"):   # selections requested by the previous run (after create / save)
     if f"{key}.next" in st.session_state:
         st.session_state[key] = st.session_state.pop(f"{key}.next")

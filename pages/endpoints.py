@@ -1,9 +1,9 @@
 """Endpoints: live health, declared vs live settings (drift, apply), cold starts, purge and warm-up."""
 import streamlit as st
 
+from lib import devworkers
 from lib.auth import Forbidden
 from lib.charts.ops import cold_starts_figure, percentiles_figure, worker_timeline_figure
-from lib import devworkers
 from lib.ops import actions
 from lib.ops.hold_cost import hold_cost
 from lib.ops.warmup import WarmupError

@@ -7,7 +7,7 @@ from lib import inference as inf
 from lib.devworkers import model_source
 from lib.inference import loras_on_volume
 from lib.grid import AXIS_TITLES, GRID_PARAMS, GridError
-from lib.ui import configured, deps, lora_picker, persist, presses, widgets
+from lib.ui import configured, deps, lora_picker, persist, presses, preset_box, widgets
 from lib.ui import live as live_view
 from lib.ui.live import feedback, show_problems
 from lib.volume import VolumeError
@@ -45,20 +45,7 @@ persist.remember("gen.", "grid.", "own.map.", skip=("grid.lora_candidates",))
 if st.session_state.get("own.opened"):
     st.info("A workflow from the Gallery is open in the **Own workflow** tab.", icon=":material/account_tree:")
 templates = {t.title: t for t in inf.image_templates(svc.data_dir)}
-
-
-def prefill_prompt() -> None:
-    """A preset's own prompt (a saved workflow's) fills an empty prompt box, like its negative prompt."""
-    default = str(templates[st.session_state["gen.model"]].defaults.get("prompt") or "")
-    if default and not str(st.session_state.get("gen.prompt") or "").strip():
-        st.session_state["gen.prompt"] = default
-
-
-if st.session_state.get("gen.saved") in templates:  # just saved below: select it at once
-    st.session_state["gen.model"] = st.session_state.pop("gen.saved")
-    prefill_prompt()
-    st.success(f"Saved **{st.session_state['gen.model']}** — it is now in the Model preset list, selected.")
-template = templates[st.selectbox("Model preset", list(templates), key="gen.model", on_change=prefill_prompt)]
+template = preset_box.model_preset(templates)
 st.caption(template.description)
 lim, defaults = template.limits, template.defaults
 left, right = st.columns([3, 2])
@@ -220,5 +207,4 @@ with own_tab:
                 except (TemplateError, WorkflowError) as exc:
                     st.error(str(exc), icon=":material/error:")
                 else:
-                    st.session_state["gen.saved"] = saved.title
-                    st.rerun()
+                    preset_box.select_saved(saved.title)

@@ -73,6 +73,7 @@ def stop_polling_when(finished: bool, scope: str) -> None:
 
 st.title("Face swap & character sheets")
 configured.require_endpoint(svc, "special", "face swap and character sheets")
+configured.require_volume(svc, "Face swap and character sheets")
 persist.remember("fs.restore", "fs.visibility", "fs.fidelity", "fs.gender.", "sh.")
 swap_tab, sheet_tab, reference_tab = st.tabs(["Face swap", "Character sheet", "Reference image"])
 

@@ -7,6 +7,7 @@ import streamlit as st
 
 from lib import lora_base
 from lib.auth import Forbidden
+from lib.errors import ConsoleError
 from lib.inference import image_templates
 from lib.ops.actions import format_bytes
 from lib.runpod import RunPodError
@@ -42,6 +43,7 @@ def volume_file(key: str) -> bytes:   # run outputs never change once written
 
 st.title("LoRA training")
 configured.require_endpoint(svc, "training", "LoRA training")
+configured.require_volume(svc, "LoRA training")
 persist.remember("tr.set", "tr.version", "tr.preset", "tr.steps.", "tr.rank.", "tr.alpha.", "tr.lr",
                  "tr.buckets", "tr.save_every", "tr.sample_every", "tr.prompts", "tr.pick")
 ready_sets = [s for s in sets.list() if s.versions]
@@ -110,7 +112,7 @@ if st.button("Start training", type="primary", icon=":material/model_training:",
         record = service.launch(svc, user, set_name=name, version=version, preset_key=preset, config=config,
                                 run_id=run_id, request_key=key)
         st.session_state.update({"tr.run": record.local_id, "tr.run_id": new_run_id()})
-    except (service.TrainingBlocked, ConfigProblem, Forbidden, RunPodError, VolumeError) as exc:
+    except (ConsoleError, RunPodError) as exc:   # a refused store write too: nothing was sent
         widgets.show_error(exc, "start the training run")
 
 st.divider()
@@ -139,7 +141,7 @@ def run_panel(local_id: str) -> None:
     st.progress(view.fraction, text=f"step {view.step} / {view.total_steps or '?'}{loss}{eta}{phase}")
     widgets.dev_worker_note(record)
     if view.error:
-        st.error(view.error.replace("\n", " "), icon=":material/error:")
+        st.error(training_run.plain(view.error), icon=":material/error:")
     if view.log_tail:
         training_run.log_tail(view.log_tail, expanded=record.status == "FAILED")
     if view.loss_series:

@@ -7,14 +7,30 @@ options    serverless vs active workers vs a dedicated pod, break-even, scaling 
 report     the Costs page's whole analysis in one call (build_report reads the services), CSV
 """
 from lib.costs.billing import (
-    Projection, billing_frame, daily_spend, project_next_month, spend_over_time, volume_frame,
+    Projection,
+    billing_frame,
+    daily_spend,
+    project_next_month,
+    spend_over_time,
+    volume_frame,
 )
 from lib.costs.model import (
-    HOURS_PER_MONTH, WORKLOADS, cost_per_image, endpoint_labels, estimate_job_cost, job_costs,
-    peak_concurrency, rollup,
+    HOURS_PER_MONTH,
+    WORKLOADS,
+    cost_per_image,
+    endpoint_labels,
+    estimate_job_cost,
+    job_costs,
+    peak_concurrency,
+    rollup,
 )
 from lib.costs.options import (
-    BreakEven, OptionsComparison, ScalingAdvice, break_even, compare_options, recommend_scaling,
+    BreakEven,
+    OptionsComparison,
+    ScalingAdvice,
+    break_even,
+    compare_options,
+    recommend_scaling,
 )
 from lib.costs.reconcile import PARTS, reconcile
 from lib.costs.report import CostAnalysis, CostReport, Metric, analyse, build_report, to_csv_bytes

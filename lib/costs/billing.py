@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -48,7 +49,7 @@ def _records_frame(records: object, id_field: str, amounts: tuple[str, ...], wha
     return frame
 
 
-def _record_dict(item: object, columns: list[str]) -> dict:
+def _record_dict(item: object, columns: list[str]) -> dict[str, Any]:
     if isinstance(item, Mapping):
         data = {_API_KEYS.get(k, k): v for k, v in item.items()}
         return {c: data.get(c) for c in columns}
@@ -125,7 +126,8 @@ def coverage(bills: pd.DataFrame, days: pd.DatetimeIndex, until: pd.Timestamp | 
         last = min(last, _timestamp(until))
     lo = np.maximum(days.asi8, first.value)
     hi = np.minimum(days.asi8 + DAY_S * 10**9, last.value)
-    return np.clip(hi - lo, 0, None) / 1e9
+    seconds: np.ndarray = np.clip(hi - lo, 0, None) / 1e9
+    return seconds
 
 
 def daily_spend(billing: object, *, volume: object = None, until: pd.Timestamp | None = None) -> pd.DataFrame:

@@ -49,7 +49,8 @@ _SPAN = np.int64(2**41)
 
 def billed_seconds(execution_ms: np.ndarray) -> np.ndarray:
     """Execution time billed per second, rounded up; a job that never ran (NaN) bills nothing."""
-    return np.ceil(np.nan_to_num(np.clip(execution_ms, 0, None), nan=0.0) / 1000.0)
+    seconds: np.ndarray = np.ceil(np.nan_to_num(np.clip(execution_ms, 0, None), nan=0.0) / 1000.0)
+    return seconds
 
 
 def job_cost_usd(execution_ms: np.ndarray, cold_start: np.ndarray, *, idle_timeout_s: np.ndarray,
@@ -296,8 +297,8 @@ def rollup(costed: pd.DataFrame, by: str, *, labels: Mapping[str, str] | None = 
     cost = out["cost_usd"].to_numpy(dtype="float64")
     out["cost_per_image_usd"] = np.divide(cost, images, out=np.full(len(out), np.nan),
                                           where=images > 0)
-    total = cost.sum()
-    out["share"] = cost / total if total > 0 else 0.0
+    grand_total = cost.sum()
+    out["share"] = cost / grand_total if grand_total > 0 else 0.0
     return out[columns]
 
 
@@ -353,6 +354,6 @@ def peak_concurrency(costed: pd.DataFrame) -> dict[str, int]:
     running = np.cumsum(np.where(keys & 1, 1, -1))
     event_group = keys // (2 * _SPAN)
     bounds = np.flatnonzero(np.r_[True, event_group[1:] != event_group[:-1]])
-    for first, peak in zip(bounds, np.maximum.reduceat(running, bounds)):
+    for first, peak in zip(bounds, np.maximum.reduceat(running, bounds), strict=True):
         peaks[str(roles[event_group[first]])] = int(peak)
     return peaks

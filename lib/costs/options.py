@@ -18,7 +18,13 @@ import pandas as pd
 
 from lib.config import ConsoleConfig
 from lib.costs.model import (
-    DAY_S, HOURS_PER_MONTH, MONTH_S, ensure_costed, peak_concurrency, role_table, window,
+    DAY_S,
+    HOURS_PER_MONTH,
+    MONTH_S,
+    ensure_costed,
+    peak_concurrency,
+    role_table,
+    window,
 )
 
 IDLE_TIMEOUT_CHOICES_S = (5, 10, 15, 30, 60, 120, 300)
@@ -264,7 +270,8 @@ def _advice(role: str, ran: dict[str, np.ndarray], prices: pd.Series, label: str
         # Waits shorter than the timeout are billed in full; every other job starts a worker
         # that bills one whole timeout before it stops.
         warm = int(np.searchsorted(gaps, timeout, side="left"))
-        return (waited[warm] + (n - warm) * timeout) * flex * scale
+        cost: float = (waited[warm] + (n - warm) * timeout) * flex * scale
+        return cost
 
     flex_monthly = float(ran["cost_usd"].sum() + ran["idle_before_usd"].sum()) * scale
     choices = sorted({*IDLE_TIMEOUT_CHOICES_S, current_idle})

@@ -3,8 +3,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from functools import partial
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -13,10 +14,18 @@ from lib.config import ConsoleConfig
 from lib.costs.billing import Projection, billing_frame, project_next_month, spend_over_time
 from lib.costs.model import cost_per_image, endpoint_labels, job_costs, rollup
 from lib.costs.options import (
-    BreakEven, OptionsComparison, ScalingAdvice, break_even, compare_options, recommend_scaling,
+    BreakEven,
+    OptionsComparison,
+    ScalingAdvice,
+    break_even,
+    compare_options,
+    recommend_scaling,
 )
 from lib.costs.reconcile import reconcile
 from lib.runpod.errors import RunPodError
+
+if TYPE_CHECKING:
+    from lib.services import Services
 
 
 @dataclass(frozen=True)
@@ -94,7 +103,8 @@ def analyse(jobs: pd.DataFrame, billing: object, config: ConsoleConfig, *, bucke
 
 def to_csv_bytes(frame: pd.DataFrame) -> bytes:
     """A frame as UTF-8 CSV for a download button (no index; times in UTC ISO form)."""
-    return frame.to_csv(index=False, date_format="%Y-%m-%dT%H:%M:%SZ").encode("utf-8")
+    data: bytes = frame.to_csv(index=False, date_format="%Y-%m-%dT%H:%M:%SZ").encode("utf-8")
+    return data
 
 
 def usd(amount: float, decimals: int = 2) -> str:
@@ -182,7 +192,7 @@ JOB_EXPORT_COLUMNS = ("local_id", "submitted_at", "role", "workload", "endpoint_
                       "images", "exec_usd", "cold_start_usd", "cost_usd", "idle_before_s")
 
 
-def build_report(svc, start: datetime, end: datetime, bucket: str = "day", *, days: int = 30,
+def build_report(svc: Services, start: datetime, end: datetime, bucket: str = "day", *, days: int = 30,
                  operator_hours_per_month: float = 0.0, operator_hourly_usd: float = 0.0) -> CostReport:
     """Read jobs from the store and billing from RunPod (REST v2) for [start, end), then analyse.
 
@@ -212,4 +222,4 @@ def build_report(svc, start: datetime, end: datetime, bucket: str = "day", *, da
 
 
 def _utc(moment: datetime) -> datetime:
-    return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)

@@ -115,7 +115,7 @@ def _endpoint(spec: EndpointSpec, config: ConsoleConfig, client: RunPod, simulat
     yield _queue(spec, client)
     yield _image(spec, live)
     yield _mount(spec, live, config)
-    yield _pools(spec, live, config)
+    yield _pools(spec, live, config, client)
     yield Finding(f"{spec.role} CUDA", SKIPPED, "the simulator has no GPU hosts, so no CUDA driver to match",
                   "") if simulated else _cuda(spec, live)
 
@@ -160,7 +160,7 @@ def _mount(spec: EndpointSpec, live: Endpoint, config: ConsoleConfig) -> Finding
                    "→ Provisioning)")
 
 
-def _pools(spec: EndpointSpec, live: Endpoint, config: ConsoleConfig) -> Finding:
+def _pools(spec: EndpointSpec, live: Endpoint, config: ConsoleConfig, client: RunPod) -> Finding:
     topic = f"{spec.role} GPU pools"
     pools = live.gpu_pools or spec.gpu_pools
     unknown = [p for p in pools if p not in SERVERLESS_POOLS]
@@ -172,7 +172,16 @@ def _pools(spec: EndpointSpec, live: Endpoint, config: ConsoleConfig) -> Finding
         return Finding(topic, PROBLEM, f"workers may start in {', '.join(live.data_center_ids)}, not in {dc} "
                        "where the volume is", f"add {dc} to the endpoint's datacenters")
     # RunPod's API does not publish per-datacenter stock of a pool (reference §3.2 catalog has none):
-    # what can be checked is that workers are placed where the volume is, and whether they are throttled.
+    # what can be checked is that workers are placed where the volume is, and whether they are throttled
+    # (reference §1.10: "host lacks resources").
+    try:
+        throttled = client.rest.workers(spec.id).throttled
+    except RunPodError:
+        throttled = 0  # the queue line reports an unreachable API already
+    if throttled:
+        return Finding(topic, PROBLEM, f"{throttled} worker(s) throttled: no free {', '.join(pools)} GPU in {dc} "
+                       "right now", "add another pool to gpu_pools (in order of preference) or wait; RunPod "
+                       "starts them when GPUs free up")
     return Finding(topic, OK, f"{', '.join(pools)} in {dc}" + ("" if live.data_center_ids else
                    " (no datacenter limit set: RunPod places workers near the attached volume)"))
 

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import sys
 
-from lib.doctor.run import report_from_settings
 from lib.config import ConfigError, Settings
+from lib.doctor.run import report_from_settings
 
 MARKS = {"ok": "ok     ", "problem": "PROBLEM", "skipped": "skipped"}
 

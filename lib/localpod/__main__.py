@@ -56,6 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, RuntimeError) as exc:
         print(f"localpod: {exc}", file=sys.stderr)
         return 1
+    assert pod.url is not None  # start() sets it
     print(f"localpod ready on http://{args.host}:{pod.url.rsplit(':', 1)[1]}", flush=True)
     stop.wait()
     pod.stop()

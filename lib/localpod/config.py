@@ -173,5 +173,6 @@ def _endpoint(role: str, table: object, where: str) -> EndpointSpec:
         execution_timeout_ms=int(table.get("execution_timeout_ms", 600_000)),
         image=str(table.get("image", "")),
         env={str(k): str(v) for k, v in _table(table, "env", where).items()},
-        min_cuda_version=str(table["min_cuda_version"]) if table.get("min_cuda_version") else None,
+        # As the console provisions it: CUDA 13.0 for the training image unless the file says otherwise.
+        min_cuda_version=str(table.get("min_cuda_version", "13.0" if role == "training" else "")) or None,
         allowed_cuda_versions=tuple(str(v) for v in table.get("allowed_cuda_versions") or ()))

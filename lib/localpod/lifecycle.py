@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from lib.localpod.base import SimulatorState
 from lib.localpod.models import (
     CANCELLED,
     COMPLETED,
@@ -37,7 +38,7 @@ log = logging.getLogger("localpod")
 WEBHOOK_ATTEMPTS = 3          # RunPod: on failure, 2 more tries, 10 s apart
 
 
-class JobLifecycle:
+class JobLifecycle(SimulatorState):
     """Job API operations and the transitions every job goes through (mixin of Simulator)."""
 
     def submit(self, ep: Endpoint, payload: object, *, sync: bool, webhook: str | None = None,
@@ -63,7 +64,7 @@ class JobLifecycle:
         """Return when the job is terminal or gone, or after timeout_s."""
         if job.terminal or self.closing:
             return
-        fut = self.loop.create_future()
+        fut = self._running_loop().create_future()
         job.waiters.append(fut)
         try:
             await asyncio.wait_for(fut, timeout_s)
@@ -208,9 +209,12 @@ class JobLifecycle:
 
     async def _deliver_webhook(self, url: str, body: dict) -> None:
         """POST the final /status body; on failure 2 more tries, webhook_retry_s apart."""
+        http = self._http
+        if http is None:
+            raise RuntimeError("the simulator has not been started on an event loop")
         for attempt in range(WEBHOOK_ATTEMPTS):
             try:
-                response = await self._http.post(url, json=body)
+                response = await http.post(url, json=body)
                 if response.is_success:
                     return
                 reason = f"HTTP {response.status_code}"

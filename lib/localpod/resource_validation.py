@@ -11,7 +11,7 @@ from lib.localpod.config import ROLES, PodConfig
 from lib.localpod.models import FLASHBOOT_TYPES, Endpoint
 
 if TYPE_CHECKING:
-    from lib.localpod.simulator import Simulator
+    from lib.localpod.base import SimulatorState
 
 
 def validated_settings(ep: Endpoint, changes: dict, config: PodConfig) -> dict:
@@ -102,7 +102,7 @@ def role_of(name: str) -> str:
     return next((role for role in ROLES if role in lowered), "basic")
 
 
-def creation(body: dict, sim: Simulator) -> tuple[dict, dict]:
+def creation(body: dict, sim: SimulatorState) -> tuple[dict, dict]:
     """REST v2 CreateEndpointRequest -> (Endpoint attributes, extras); ValueError names the field.
 
     Defaults are the v2 create defaults (reference §3.2): workers 0/3, idleTimeout 10, timeout
@@ -170,7 +170,7 @@ def creation(body: dict, sim: Simulator) -> tuple[dict, dict]:
     return settings, extras
 
 
-def validated_extras(changes: dict, sim: Simulator, *, creating: bool = False) -> dict:
+def validated_extras(changes: dict, sim: SimulatorState, *, creating: bool = False) -> dict:
     """The fields of a create or PATCH body kept beside the Endpoint (placement, GPU count, disk)."""
     extras: dict = {}
     for key in ("dataCenterIds", "networkVolumes"):

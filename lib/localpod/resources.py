@@ -7,6 +7,7 @@ import string
 import time
 
 from lib.localpod import hosts
+from lib.localpod.base import SimulatorState
 from lib.localpod.models import (
     IDLE,
     INITIALIZING,
@@ -26,7 +27,7 @@ from lib.localpod.resource_validation import (
 from lib.localpod.state import BillingHour
 
 
-class Resources:
+class Resources(SimulatorState):
     """Create, change and delete endpoints and volumes; read views (mixin of Simulator)."""
 
     def update_endpoint(self, ep: Endpoint, changes: dict) -> None:

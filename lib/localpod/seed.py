@@ -118,7 +118,7 @@ def demo_traffic(config: PodConfig | object, *, now: datetime, days: int = DEMO_
         if spec.is_dev_worker or not spec.id or role not in _KINDS:
             continue
         rng = random.Random(f"localpod-demo:{seed}:{role}:{spec.id}:{end.isoformat()}:{days}")
-        jobs.extend(_simulate(rng, spec, role, _sessions(rng, role, start, days), end))
+        jobs.extend(_simulate(rng, spec, spec.id, role, _sessions(rng, role, start, days), end))
     jobs.sort(key=lambda j: (j.submitted_at, j.id))
     return jobs
 
@@ -175,7 +175,7 @@ def _worker_id(rng: random.Random) -> str:
     return "".join(rng.choice("abcdefghijklmnopqrstuvwxyz0123456789") for _ in range(14))
 
 
-def _simulate(rng: random.Random, spec: EndpointSpec, role: str, sessions: list[_Session],
+def _simulate(rng: random.Random, spec: EndpointSpec, endpoint_id: str, role: str, sessions: list[_Session],
               end: datetime) -> list[SeedJob]:
     """Event-ordered replay of the sessions on the endpoint's workers.
 
@@ -227,7 +227,7 @@ def _simulate(rng: random.Random, spec: EndpointSpec, role: str, sessions: list[
         if worker.stop_at is not None:
             worker.stop_at = finished + idle
         jobs.append(SeedJob(
-            id=job_id, endpoint_id=spec.id, role=role, submitted_at=at,
+            id=job_id, endpoint_id=endpoint_id, role=role, submitted_at=at,
             status="FAILED" if failed else "COMPLETED",
             delay_ms=round((began - at).total_seconds() * 1000),
             execution_ms=round(execution * 1000), worker_id=worker.id, cold_start=new_worker,
@@ -254,12 +254,12 @@ def demo_billing(config: PodConfig | object, jobs: list[SeedJob], *, now: dateti
     for job in jobs:
         sessions[(job.endpoint_id, job.worker_id)].append(job)
     specs = {spec.id: spec for spec in config.endpoints.values() if spec.id}
-    for spec in specs.values():
+    for endpoint_id, spec in specs.items():
         if spec.is_dev_worker:
             continue
         price = config.price(spec.gpu_pools[0], active=True)
         for _ in range(spec.workers_min):
-            rows.extend(billing.charges(spec.id, price, True, start.timestamp(), end.timestamp()))
+            rows.extend(billing.charges(endpoint_id, price, True, start.timestamp(), end.timestamp()))
     for (endpoint_id, _worker), worker_jobs in sessions.items():
         first = min(worker_jobs, key=lambda j: j.submitted_at)
         if not first.cold_start:
@@ -369,7 +369,7 @@ def _draw_portrait(look: _Look) -> Image.Image:
     else:
         draw.line([cx - r // 4, mouth_y, cx + r // 4, mouth_y], fill=(150, 60, 60),
                   width=max(2, r // 20))
-    img = img.rotate(look.tilt, resample=Image.BILINEAR).crop((left, upper, left + w, upper + h))
+    img = img.rotate(look.tilt, resample=Image.Resampling.BILINEAR).crop((left, upper, left + w, upper + h))
     return img.filter(ImageFilter.GaussianBlur(0.8))
 
 

@@ -115,21 +115,23 @@ class LocalPod:
 
     def stop(self) -> None:
         """Shut down: waiting /runsync calls get their current state, workers are billed."""
-        if self._thread is None:
+        sim, server, thread, store = self._sim, self._server, self._thread, self._store
+        if thread is None:
             return
-        loop = self._sim.loop
+        assert sim is not None and server is not None and store is not None  # start() sets all four
+        loop = sim.loop
         if loop is not None and not loop.is_closed():
             async def begin() -> None:
-                self._sim.begin_shutdown()
+                sim.begin_shutdown()
             try:
                 asyncio.run_coroutine_threadsafe(begin(), loop).result(STOP_TIMEOUT_S)
             except RuntimeError:
                 pass      # the loop ended on its own meanwhile
-        self._server.should_exit = True
-        self._thread.join(STOP_TIMEOUT_S)
-        if self._thread.is_alive():
+        server.should_exit = True
+        thread.join(STOP_TIMEOUT_S)
+        if thread.is_alive():
             log.warning("localpod server thread did not stop within %.0f s", STOP_TIMEOUT_S)
-        self._store.close()
+        store.close()
         self._server = self._thread = self._store = self._sim = None
         self.url = None
 

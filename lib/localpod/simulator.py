@@ -17,8 +17,9 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -91,20 +92,22 @@ class Simulator(JobLifecycle, WorkerPool, Resources):
         for endpoint_id, record in saved.items():
             if endpoint_id not in self.endpoints and self.extras.get(endpoint_id, {}).get("created"):
                 self.endpoints[endpoint_id] = Endpoint.from_record(record)
-        if self.store.get_meta("volume_created_at") is None:
-            self.store.set_meta("volume_created_at", str(now))
+        volume_created_at = self.store.get_meta("volume_created_at")
+        if volume_created_at is None:
+            volume_created_at = str(now)
+            self.store.set_meta("volume_created_at", volume_created_at)
         if not self.empty:
             v = self.config.volume
             self.volumes[v.id] = {"id": v.id, "name": v.name or v.id, "size": v.size_gb,
                                   "dataCenter": v.datacenter, "type": "STANDARD",
-                                  "createdAt": float(self.store.get_meta("volume_created_at"))}
+                                  "createdAt": float(volume_created_at)}
         self.volumes.update(self.store.load_volumes())   # created ones, and the config's once changed
         changed, gone = [], []
         for job in sorted(self.store.load_jobs(), key=lambda j: j.queued_at):
-            ep = self.endpoints.get(job.endpoint_id)
+            job_ep = self.endpoints.get(job.endpoint_id)
             expired = (job.expires_at is not None and job.expires_at <= now) if job.terminal \
                 else job.submitted_at + job.ttl_ms / 1000 <= now
-            if ep is None or expired:
+            if job_ep is None or expired:
                 gone.append(job.id)
                 continue
             if job.status == IN_PROGRESS:
@@ -115,7 +118,7 @@ class Simulator(JobLifecycle, WorkerPool, Resources):
                 changed.append(job)
             self.jobs[job.id] = job
             if job.status == IN_QUEUE:
-                ep.queue[job.id] = job
+                job_ep.queue[job.id] = job
         for job_id in gone:
             self.store.delete_job(job_id)
         if changed:
@@ -129,6 +132,7 @@ class Simulator(JobLifecycle, WorkerPool, Resources):
         for job in self.jobs.values():
             ep = self.endpoints[job.endpoint_id]
             if job.terminal:
+                assert job.expires_at is not None  # _finish sets it on every terminal job
                 job.timers["retention"] = self._later(job.expires_at - now, self._expire, job)
             else:
                 self._arm_ttl(ep, job, now)
@@ -171,10 +175,15 @@ class Simulator(JobLifecycle, WorkerPool, Resources):
 
     # ------------------------------------------------------------------ timers, tasks
 
-    def _later(self, delay: float, fn: Callable, *args) -> asyncio.TimerHandle:
-        return self.loop.call_later(max(0.0, delay), fn, *args)
+    def _running_loop(self) -> asyncio.AbstractEventLoop:
+        if self.loop is None:
+            raise RuntimeError("the simulator has not been started on an event loop")
+        return self.loop
 
-    def _rearm(self, job: Job, name: str, delay: float, fn: Callable, *args) -> None:
+    def _later(self, delay: float, fn: Callable[..., object], *args: object) -> asyncio.TimerHandle:
+        return self._running_loop().call_later(max(0.0, delay), fn, *args)
+
+    def _rearm(self, job: Job, name: str, delay: float, fn: Callable[..., object], *args: object) -> None:
         self._drop_timer(job, name)
         job.timers[name] = self._later(delay, fn, *args)
 
@@ -184,8 +193,8 @@ class Simulator(JobLifecycle, WorkerPool, Resources):
         if handle is not None:
             handle.cancel()
 
-    def _spawn_task(self, coro) -> None:
-        task = self.loop.create_task(coro)
+    def _spawn_task(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = self._running_loop().create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 

@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 
 from lib.localpod import billing, hosts
+from lib.localpod.base import SimulatorState
 from lib.localpod.handlers import JobContext, Outcome, execute, handler_for
 from lib.localpod.models import (
     FAILED,
@@ -43,7 +44,7 @@ class WorkerCrash(BaseException):
     """Injected fault: the simulated worker process dies mid-job (not catchable as Exception)."""
 
 
-class WorkerPool:
+class WorkerPool(SimulatorState):
     """Scheduling, worker lifecycles, running handlers and billing (mixin of Simulator)."""
 
     # ------------------------------------------------------------------ scheduling
@@ -55,7 +56,7 @@ class WorkerPool:
         now = time.time()
         while ep.queue:
             worker = min((w for w in ep.workers.values() if w.status == IDLE),
-                         key=lambda w: w.idle_since, default=None)  # longest idle first: spreads load
+                         key=lambda w: w.idle_since or 0.0, default=None)  # longest idle first: spreads load (IDLE sets idle_since)
             if worker is None:
                 break
             job = ep.queue.pop(next(iter(ep.queue)))

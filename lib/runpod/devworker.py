@@ -13,6 +13,7 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
+from typing import Any
 from urllib.parse import quote
 
 from lib.runpod.errors import JobWaitTimeout, NotFound, RequestTimeout, RunPodError, Unsupported
@@ -57,7 +58,7 @@ class DevWorkerJobs:
 
     # ------------------------------------------------------------------ supported
 
-    def run(self, input: dict, *, webhook: str | None = None, policy: Policy | None = None) -> Job:
+    def run(self, input: dict[str, Any], *, webhook: str | None = None, policy: Policy | None = None) -> Job:
         """Store the job on the dev worker; it runs on the first status()/wait()."""
         op = self._op("POST", "/run")
         body = submit_body(input, webhook, policy, op)
@@ -69,7 +70,7 @@ class DevWorkerJobs:
         # It answers IN_PROGRESS, but nothing runs until POST /status: report what is true.
         return Job(id=job.id, status=JobStatus.IN_QUEUE, raw=job.raw)
 
-    def runsync(self, input: dict, *, wait_ms: int | None = None, webhook: str | None = None,
+    def runsync(self, input: dict[str, Any], *, wait_ms: int | None = None, webhook: str | None = None,
                 policy: Policy | None = None) -> Job:
         """Run inline; the local API ignores ``wait`` and answers when the handler is done."""
         op = self._op("POST", "/runsync")
@@ -96,7 +97,7 @@ class DevWorkerJobs:
             on_update(job)
         return job
 
-    def run_and_wait(self, input: dict, *, timeout_s: float, policy: Policy | None = None,
+    def run_and_wait(self, input: dict[str, Any], *, timeout_s: float, policy: Policy | None = None,
                      webhook: str | None = None) -> Job:
         # /run + /status rather than /runsync: the job keeps an id that status() can answer for later.
         job = self.run(input, webhook=webhook, policy=policy)

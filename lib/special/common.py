@@ -200,7 +200,7 @@ def submit_jobs(tracker, jobs: Sequence[PlannedJob], *, user: str, group: str,
     return SubmitOutcome(records, refused, already_sent)
 
 
-def preflight_and_submit(svc, jobs, *, user: str, group: str) -> "SubmitOutcome":
+def preflight_and_submit(svc, jobs, *, user: str, group: str) -> SubmitOutcome:
     """Preflight every job against the volume, then submit them all; nothing is sent if one fails."""
     from lib.devworkers import model_source  # needs lib.volume, like preflight_jobs
 

@@ -96,7 +96,7 @@ def compose_sheet(panels: Mapping[str, bytes], title: str) -> bytes:
     draw.text((MARGIN, MARGIN), title_text, font=title_font, fill=INK)
     y = MARGIN + title_band
     placed: list[PlacedPanel] = []
-    for (name, keys, row_height), row_width in zip(rows, row_widths):
+    for (name, keys, row_height), row_width in zip(rows, row_widths, strict=True):
         draw.text((MARGIN, y), ROW_TITLES[name], font=row_font, fill=MUTED)
         y += row_title_band
         x = MARGIN + (width - 2 * MARGIN - row_width) // 2

@@ -13,9 +13,19 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from lib.images import decode_base64_image
-from lib.special.common import (ROLE, PlannedJob, SpecialInputError, SubmitOutcome, Upload, check_uploads,
-                                fit_for_job, image_entries, preflight_and_submit, tag,
-                                with_load_images)
+from lib.special.common import (
+    ROLE,
+    PlannedJob,
+    SpecialInputError,
+    SubmitOutcome,
+    Upload,
+    check_uploads,
+    fit_for_job,
+    image_entries,
+    preflight_and_submit,
+    tag,
+    with_load_images,
+)
 from lib.workflows.graph import OUTPUT_NODE, structure_problems
 from lib.workflows.templates import load_template
 

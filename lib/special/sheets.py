@@ -19,9 +19,21 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from lib.special.common import (FINISHED, ROLE, PlannedJob, SpecialInputError, Started, Upload, check_uploads,
-                                fit_for_job, job_error, preflight_and_submit, tag, with_load_images)
 from lib.images import load_image
+from lib.special.common import (
+    FINISHED,
+    ROLE,
+    PlannedJob,
+    SpecialInputError,
+    Started,
+    Upload,
+    check_uploads,
+    fit_for_job,
+    job_error,
+    preflight_and_submit,
+    tag,
+    with_load_images,
+)
 from lib.special.compose import EXPRESSION_ORDER, LABELS, VIEW_ORDER, compose_sheet
 from lib.special.poses import panel_pose
 from lib.workflows.payload import ParamError, build_payload
@@ -181,7 +193,7 @@ def plan_sheet(request: SheetRequest, *, sheet_id: str) -> SheetPlan:
     for key in dict.fromkeys(request.panels):
         panel = PANEL_BY_KEY[key]
         guided = reference_template is not None and panel.face_visible
-        template = reference_template if guided else pose
+        template = reference_template if guided and reference_template is not None else pose
         job_images = images if guided else None
         approach = "reference" if guided else "pose"
         extra: dict[str, object] = {}

@@ -6,11 +6,10 @@ from typing import NoReturn
 
 import streamlit as st
 
-from lib.config import ConfigError, Settings
+from lib.config import ConfigError
 from lib.config_help import describe, reference_section
 from lib.services import Services
 from lib.ui import deps
-from lib.volume import VolumeError
 
 
 def services_or_explain() -> Services:
@@ -20,8 +19,6 @@ def services_or_explain() -> Services:
         return deps.services()
     except ConfigError as exc:
         _only(partial(_config_page, exc))
-    except VolumeError as exc:  # real RunPod without an S3 key, or an unusable S3 setting
-        _only(partial(_settings_page, exc))
 
 
 def _only(render) -> NoReturn:
@@ -33,9 +30,13 @@ def _only(render) -> NoReturn:
 
 
 def _config_page(exc: ConfigError) -> None:
-    problem = describe(exc, Settings.from_env().config_path)
     st.title("console.toml needs a fix")
     st.write("The console has not started: nothing runs with a half-read configuration.")
+    if deps.auth_configured() and not st.user.is_logged_in:
+        # Who may see the details cannot be decided without the file: only signed-in people see them.
+        st.button("Sign in to see what to fix", icon=":material/login:", on_click=st.login, type="primary")
+        return
+    problem = describe(exc, deps.settings().config_path)
     where = f"{problem.file}, line {problem.line}" if problem.line else problem.file
     st.markdown("**File**")
     st.code(where, language=None)
@@ -44,17 +45,6 @@ def _config_page(exc: ConfigError) -> None:
     if problem.fix:
         st.markdown("**What to write instead**")
         st.code(problem.fix, language="toml" if problem.fix_is_toml else None, wrap_lines=True)
-    _reference_and_retry()
-
-
-def _settings_page(exc: VolumeError) -> None:
-    st.title("A setting is missing")
-    st.write("The console has not started.")
-    st.code(str(exc), language=None, wrap_lines=True)
-    _reference_and_retry()
-
-
-def _reference_and_retry() -> None:
     st.button("Check again", icon=":material/refresh:", type="primary")
     reference = reference_section()
     st.caption("The full reference is README.md → “Configuration reference”.")

@@ -1,9 +1,11 @@
-"""Pages of an endpoint role the team left out of console.toml say so, and how to add it."""
+"""Pages of an endpoint role the team left out of console.toml say so, and how to add it; pages
+that work on the network volume say which keys to set when the console has no S3 access."""
 from __future__ import annotations
 
 import streamlit as st
 
 from lib.config import endpoint_snippet
+from lib.volume_unset import VolumeWithoutKey
 
 
 def require_endpoint(services, role: str, what: str) -> None:
@@ -16,3 +18,11 @@ def require_endpoint(services, role: str, what: str) -> None:
                 "(README → Configuration reference):")
     st.code(endpoint_snippet(role), language="toml")
     st.stop()
+
+
+def require_volume(services, what: str) -> None:
+    """Stop the page with the reason when the console runs without S3 access to the network volume."""
+    if isinstance(services.volume, VolumeWithoutKey):
+        st.warning(f"{what} works on the network volume, which this console cannot reach yet: "
+                   f"{services.volume.reason}.", icon=":material/key_off:")
+        st.stop()

@@ -24,8 +24,13 @@ def _secrets() -> dict:
         return {}
 
 
+def settings() -> Settings:
+    """The settings this console process runs with (environment, then .streamlit/secrets.toml)."""
+    return Settings.from_env(secrets=_secrets())
+
+
 def _build() -> Services:
-    services_ = build_services(Settings.from_env(secrets=_secrets()))
+    services_ = build_services(settings())
     atexit.register(services_.close)
     return services_
 

@@ -2,6 +2,7 @@
 compared side by side by step and opened large on demand."""
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping, Sequence
 
 import streamlit as st
@@ -9,6 +10,12 @@ import streamlit as st
 from lib.training.runs import Sample
 
 SAMPLE_WIDTH = 220
+_MARKDOWN = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:])")
+
+
+def plain(text: str) -> str:
+    """A worker's message for st.error/st.caption: Markdown characters escaped, so it shows as written."""
+    return _MARKDOWN.sub(r"\\\1", text.replace("\n", " "))
 
 
 def log_tail(lines: Sequence[str], *, expanded: bool = False) -> None:
@@ -35,14 +42,16 @@ def _prompts(by_step: Mapping[int, Sequence[Sample]]) -> list[str]:
 def sample_comparison(by_step: Mapping[int, Sequence[Sample]], read: Callable[[str], bytes], key: str) -> None:
     """One row per sample prompt, one column per chosen step; any image opens large."""
     steps = sorted(by_step)
-    chosen = st.multiselect("Compare samples from steps", steps, steps[-2:] if len(steps) > 1 else steps,
-                            key=f"{key}.steps", help="Pick the steps to see side by side; 🔍 opens an image large.")
+    # Keyed by the newest round: while a run goes on, each new round of samples comes into view
+    # (a keyed widget would otherwise keep the default it had when only step 0 existed).
+    chosen = st.multiselect("Compare samples from steps", steps, steps[-2:], key=f"{key}.steps.{steps[-1]}",
+                            help="Pick the steps to see side by side; 🔍 opens an image large.")
     if not chosen:
         st.caption("Choose at least one step to see its samples.")
         return
     chosen = sorted(chosen)
     for row, prompt in enumerate(_prompts(by_step)):
-        st.caption(prompt or "(no prompt)")
+        st.caption(plain(prompt) if prompt else "(no prompt)")
         for col, step in zip(st.columns(len(chosen)), chosen, strict=True):
             sample = next((s for s in by_step[step] if s.prompt == prompt), None)
             if sample is None:

@@ -6,14 +6,29 @@
     report = preflight(payload, volume)            # blocks missing/misplaced models before GPU time
     view = describe_worker_error(job.error)        # readable text for a FAILED job
 """
-from lib.workflows.graph import (INVISIBLE_ALIASES, LOADER_INPUTS, ModelRef, WorkflowError,
-                                 models_in_workflow, parse_uploaded_workflow, suggest_param_map)
-from lib.workflows.payload import (SEED_MAX, ParamError, build_payload, new_seed, resolve_params,
-                                   retag_payload)
+from lib.workflows.graph import (
+    INVISIBLE_ALIASES,
+    LOADER_INPUTS,
+    ModelRef,
+    WorkflowError,
+    models_in_workflow,
+    parse_uploaded_workflow,
+    suggest_param_map,
+)
+from lib.workflows.payload import SEED_MAX, ParamError, build_payload, new_seed, resolve_params, retag_payload
 from lib.workflows.preflight import PreflightReport, Problem, preflight, preflight_many
-from lib.workflows.templates import (PARAM_NAMES, Limits, RequiredModel, SizePreset, Template,
-                                     TemplateError, list_templates, load_template, save_custom_template,
-                                     size_presets)
+from lib.workflows.templates import (
+    PARAM_NAMES,
+    Limits,
+    RequiredModel,
+    SizePreset,
+    Template,
+    TemplateError,
+    list_templates,
+    load_template,
+    save_custom_template,
+    size_presets,
+)
 from lib.workflows.worker_errors import WorkerErrorView, describe_worker_error
 
 __all__ = [

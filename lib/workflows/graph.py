@@ -9,6 +9,7 @@ import json
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from typing import Any, TypeGuard
 
 from lib.errors import ConsoleError
 
@@ -67,7 +68,7 @@ class ModelRef:
         return f"models/{self.folder}/{self.file}"
 
 
-def is_link(value: object) -> bool:
+def is_link(value: object) -> TypeGuard[list[Any]]:
     return (isinstance(value, list) and len(value) == 2 and isinstance(value[0], str)
             and isinstance(value[1], int) and not isinstance(value[1], bool))
 

@@ -22,8 +22,7 @@ from pathlib import PurePosixPath
 from PIL import Image, UnidentifiedImageError
 
 from lib.volume import Volume, VolumeError, VolumeNotFound
-from lib.workflows.graph import (INVISIBLE_ALIASES, ModelRef, load_image_names, models_in_workflow,
-                                 structure_problems)
+from lib.workflows.graph import INVISIBLE_ALIASES, ModelRef, load_image_names, models_in_workflow, structure_problems
 
 RUN_BODY_LIMIT = 10_000_000  # bytes, POST /run (reference §1.1)
 
@@ -74,7 +73,7 @@ class PreflightReport:
 class _Listing:
     """Relative file names under volume prefixes, each prefix listed at most once."""
 
-    def __init__(self, volume: Volume):
+    def __init__(self, volume: Volume | ModelsNotChecked):
         self.volume = volume
         self._cache: dict[str, list[str]] = {}
         self._models: dict[str, list[str]] | None = None
@@ -239,9 +238,9 @@ def _not_checked(listing: _Listing) -> str:
 def _preflight(payload_or_workflow: Mapping, listing: _Listing) -> PreflightReport:
     workflow, images, payload = _unpack(payload_or_workflow)
     structural = structure_problems(workflow)
-    if structural:
-        problems = [Problem(None, None, None, None, None, None, None, text, INVALID) for text in structural]
-        return PreflightReport(False, problems)
+    if structural or not isinstance(workflow, dict):  # a non-dict always has structural problems
+        return PreflightReport(False, [Problem(None, None, None, None, None, None, None, text, INVALID)
+                                       for text in structural])
     refs = models_in_workflow(workflow)
     problems: list[Problem] = []
     if refs and not _not_checked(listing):

@@ -12,6 +12,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from lib.errors import ConsoleError
 from lib.workflows.graph import (
@@ -72,7 +73,7 @@ class Template:
     role: str
     family: str
     uses_negative: bool
-    defaults: Mapping[str, object]
+    defaults: Mapping[str, Any]
     limits: Limits
     params: Mapping[str, tuple[tuple[str, str], ...]]
     without_lora: Mapping[str, Mapping[int, str]]
@@ -230,8 +231,8 @@ def save_custom_template(store_dir: Path, name: str, workflow: Mapping,
                           for n, _ in params.get("width", []))
     required = [{"node": r.node_id, "input": r.input_name, "path": r.expected_path}
                 for r in models_in_workflow(workflow) if r.node_id not in lora_nodes]
-    workflow = copy.deepcopy(dict(workflow))
-    plain_image_names(workflow)  # the form's uploads are sent under these names
+    renamed = copy.deepcopy(dict(workflow))
+    plain_image_names(renamed)  # the form's uploads are sent under these names
     data = {
         "format": FORMAT, "name": slug, "title": title, "description": description,
         "notes": "Uploaded by staff from a ComfyUI Export (API) file.", "role": "image",
@@ -239,7 +240,7 @@ def save_custom_template(store_dir: Path, name: str, workflow: Mapping,
         "defaults": defaults,
         "limits": {"size_multiple": 16 if uses_sd3_latent else 8, **_CUSTOM_LIMITS},
         "params": params, "without_lora": without_lora, "required_models": required,
-        "workflow": copy.deepcopy(dict(workflow)),
+        "workflow": copy.deepcopy(renamed),
     }
     parse_template(data, builtin=False)  # refuse an invalid template before anything is written
     store_dir = Path(store_dir)

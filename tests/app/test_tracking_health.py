@@ -47,3 +47,30 @@ def test_a_console_whose_data_folder_is_taken_says_so(monkeypatch):
     at.run()
     assert not at.exception
     assert any("process 4242" in e.value and "cannot start" in e.value for e in at.error)
+
+
+def _render_note(endpoint_id: str, status: str):
+    """The script AppTest runs: it imports what it needs itself."""
+    from lib.ui import widgets
+    from tests.app.test_tracking_health import record_at
+    widgets.dev_worker_note(record_at(endpoint_id, status))
+
+
+def record_at(endpoint_id: str, status: str):
+    from datetime import datetime, timezone
+
+    from lib.store import JobRecord
+    return JobRecord(local_id="j1", role="training", endpoint_id=endpoint_id, runpod_id="rp", status=status,
+                     kind="lora", user="t@example.com", group=None, created_at=datetime.now(timezone.utc),
+                     submitted_at=None, finished_at=None, delay_ms=None, execution_ms=None, worker_id=None,
+                     retries=None, payload_hash=None, input=None)
+
+
+@pytest.mark.parametrize("endpoint_id,status,shown", [
+    ("http://localhost:8000", "IN_PROGRESS", True), ("http://localhost:8000", "COMPLETED", False),
+    ("image-sim01", "IN_PROGRESS", False)])
+def test_a_job_on_a_dev_worker_says_it_reports_no_progress(endpoint_id, status, shown):
+    at = AppTest.from_function(_render_note, args=(endpoint_id, status), default_timeout=30)
+    at.run()
+    assert not at.exception
+    assert any("reports no progress" in c.value for c in at.caption) == shown

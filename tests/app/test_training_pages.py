@@ -170,7 +170,7 @@ def test_train_watch_compare_and_promote(open_page, console):
     assert list(table["step"]) == [50, 100, 150, 200]
     assert len(at.get("plotly_chart")) == 1
     # Samples side by side: the last two rounds by default, any round can be added, any image opened large.
-    compare = at.multiselect(key=f"tr.samples.{record.local_id}.steps")
+    compare = at.multiselect(key=f"tr.samples.{record.local_id}.steps.200")
     assert compare.value == [100, 200] and compare.options == ["0", "100", "200"]
     compare.set_value([0, 100, 200]).run()
     assert sum(b.label == "🔍" for b in at.button) == 6          # two prompts × three steps

@@ -112,7 +112,13 @@ def test_training_set_to_promoted_lora(console_page, wait_idle, tmp_path):
     expect(page.get_by_text("Completed ·")).to_be_visible()
     expect(page.get_by_test_id("stProgress")).to_be_visible()
     expect(page.locator(".js-plotly-plot")).to_have_count(1)   # the loss curve
-    expect(page.get_by_test_id("stImageCaption").filter(has_text="step 1000:")).to_have_count(2)
+    # Samples side by side: the last two rounds (750, 1000) for each of the two prompts; one opens large.
+    expect(page.get_by_test_id("stImageCaption").filter(has_text="step 1000")).to_have_count(2)
+    expect(page.get_by_test_id("stImageCaption").filter(has_text="step 750")).to_have_count(2)
+    page.get_by_role("button", name="🔍").first.click()
+    expect(page.get_by_role("dialog").get_by_text("Sample image")).to_be_visible()
+    page.keyboard.press("Escape")
+    expect(page.get_by_role("dialog")).to_have_count(0)
     checkpoints = page.get_by_test_id("stDataFrame").filter(has_text="sha256")
     for step in (250, 500, 750, 1000):
         expect(checkpoints.get_by_text(str(step), exact=True)).to_be_attached()

@@ -7,7 +7,7 @@ from playwright.sync_api import expect
 
 pytestmark = pytest.mark.e2e
 
-ADMIN_PAGES = {"Audit", "Provisioning"}
+ADMIN_PAGES = {"Audit", "Provisioning", "Connection check"}
 
 
 @pytest.mark.parametrize("role", ["viewer", "staff", "operator"])

@@ -57,8 +57,27 @@ class FullDisk:
         self._write(target, data)
 
 
+class LocalServer:
+    """A threaded HTTP server on a free loopback port; its handler reaches this object as
+    `self.server.owner`."""
+
+    def __init__(self, handler: type[BaseHTTPRequestHandler]):
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self._server.daemon_threads = True
+        self._server.owner = self  # type: ignore[attr-defined]
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
 class _DripHandler(BaseHTTPRequestHandler):
-    def do_GET(self):  # noqa: N802 (http.server's name)
+    def do_GET(self):
         server: DripServer = self.server.owner  # type: ignore[attr-defined]
         self.send_response(200)
         self.send_header("Content-Type", "image/png")
@@ -77,30 +96,26 @@ class _DripHandler(BaseHTTPRequestHandler):
         pass
 
 
-class DripServer:
+class DripServer(LocalServer):
     """An s3_url host that sends one byte every `every_s` seconds (a stalled object store)."""
 
     def __init__(self, body: bytes = b"\x89PNG\r\n\x1a\n" + b"x" * 64, every_s: float = 1.0):
         self.body = body
         self.every_s = every_s
         self.stop = threading.Event()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _DripHandler)
-        self._server.daemon_threads = True
-        self._server.owner = self  # type: ignore[attr-defined]
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        super().__init__(_DripHandler)
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}/out/drip.png"
+        return f"{self.base_url}/out/drip.png"
 
     def close(self) -> None:
         self.stop.set()
-        self._server.shutdown()
-        self._server.server_close()
+        super().close()
 
 
 class _ServeApiHandler(BaseHTTPRequestHandler):
-    def do_POST(self):  # noqa: N802
+    def do_POST(self):
         api: DevWorkerDouble = self.server.owner  # type: ignore[attr-defined]
         length = int(self.headers.get("Content-Length") or 0)
         body = json.loads(self.rfile.read(length) or b"{}")
@@ -138,7 +153,7 @@ class _ServeApiHandler(BaseHTTPRequestHandler):
         pass
 
 
-class DevWorkerDouble:
+class DevWorkerDouble(LocalServer):
     """runpod's local test API (`handler.py --rp_serve_api`) as reference/runpod-api.md describes
     it: routes at the root, /run only stores, POST /status runs the job inside the request and
     forgets it afterwards, an unknown id is a 200 FAILED "Job ID not found". `runs` lists each
@@ -148,25 +163,18 @@ class DevWorkerDouble:
         self.jobs: dict[str, dict] = {}
         self.runs: list[str] = []
         self.lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _ServeApiHandler)
-        self._server.daemon_threads = True
-        self._server.owner = self  # type: ignore[attr-defined]
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        super().__init__(_ServeApiHandler)
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
-
-    def close(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        return self.base_url
 
 
 PNG_BASE64 = "iVBORw0KGgpkZXRlcm1pbmlzdGljIGltYWdl"  # b"\x89PNG\r\n\x1a\n" + b"deterministic image"
 
 
 class _MiniPodHandler(BaseHTTPRequestHandler):
-    def do_POST(self):  # noqa: N802
+    def do_POST(self):
         pod: MiniPod = self.server.owner  # type: ignore[attr-defined]
         length = int(self.headers.get("Content-Length") or 0)
         self.rfile.read(length)
@@ -177,7 +185,7 @@ class _MiniPodHandler(BaseHTTPRequestHandler):
             pod.runs.append(job_id)
         self._json({"id": job_id, "status": "IN_QUEUE"})
 
-    def do_GET(self):  # noqa: N802
+    def do_GET(self):
         pod: MiniPod = self.server.owner  # type: ignore[attr-defined]
         job_id = self.path.rsplit("/", 1)[1]
         if "/status/" not in self.path or job_id not in pod.runs:
@@ -192,7 +200,7 @@ class _MiniPodHandler(BaseHTTPRequestHandler):
         pass
 
 
-class MiniPod:
+class MiniPod(LocalServer):
     """RunPod's job API reduced to /run and /status (reference/runpod-api.md §1), whose every job
     completes at once with one base64 image in worker-comfyui's output shape. `runs` lists every
     job it was given, so a second submission shows."""
@@ -200,15 +208,8 @@ class MiniPod:
     def __init__(self):
         self.runs: list[str] = []
         self.lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _MiniPodHandler)
-        self._server.daemon_threads = True
-        self._server.owner = self  # type: ignore[attr-defined]
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        super().__init__(_MiniPodHandler)
 
     @property
     def api_url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}/v2"
-
-    def close(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        return f"{self.base_url}/v2"

@@ -5,10 +5,12 @@ private store, and a TCP proxy that can break chosen requests on the wire.
                  worker at most), so its jobs run localpod's configurable `basic` handler.
 - `admin`        helpers over the simulator's admin routes: faults(), settings(), jobs().
 - `client`       a RunPod client on the simulator whose retry sleeps are recorded, not slept.
-- `make_tracker` Tracker(store in tmp_path, the basic endpoint) with a fast poll schedule, following
-                 jobs on the endpoint they were sent to; extra keyword arguments go to Tracker.
+- `make_tracker` make_tracker(client or endpoint double): Tracker(store in tmp_path) with a fast poll
+                 schedule; on a client it follows jobs on the endpoint they were sent to, a double
+                 serves every role; extra keyword arguments go to Tracker.
 - `console_settings` Settings of a console in RunPod mode (API key set) pointed at `pod`, with
-                 CONSOLE_DATA and CONSOLE_CONFIG in tmp_path: build_services(console_settings)
+                 CONSOLE_DATA and CONSOLE_CONFIG in tmp_path: build_services(console_settings,
+                 config=fault_config) (the file has a `basic` endpoint, which only the simulator takes)
                  builds what a console process has.
 - `proxy`        a WireProxy in front of the simulator (see its docstring).
 """
@@ -56,7 +58,7 @@ def config_text() -> str:
 
 
 def fault_config_now() -> ConsoleConfig:
-    return ConsoleConfig.parse(config_text(), path=ROOT / "console.toml")
+    return ConsoleConfig.parse(config_text(), path=ROOT / "console.toml", any_role=True)
 
 
 @pytest.fixture(scope="session")
@@ -149,11 +151,17 @@ def client(pod):
 def make_tracker(tmp_path, fault_config):
     made: list[tuple[Tracker, JobStore]] = []
 
-    def make(client: RunPod, *, start: bool = True, data_dir: Path | None = None, store: JobStore | None = None,
+    def make(target, *, start: bool = True, data_dir: Path | None = None, store: JobStore | None = None,
              **options) -> Tracker:
+        """target: a RunPod client (each job followed on the endpoint it was sent to), or an
+        endpoint double (an object with run() and status()) that serves every role."""
+        if isinstance(target, RunPod):
+            options = {"jobs_at": jobs_at(target), **options}
+            jobs_for = lambda role: target.for_spec(fault_config.endpoint(role))
+        else:
+            jobs_for = lambda role: target
         store = store or JobStore(data_dir or tmp_path / "console")
-        tracker = Tracker(store, fault_config, lambda role: client.for_spec(fault_config.endpoint(role)),
-                          jobs_at=jobs_at(client), schedule=FAST_POLLS, **options)
+        tracker = Tracker(store, fault_config, jobs_for, schedule=FAST_POLLS, **options)
         made.append((tracker, store))
         return tracker.start() if start else tracker
 

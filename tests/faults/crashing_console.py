@@ -4,7 +4,7 @@ job's life, for tests/faults/test_kill_steps.py:
     python -m tests.faults.crashing_console DATA_DIR API_URL STEP
 
 Steps: `recorded` (in the store, /run not sent), `sent` (RunPod took it, the store does not know
-its id), `final` (RunPod said COMPLETED, no output saved), `outputs` (outputs saved, the job not
+its id), `polling` (followed, its first /status under way), `final` (RunPod said COMPLETED, no output saved), `outputs` (outputs saved, the job not
 yet final). It prints the job's local id before it dies."""
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ from tests.faults.conftest import FAST_POLLS, KEY, fault_config_now
 STEPS = {  # step -> (class, method) the process dies on entering
     "recorded": (EndpointJobs, "run"),
     "sent": (JobStore, "mark_submitted"),
+    "polling": (EndpointJobs, "status"),
     "final": (JobStore, "save_output"),
     "outputs": (JobStore, "finish_outputs"),
 }

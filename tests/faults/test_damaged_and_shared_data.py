@@ -56,6 +56,16 @@ def test_a_foreign_store_file_is_refused_by_name_and_never_overwritten(tmp_path,
     assert path.read_bytes() == before
 
 
+SECOND_CONSOLE = """
+import sys
+from lib.services import DataDirInUse, DataDirLock
+try:
+    DataDirLock(sys.argv[1])
+except DataDirInUse as exc:
+    sys.exit(str(exc))
+"""
+
+
 def test_a_second_console_on_the_same_data_is_refused_and_touches_nothing(admin, console_settings):
     first = build_services(console_settings, start_tracker=False)
     try:
@@ -63,10 +73,9 @@ def test_a_second_console_on_the_same_data_is_refused_and_touches_nothing(admin,
                                      input={"echo": "mine"}, idempotency_key="first-console")
         # Another process: says which process holds the folder, and exits.
         other = subprocess.run(
-            [sys.executable, "-c", "import sys; from lib.services import DataDirLock, DataDirInUse\n"
-             "try:\n    DataDirLock(sys.argv[1])\nexcept DataDirInUse as exc:\n    sys.exit(str(exc))",
-             str(console_settings.data_dir)],
-            cwd=ROOT, capture_output=True, text=True, timeout=60, env={**os.environ, "PYTHONPATH": str(ROOT)})
+            [sys.executable, "-c", SECOND_CONSOLE, str(console_settings.data_dir)],
+            cwd=ROOT, capture_output=True, text=True, timeout=60, check=False,
+            env={**os.environ, "PYTHONPATH": str(ROOT)})
         assert other.returncode == 1
         assert f"process {os.getpid()}" in other.stderr and "CONSOLE_DATA" in other.stderr
         # The same in-process: a second build refuses before it opens the store or starts anything.
@@ -77,3 +86,19 @@ def test_a_second_console_on_the_same_data_is_refused_and_touches_nothing(admin,
         first.close()
     again = build_services(console_settings, start_tracker=False)  # released with the first console
     again.close()
+
+
+def test_a_store_written_by_an_older_console_opens_and_keeps_its_jobs(tmp_path):
+    store = JobStore(tmp_path)
+    record = store.create(role="image", endpoint_id="image-sim01", kind="test", user=USER, input={"a": 1},
+                          idempotency_key="older")
+    store.close()
+    with sqlite3.connect(tmp_path / "console.sqlite") as db:
+        db.execute("ALTER TABLE jobs DROP COLUMN outputs_pending")  # the schema before issue 13
+    db.close()
+    reopened = JobStore(tmp_path)
+    try:
+        kept = reopened.get(record.local_id)
+        assert (kept.input, kept.outputs_pending, kept.status) == ({"a": 1}, False, "PENDING")
+    finally:
+        reopened.close()

@@ -39,8 +39,8 @@ def rig(dev_worker, pod, tmp_path):
     store.close()
 
 
-def test_a_running_dev_job_blocks_no_other_job_and_runs_once(dev_worker, rig, admin):
-    client, store, make = rig
+def test_a_running_dev_job_blocks_no_other_job_and_runs_once(dev_worker, rig):
+    _, store, make = rig
     tracker = make().start()
     try:
         slow = tracker.submit("dev", {"sleep_s": 2.0, "echo": "dev"}, kind="test", user=USER, idempotency_key="dev")
@@ -58,7 +58,7 @@ def test_a_running_dev_job_blocks_no_other_job_and_runs_once(dev_worker, rig, ad
 
 
 def test_a_dev_job_whose_answer_was_lost_is_never_posted_again(dev_worker, rig):
-    client, store, make = rig
+    client, _, make = rig
     client.dev_worker(dev_worker.url).run_timeout_s = 0.3  # the client stops waiting before the handler ends
     tracker = make().start()
     try:
@@ -72,7 +72,7 @@ def test_a_dev_job_whose_answer_was_lost_is_never_posted_again(dev_worker, rig):
 
 
 def test_a_dev_job_running_when_the_console_restarted_is_not_posted_again(dev_worker, rig):
-    client, store, make = rig
+    _, _, make = rig
     first = make().start()
     record = first.submit("dev", {"sleep_s": 1.0}, kind="test", user=USER, idempotency_key="restart")
     wait_until(lambda: dev_worker.runs, what="the dev worker to start the job")

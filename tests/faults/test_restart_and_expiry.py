@@ -9,8 +9,8 @@ from tests.faults.steps import USER
 from tests.support.waiting import wait_until
 
 
-def test_console_restart_mid_job_resumes_and_keeps_the_output(admin, console_settings):
-    first = build_services(console_settings)
+def test_console_restart_mid_job_resumes_and_keeps_the_output(admin, console_settings, fault_config):
+    first = build_services(console_settings, config=fault_config)
     try:
         record = first.tracker.submit("basic", {"sleep_ms": 1500, "echo": "across restarts"}, kind="test",
                                       user=USER, idempotency_key="restart-mid-job")
@@ -18,7 +18,7 @@ def test_console_restart_mid_job_resumes_and_keeps_the_output(admin, console_set
     finally:
         first.close()
 
-    second = build_services(console_settings, start_tracker=False)
+    second = build_services(console_settings, start_tracker=False, config=fault_config)
     try:
         assert second.store.get(record.local_id).status == "IN_PROGRESS", "still running at the restart"
         second.tracker.start()
@@ -42,8 +42,9 @@ def test_console_restart_mid_job_resumes_and_keeps_the_output(admin, console_set
         reopened.close()
 
 
-def test_console_stopped_before_runpod_answered_marks_unknown_and_sends_nothing(admin, console_settings):
-    first = build_services(console_settings, start_tracker=False)
+def test_console_stopped_before_runpod_answered_marks_unknown_and_sends_nothing(admin, console_settings,
+                                                                              fault_config):
+    first = build_services(console_settings, start_tracker=False, config=fault_config)
     try:
         # What Tracker.submit writes before calling /run; the process dies right after.
         pending = first.store.create(role="basic", endpoint_id="basic-sim01", kind="test", user=USER,
@@ -51,7 +52,7 @@ def test_console_stopped_before_runpod_answered_marks_unknown_and_sends_nothing(
     finally:
         first.close()
 
-    second = build_services(console_settings)
+    second = build_services(console_settings, config=fault_config)
     try:
         record = second.store.get(pending.local_id)
         assert record.status == "UNKNOWN"

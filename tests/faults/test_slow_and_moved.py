@@ -7,18 +7,15 @@ import time
 
 from lib.runpod import Job, JobStatus, NotFound, RateLimited
 from lib.services import build_services
-from lib.store import JobStore
-from lib.tracker import PollSchedule, Tracker
 from tests.faults.breakers import DripServer
 from tests.faults.conftest import config_text
 from tests.faults.steps import USER
 from tests.support.waiting import wait_until
 
-QUICK = PollSchedule(first_s=0.02, factor=1.5, cap_s=0.1, training_cap_s=0.1)
-
 
 class Endpoint:
-    """A RunPod endpoint whose /status answers per job from `answers` (callable or exception)."""
+    """A RunPod endpoint whose /status answers per job from `answers`: a Job, an exception to raise,
+    or a callable returning either."""
 
     def __init__(self):
         self.answers: dict[str, object] = {}
@@ -30,6 +27,8 @@ class Endpoint:
     def status(self, job_id):
         self.polls[job_id] = self.polls.get(job_id, 0) + 1
         answer = self.answers.get(job_id, Job(id=job_id, status=JobStatus.IN_PROGRESS))
+        if callable(answer):
+            answer = answer()
         if isinstance(answer, Exception):
             raise answer
         return answer
@@ -39,11 +38,11 @@ def completed(job_id: str, **output) -> Job:
     return Job(id=job_id, status=JobStatus.COMPLETED, execution_time_ms=100, output=output or {"ok": True})
 
 
-def test_a_drip_fed_download_never_holds_other_jobs(tmp_path, fault_config):
+def test_a_drip_fed_download_never_holds_other_jobs(make_tracker):
     drip = DripServer(every_s=1.0)  # 72 bytes: over a minute to download
     endpoint = Endpoint()
-    store = JobStore(tmp_path)
-    tracker = Tracker(store, fault_config, lambda role: endpoint, schedule=QUICK).start()
+    tracker = make_tracker(endpoint)
+    store = tracker.store
     try:
         slow = tracker.submit("image", {"name": "slow"}, kind="test", user=USER, idempotency_key="slow")
         endpoint.answers["rp-slow"] = completed(
@@ -60,43 +59,43 @@ def test_a_drip_fed_download_never_holds_other_jobs(tmp_path, fault_config):
         assert not store.get(slow.local_id).is_final, "the slow job is not final before its output is kept"
     finally:
         drip.close()
-        tracker.stop()
-        store.close()
 
 
-def test_one_jobs_retry_after_never_delays_another_jobs_poll(tmp_path, fault_config):
+def in_client_retry_after(seconds: float):
+    """The client honours a Retry-After up to its cap by sleeping inside the request."""
+    def answer():
+        time.sleep(seconds)
+        return RateLimited("slow down", status=429, retry_after=seconds)
+    return answer
+
+
+def test_one_jobs_retry_after_never_delays_another_jobs_poll(make_tracker):
     endpoint = Endpoint()
-    store = JobStore(tmp_path)
-    tracker = Tracker(store, fault_config, lambda role: endpoint, schedule=QUICK).start()
-    try:
-        endpoint.answers["rp-limited"] = RateLimited("slow down", status=429, retry_after=60)
-        limited = tracker.submit("image", {"name": "limited"}, kind="test", user=USER, idempotency_key="limited")
-        wait_until(lambda: endpoint.polls.get("rp-limited", 0) >= 1, what="the rate-limited poll")
-        other = tracker.submit("image", {"name": "other"}, kind="test", user=USER, idempotency_key="other")
-        wait_until(lambda: endpoint.polls.get("rp-other", 0) >= 5, timeout_s=3, what="the other job's polls")
-        endpoint.answers["rp-other"] = completed("rp-other")
-        assert tracker.wait_for([other.local_id], timeout_s=3)[0].status == "COMPLETED"
-        assert endpoint.polls["rp-limited"] == 1, "the limited job waits its 60 s, alone"
-        assert store.get(limited.local_id).status == "IN_QUEUE"
-    finally:
-        tracker.stop()
-        store.close()
+    tracker = make_tracker(endpoint)
+    endpoint.answers["rp-waiting"] = in_client_retry_after(3.0)
+    endpoint.answers["rp-limited"] = RateLimited("slow down", status=429, retry_after=60)  # beyond the cap
+    waiting = tracker.submit("image", {"name": "waiting"}, kind="test", user=USER, idempotency_key="waiting")
+    limited = tracker.submit("image", {"name": "limited"}, kind="test", user=USER, idempotency_key="limited")
+    wait_until(lambda: endpoint.polls.get("rp-limited", 0) >= 1 and endpoint.polls.get("rp-waiting", 0) >= 1,
+               what="both rate-limited polls")
+    other = tracker.submit("image", {"name": "other"}, kind="test", user=USER, idempotency_key="other")
+    wait_until(lambda: endpoint.polls.get("rp-other", 0) >= 5, timeout_s=2, what="the other job's polls")
+    endpoint.answers["rp-other"] = completed("rp-other")
+    assert tracker.wait_for([other.local_id], timeout_s=2)[0].status == "COMPLETED"
+    assert endpoint.polls["rp-limited"] == 1, "the limited job waits its 60 s, alone"
+    assert endpoint.polls["rp-waiting"] == 1, "still inside its own Retry-After wait"
+    assert {tracker.store.get(r.local_id).status for r in (waiting, limited)} == {"IN_QUEUE"}
 
 
-def test_a_proxys_html_404_never_expires_a_job(tmp_path, fault_config):
+def test_a_proxys_html_404_never_expires_a_job(make_tracker):
     endpoint = Endpoint()
-    store = JobStore(tmp_path)
-    tracker = Tracker(store, fault_config, lambda role: endpoint, schedule=QUICK, retention_s=0).start()
-    try:
-        endpoint.answers["rp-p"] = NotFound("404", status=404, body="<html><h1>404 Not Found</h1></html>")
-        record = tracker.submit("image", {"name": "p"}, kind="test", user=USER, idempotency_key="proxied")
-        wait_until(lambda: endpoint.polls.get("rp-p", 0) >= 4, what="several 404s")
-        assert store.get(record.local_id).status == "IN_QUEUE"
-        endpoint.answers["rp-p"] = completed("rp-p")
-        assert tracker.wait_for([record.local_id], timeout_s=3)[0].status == "COMPLETED"
-    finally:
-        tracker.stop()
-        store.close()
+    tracker = make_tracker(endpoint, retention_s=0)
+    endpoint.answers["rp-p"] = NotFound("404", status=404, body="<html><h1>404 Not Found</h1></html>")
+    record = tracker.submit("image", {"name": "p"}, kind="test", user=USER, idempotency_key="proxied")
+    wait_until(lambda: endpoint.polls.get("rp-p", 0) >= 4, what="several 404s")
+    assert tracker.store.get(record.local_id).status == "IN_QUEUE"
+    endpoint.answers["rp-p"] = completed("rp-p")
+    assert tracker.wait_for([record.local_id], timeout_s=3)[0].status == "COMPLETED"
 
 
 def test_endpoint_id_changed_between_restarts_keeps_following_the_old_one(admin, console_settings):

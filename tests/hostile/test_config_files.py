@@ -66,6 +66,8 @@ CASES = [
     Case("config.unknown-section", VALID + "[volumes]\nid = 'v'\n", ("unknown section 'volumes'", "'volume'")),
     Case("config.secret-in-file", f'[volume]\nid = "vol-1"\napi_key = "{CANARY}"\n' + IMAGE,
          ("console.toml:3:", "volume.api_key", "looks like a secret"), advice=("RUNPOD_API_KEY",)),
+    Case("config.secret-in-alert", VALID + f'[[alerts]]\nrule = "queue_depth"\nname = "{CANARY}"\n',
+         ("alerts.name", "looks like a secret"), advice=("RUNPOD_API_KEY",)),
     Case("config.secret-in-env", with_image(f'env = {{ HF_TOKEN = "{CANARY}" }}'),
          ("console.toml:5:", "looks like a secret"), advice=('"secret:HF_TOKEN"',)),
     Case("config.volume-missing", IMAGE + TRAINING + SPECIAL + PRICES, ("[volume] needs an id",)),

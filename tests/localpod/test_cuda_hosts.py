@@ -3,6 +3,8 @@ becomes ready; gpu.minCudaVersion / allowedCudaVersions keep workers off such ho
 from __future__ import annotations
 
 import time
+import tomllib
+from pathlib import Path
 
 import httpx
 import pytest
@@ -89,3 +91,15 @@ def test_config_endpoints_carry_the_declared_constraint(fresh_localpod, console_
         image = http.get(f"/serverless/{console_config.endpoint('image').id}").json()
     assert training["gpu"]["minCudaVersion"] == "13.0"
     assert "minCudaVersion" not in image["gpu"]
+
+
+def test_a_minimal_config_still_gets_the_training_constraint(tmp_path):
+    from lib.config import ConsoleConfig
+    from lib.localpod.config import PodConfig
+
+    text = (Path(__file__).resolve().parents[2] / "console.toml").read_text().replace('min_cuda_version = "13.0"\n', "")
+    assert ConsoleConfig.parse(text).endpoint("training").min_cuda_version == "13.0"
+    assert PodConfig.from_toml(tomllib.loads(text)).endpoints["training"].min_cuda_version == "13.0"
+    unmanaged = text.replace("[endpoints.training]\n", '[endpoints.training]\nmin_cuda_version = ""\n')
+    assert ConsoleConfig.parse(unmanaged).endpoint("training").min_cuda_version is None
+    assert ConsoleConfig.parse(text).endpoint("image").min_cuda_version is None

@@ -4,10 +4,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import streamlit as st
 
+from lib.config import Settings
 from lib.provisioning import required
+from lib.services import build_services
+from lib.ui import deps
 from tests.standin import StandIn, standard_account
-from tests.support.pages import PagesConsole
 
 IDS = {"image": "ep-image-1", "training": "ep-train-1", "special": "ep-special-1"}
 VOLUME = "vol-minimal"
@@ -30,13 +33,6 @@ def put_required_models(pod: StandIn, volume: str = VOLUME) -> None:
 
 
 @pytest.fixture
-def pages_console(monkeypatch):
-    console = PagesConsole(monkeypatch)
-    yield console
-    console.close()
-
-
-@pytest.fixture
 def write_config(tmp_path):
     def _write(text: str) -> Path:
         path = tmp_path / "console.toml"
@@ -54,3 +50,22 @@ def standin():
     with StandIn(account) as pod:
         put_required_models(pod)
         yield pod
+
+
+@pytest.fixture
+def serve_console(monkeypatch):
+    """serve_console(settings): the Services app.py's pages get, built from those settings."""
+    started = []
+
+    def _serve(settings: Settings):
+        services = build_services(settings, start_tracker=False)
+        started.append(services)
+        st.cache_resource.clear()
+        st.cache_data.clear()
+        monkeypatch.setattr(deps, "_build", lambda: services)
+        return services
+    yield _serve
+    st.cache_resource.clear()
+    st.cache_data.clear()
+    for services in started:
+        services.close()

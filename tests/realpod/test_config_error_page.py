@@ -25,6 +25,7 @@ def app_with_config(tmp_path, monkeypatch):
     def _open(text: str) -> AppTest:
         path = tmp_path / "console.toml"
         path.write_text(text, encoding="utf-8")
+        monkeypatch.setenv("CONSOLE_CONFIG", str(path))  # as the console finds its file
         settings = Settings(api_key=Secret(""), config_path=path, data_dir=tmp_path / "data")
         st.cache_resource.clear()
         monkeypatch.setattr(deps, "_build", lambda: build_services(settings, start_tracker=False))
@@ -67,3 +68,10 @@ def test_a_missing_file_says_how_to_make_one(app_with_config, tmp_path, monkeypa
     assert not at.exception
     shown = texts(at)
     assert "not found (set CONSOLE_CONFIG)" in shown and "minimal file is in the README" in shown
+
+
+def test_a_table_checked_outside_lib_config_still_gets_its_line(app_with_config):
+    at = app_with_config('[volume]\nid = "v"\n[endpoints.image]\nid = "x"\n\n[access]\noperators = "ops@example.com"\n')
+    assert not at.exception
+    shown = texts(at)
+    assert "line 6" in shown and "[access] operators must be a list" in shown

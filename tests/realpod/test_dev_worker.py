@@ -9,11 +9,12 @@ import time
 
 import httpx
 import pytest
-from streamlit.testing.v1 import AppTest
 
 from lib.config import Secret, Settings
-from tests.realpod.test_minimal_pages import everything_shown
-from tests.support.pages import open_app_page
+from lib.devworkers import ModelsFolder
+from lib.workflows import load_template, preflight
+from lib.workflows.preflight import ModelsNotChecked
+from tests.realpod.steps import everything_shown, open_page
 from tests.support.ports import free_port
 
 HANDLER = """import runpod
@@ -51,17 +52,13 @@ def dev_worker(tmp_path_factory):
 
 
 @pytest.fixture
-def console(tmp_path, pages_console):
+def console(tmp_path, serve_console):
     def _start(image_table: str):
         config = tmp_path / "console.toml"
         config.write_text(f'[volume]\nid = "vol-dev"\n\n[endpoints.image]\n{image_table}\n\n'
                           '[endpoints.special]\nid = "special-sim01"\n\n[simulator]\ntime_scale = 0.002\n')
-        return pages_console(Settings(api_key=Secret(""), config_path=config, data_dir=tmp_path / "data"))
+        return serve_console(Settings(api_key=Secret(""), config_path=config, data_dir=tmp_path / "data"))
     return _start
-
-
-def open_page(page: str) -> AppTest:
-    return open_app_page(page, timeout=60)
 
 
 def test_a_reachable_dev_worker_checked_against_its_models_folder(dev_worker, console, tmp_path):
@@ -100,3 +97,21 @@ def test_an_unreachable_dev_worker_without_models_dir(console):
     warnings = " ".join(w.value for w in generate.warning)
     assert "Preflight could not check" in warnings and "models_dir" in warnings
     assert generate.selectbox(key="gen.lora").options == ["(no LoRA)"], "no simulated LoRAs for a dev worker"
+
+
+def test_a_models_folder_is_listed_as_the_volume_keys_the_worker_loads(tmp_path):
+    (tmp_path / "unet").mkdir()
+    (tmp_path / "unet" / "flux.safetensors").write_bytes(b"abc")
+    (tmp_path / "loras").mkdir()
+    (tmp_path / "loras" / "ava.safetensors").write_bytes(b"x")
+    folder = ModelsFolder(tmp_path)
+    assert [o.key for o in folder.list("models/")] == ["models/loras/ava.safetensors", "models/unet/flux.safetensors"]
+    assert [o.size for o in folder.list("models/unet/")] == [3]
+    assert list(folder.list("loras/")) == [], "only the models tree is the worker's"
+
+
+def test_preflight_says_it_could_not_check_instead_of_passing():
+    workflow = load_template("sdxl_lora").workflow
+    report = preflight(workflow, ModelsNotChecked("no models_dir"))
+    assert report.ok and report.not_checked == "no models_dir"
+    assert report.summary.startswith("Preflight could not check the")

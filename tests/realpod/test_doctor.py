@@ -10,7 +10,8 @@ from pathlib import Path
 from lib.config import Settings
 from lib.doctor import OK, PROBLEM
 from lib.doctor.run import report_from_settings
-from tests.realpod.conftest import IDS, VOLUME, minimal_config, put_required_models
+from tests.realpod.conftest import IDS, minimal_config, put_required_models
+from tests.realpod.steps import open_page
 from tests.standin import StandIn, standard_account
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -38,12 +39,12 @@ def test_the_command_line_exits_0_when_usable_and_1_with_a_bad_key(standin, writ
     base = {k: v for k, v in os.environ.items() if not k.startswith("RUNPOD_")}
     env = {**base, **standin.console_env(), "CONSOLE_CONFIG": str(path), "CONSOLE_DATA": str(tmp_path),
            "PYTHONPATH": str(ROOT)}
-    good = subprocess.run([sys.executable, "-m", "lib.doctor"], env=env, capture_output=True, text=True,
+    good = subprocess.run([sys.executable, "-m", "lib.doctor"], env=env, capture_output=True, text=True, check=False,
                           timeout=120, cwd=ROOT)
     assert good.returncode == 0, good.stdout + good.stderr
     assert "All checks passed." in good.stdout
     env["RUNPOD_API_KEY"] = "rpa_WRONGKEY0000000000000000000"
-    bad = subprocess.run([sys.executable, "-m", "lib.doctor"], env=env, capture_output=True, text=True,
+    bad = subprocess.run([sys.executable, "-m", "lib.doctor"], env=env, capture_output=True, text=True, check=False,
                          timeout=120, cwd=ROOT)
     assert bad.returncode == 1
     assert "PROBLEM  API key: RunPod rejected the API key" in bad.stdout
@@ -103,3 +104,24 @@ def test_the_simulator_is_all_ok(tmp_path):
     report = report_from_settings(Settings.from_env({"CONSOLE_CONFIG": str(config), "CONSOLE_DATA": str(tmp_path)}))
     assert report.ok, [(f.topic, f.found) for f in report.problems]
     assert report.backend == "local RunPod simulator"
+
+
+def test_throttled_workers_mean_the_pool_is_short_in_that_datacenter(write_config, tmp_path):
+    account = standard_account(IDS, "vol-throttled")
+    account.throttled[IDS["image"]] = 2
+    with StandIn(account) as pod:
+        report = report_from_settings(settings_for(pod, write_config(minimal_config(volume="vol-throttled")),
+                                                   tmp_path))
+    pools = finding(report, "image GPU pools")
+    assert pools.status == PROBLEM and "2 worker(s) throttled" in pools.found and "gpu_pools" in pools.todo
+    assert finding(report, "special GPU pools").status == OK
+
+
+def test_the_admin_page_runs_the_check(standin, write_config, tmp_path, serve_console):
+    serve_console(settings_for(standin, write_config(minimal_config(("image",))), tmp_path))
+    at = open_page("pages/connection.py")
+    at.button(key="doctor.run").click().run()
+    assert not at.exception
+    assert any("checks passed" in s.value for s in at.success)
+    table = at.dataframe[0].value
+    assert set(table["status"]) == {"✅ ok"} and "image job queue" in set(table["check"])

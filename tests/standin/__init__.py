@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 import time
+from typing import Self
 
 import boto3
 import uvicorn
@@ -18,7 +19,7 @@ from tests.standin.api import make_app
 from tests.standin.s3 import make_s3_gate
 from tests.support.ports import free_port
 
-__all__ = ["Account", "DATACENTER", "StandIn", "standard_account"]
+__all__ = ["DATACENTER", "Account", "StandIn", "standard_account"]
 
 
 class _Served:
@@ -77,7 +78,7 @@ class StandIn:
         return boto3.client("s3", endpoint_url=f"http://127.0.0.1:{self._moto_port}", region_name="us-east-1",
                             aws_access_key_id="moto", aws_secret_access_key="moto")
 
-    def __enter__(self) -> "StandIn":
+    def __enter__(self) -> Self:
         self._moto.start()
         for volume_id in self.account.volumes:
             self._moto_s3().create_bucket(Bucket=volume_id)

@@ -43,6 +43,7 @@ class Account:
     s3_access_key: str = S3_ACCESS_KEY
     s3_secret_key: str = S3_SECRET_KEY
     jobs: dict[str, dict] = field(default_factory=dict)
+    throttled: dict[str, int] = field(default_factory=dict)  # endpoint id -> workers waiting for a GPU
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def add_volume(self, volume_id: str, *, datacenter: str = DATACENTER, name: str = "characters",

@@ -7,7 +7,7 @@ REST v2 errors are RFC 9457 problem+json (reference §3.2).
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
@@ -105,7 +105,9 @@ def make_app(account: Account) -> FastAPI:
     async def health(endpoint_id: str):
         if (missing := endpoint_or_404(endpoint_id)) is not None:
             return missing
-        return {"jobs": account.counts(endpoint_id), "workers": {state: 0 for state in WORKER_STATES}}
+        workers = {state: 0 for state in WORKER_STATES}
+        workers["throttled"] = account.throttled.get(endpoint_id, 0)
+        return {"jobs": account.counts(endpoint_id), "workers": workers}
 
     # ------------------------------------------------------------------ REST v2 (§3.2)
 
@@ -123,8 +125,10 @@ def make_app(account: Account) -> FastAPI:
     async def workers(endpoint_id: str):
         if endpoint_id not in account.endpoints:
             return _problem(404, "Not Found", f"endpoint {endpoint_id} not found")
-        return {"workers": [], "summary": {"running": 0, "idle": 0, "initializing": 0, "throttled": 0,
-                                           "unhealthy": 0, "total": 0}, "endpointVersion": 1}
+        throttled = account.throttled.get(endpoint_id, 0)
+        workers = [{"id": f"w{n}-{endpoint_id}", "status": "THROTTLED"} for n in range(throttled)]
+        return {"workers": workers, "summary": {"running": 0, "idle": 0, "initializing": 0, "throttled": throttled,
+                                                "unhealthy": 0, "total": throttled}, "endpointVersion": 1}
 
     @app.get("/rest/v2/network-volumes")
     async def volumes():
@@ -139,7 +143,7 @@ def make_app(account: Account) -> FastAPI:
     @app.get("/rest/v2/billing/serverless")
     async def billing_serverless(startTime: str | None = None, endTime: str | None = None,
                                  bucketSize: str = "day", serverlessId: str | None = None):
-        end = _time(endTime) or datetime.now(timezone.utc)
+        end = _time(endTime) or datetime.now(UTC)
         start = _time(startTime) or end - timedelta(days=30)
         query = {"startTime": _iso(start), "endTime": _iso(end), "bucketSize": bucketSize}
         totals = {"totalAmount": 0.0, "gpuAmount": 0.0, "cpuAmount": 0.0, "diskAmount": 0.0, "feeAmount": 0.0}
@@ -154,10 +158,10 @@ def make_app(account: Account) -> FastAPI:
 
 
 def _time(value: str | None) -> datetime | None:
-    return datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None
+    return datetime.fromisoformat(value) if value else None  # Python 3.11 reads a trailing Z
 
 
 def _iso(value: datetime) -> str:
-    return value.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 

@@ -1,15 +1,12 @@
 """The training endpoint's worker handler, run against the stand-in trainer (a real subprocess)."""
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 import os
 import re
-import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from dataclasses import replace
@@ -95,6 +92,9 @@ def test_bar_parsing():
     assert (fresh.n, fresh.speed, fresh.remaining_s) == (0, None, None)
     scan = worker.parse_bar("100%|██████████| 20/20 [00:00<00:00, 3265.12it/s]")
     assert (scan.desc, scan.n, scan.total) == ("", 20, 20)
+    # Later ToolkitProgressBars replace the postfix with their own rate after each step.
+    ema = worker.parse_bar("ava:  12%|█▏        | 120/1000 [02:01<14:50,  1.01s/it, it/s=0.987]")
+    assert (ema.n, ema.loss, ema.speed) == (120, None, pytest.approx(1 / 1.01))
     assert worker.parse_bar("Loading model 1/2 shards") is None
 
 
@@ -107,6 +107,9 @@ def test_only_the_training_bar_moves_the_step():
                   "ava:  50%|█████     | 1/2 [00:08<00:08,  8.00s/it]"):
         bar = worker.parse_bar(other)
         assert bar is not None and not training.matches(bar), other
+    short = worker.TrainingBar("Gen", 2)
+    assert not short.matches(worker.parse_bar("Generating Images:  50%|█████     | 1/2 [00:08<00:08,  8.00s/it]"))
+    assert short.matches(worker.parse_bar("Gen:  50%|█████     | 1/2 [00:08<00:08,  8.00s/it]"))
 
 
 def test_a_full_run_reports_progress_and_copies_valid_checkpoints(volume, work):
@@ -242,25 +245,59 @@ def test_a_failing_progress_callback_still_stops_the_trainer(volume, work):
     assert list(work.iterdir()) == []
 
 
-def test_the_runpod_entry_point_stops_the_trainer_when_runpod_cancels_the_job(volume, work, monkeypatch):
-    monkeypatch.setenv("AITK_RUN_CMD", " ".join(STANDIN))
-    monkeypatch.setenv("RUNPOD_VOLUME_ROOT", str(volume))
-    monkeypatch.setattr(tempfile, "tempdir", str(work))
-    seen: list[dict] = []
-    monkeypatch.setattr(worker, "_default_progress", lambda _job, payload: seen.append(payload))
+# The SDK entry point runs under asyncio in the process's main thread (signal handlers need it), so
+# it runs in a child process: a browser test earlier in the same session keeps a loop running here.
+ENTRY_POINT = """
+import asyncio, json, os, signal, sys
+sys.path.insert(0, sys.argv[1])
+import handler
+seen, interrupted = [], []
+handler._default_progress = lambda _job, payload: seen.append(payload)
+job, how = json.loads(sys.argv[2]), sys.argv[3]
+# What a dev worker's server (uvicorn) does with Ctrl-C: note it, shut down once requests end.
+signal.signal(signal.SIGINT, lambda *_: interrupted.append("SIGINT"))
 
-    async def scenario():
-        task = asyncio.create_task(worker.serverless_handler(job(steps=5000)))
-        while not seen or seen[-1]["step"] < 3:
-            await asyncio.sleep(0.05)
-        task.cancel()   # what the SDK does when RunPod signals cancel or execution timeout
-        with pytest.raises(asyncio.CancelledError):
-            await task
+async def main():
+    task = asyncio.create_task(handler.serverless_handler(job))
+    while not seen or seen[-1]["step"] < 3:
+        await asyncio.sleep(0.05)
+    if how == "sigint":
+        os.kill(os.getpid(), signal.SIGINT)
+        return {**await task, "interrupted": interrupted}
+    task.cancel()   # what the SDK does when RunPod signals cancel or execution timeout
+    try:
+        await task
+    except asyncio.CancelledError:
+        return {"cancelled": True}
 
-    asyncio.run(asyncio.wait_for(scenario(), 30))
+print(json.dumps(asyncio.run(asyncio.wait_for(main(), 30))))
+"""
+
+
+def run_entry_point(volume, work, how: str) -> dict:
+    env = {**os.environ, "AITK_RUN_CMD": " ".join(STANDIN), "RUNPOD_VOLUME_ROOT": str(volume), "TMPDIR": str(work),
+           "STANDIN_STEP_SECONDS": "0.01"}
+    done = subprocess.run([sys.executable, "-c", ENTRY_POINT, str(Path(worker.__file__).parent),
+                           json.dumps(job(steps=5000)), how], env=env, capture_output=True, text=True, timeout=60,
+                          check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_the_runpod_entry_point_stops_the_trainer_when_runpod_cancels_the_job(volume, work):
+    assert run_entry_point(volume, work, "cancel") == {"cancelled": True}
     assert trainer_processes(work) == []
     # What was trained so far is still on the volume.
     assert json.loads((volume / "loras" / "ava" / "run-1" / "loss.json").read_text())["loss"]
+
+
+def test_ctrl_c_on_a_dev_worker_stops_the_trainer(volume, work):
+    # `python handler.py --rp_serve_api` in a terminal: Ctrl-C sends SIGINT to the worker, never to
+    # the trainer (its own process group), so the worker must stop it or it trains on, orphaned.
+    result = run_entry_point(volume, work, "sigint")
+    assert re.fullmatch(r"training cancelled at step \d+ of 5000", result["error"]), result["error"]
+    assert result["interrupted"] == ["SIGINT"]      # what handled SIGINT before still gets it
+    assert trainer_processes(work) == []
 
 
 def test_run_command_and_working_directory(monkeypatch, tmp_path):
@@ -285,34 +322,6 @@ def test_importing_the_handler_starts_nothing():
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["handler", "serverless_handler"]
-
-
-def test_ctrl_c_on_a_dev_worker_stops_the_trainer(volume, work, monkeypatch):
-    # `python handler.py --rp_serve_api` in a terminal: Ctrl-C sends SIGINT to the worker, never to
-    # the trainer (its own process group), so the worker must stop it or it trains on, orphaned.
-    monkeypatch.setenv("AITK_RUN_CMD", " ".join(STANDIN))
-    monkeypatch.setenv("RUNPOD_VOLUME_ROOT", str(volume))
-    monkeypatch.setattr(tempfile, "tempdir", str(work))
-    seen: list[dict] = []
-    monkeypatch.setattr(worker, "_default_progress", lambda _job, payload: seen.append(payload))
-    interrupted = []
-
-    async def scenario():
-        task = asyncio.create_task(worker.serverless_handler(job(steps=5000)))
-        while not seen or seen[-1]["step"] < 3:
-            await asyncio.sleep(0.05)
-        os.kill(os.getpid(), signal.SIGINT)
-        return await task
-
-    # What handled SIGINT before the job (uvicorn's graceful shutdown, in a dev worker) still gets it.
-    before = signal.signal(signal.SIGINT, lambda sig, _frame: interrupted.append(sig))
-    try:
-        result = asyncio.run(asyncio.wait_for(scenario(), 30))
-    finally:
-        signal.signal(signal.SIGINT, before)
-    assert re.fullmatch(r"training cancelled at step \d+ of 5000", result["error"]), result["error"]
-    assert interrupted == [signal.SIGINT]
-    assert trainer_processes(work) == []
 
 
 def test_a_run_resumes_from_a_checkpoint_of_an_earlier_run(volume, work):

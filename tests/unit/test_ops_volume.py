@@ -315,6 +315,8 @@ def test_first_render_shows_a_first_page_while_a_slow_listing_runs(tmp_path):
     class SlowFullListing:
         """Like S3 at 50,000 objects: one small page comes back fast, the whole listing does not."""
 
+        version = 0   # no change made through the console while the listing runs
+
         def list(self, prefix="", page_size=1000):
             if page_size >= 1000:
                 release.wait(10)

@@ -36,7 +36,8 @@ ENDPOINTS = {
     "training": {"id": "trn-1", "name": "console-training", "gpu_pools": ["AMPERE_80"], "workers_min": 0,
                  "workers_max": 2, "idle_timeout_s": 5, "scaling_type": "QUEUE_DELAY", "scaling_value": 4,
                  "flashboot": False, "execution_timeout_ms": 14400000,
-                 "image": "serverless-console/lora-trainer:latest", "env": {"HF_TOKEN": "secret:HF_TOKEN"}},
+                 "image": "serverless-console/lora-trainer:latest", "env": {"HF_TOKEN": "secret:HF_TOKEN"},
+                 "min_cuda_version": "13.0"},
     "special": {"id": "spc-1", "name": "console-special", "gpu_pools": ["ADA_24"], "workers_min": 0,
                 "workers_max": 2, "idle_timeout_s": 5, "scaling_type": "QUEUE_DELAY", "scaling_value": 4,
                 "flashboot": True, "execution_timeout_ms": 600000, "image": "runpod/worker-comfyui:5.8.5-base"},
@@ -75,7 +76,8 @@ def live_endpoint(role: str, **changes) -> Endpoint:
     t = ENDPOINTS[role]
     body = {
         "id": t["id"], "name": t["name"], "type": "QUEUE", "image": t["image"],
-        "gpu": {"pools": t["gpu_pools"], "count": 1},
+        "gpu": {"pools": t["gpu_pools"], "count": 1,
+                **({"minCudaVersion": t["min_cuda_version"]} if t.get("min_cuda_version") else {})},
         "workers": {"min": t["workers_min"], "max": t["workers_max"], "idleTimeout": t["idle_timeout_s"]},
         "scaling": {"type": t["scaling_type"], "queueDelay": t["scaling_value"]},
         "timeout": t["execution_timeout_ms"], "flashboot": "FLASHBOOT" if t["flashboot"] else "OFF",

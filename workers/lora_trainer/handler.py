@@ -219,7 +219,10 @@ class TrainingBar:
     total_steps: int
 
     def matches(self, bar: Bar) -> bool:
-        return bar.desc.startswith(self.name) and bar.total == self.total_steps
+        if bar.total != self.total_steps or not bar.desc.startswith(self.name):
+            return False
+        # A job named like the start of another bar ("Gen…") still never takes that bar for its own.
+        return bar.desc == self.name or not any(bar.desc.startswith(marker) for marker, _ in PHASE_MARKERS)
 
 
 def phase_of(line: str, bar: Bar | None, training: TrainingBar) -> str | None:

@@ -272,7 +272,7 @@ class Run:
             return replace(value, latent=Latent(*size, value.batch))
         if isinstance(value, Latent):
             return Latent(*size, value.batch)
-        if _size(value):
+        if isinstance(value, list) and _size(value):
             return [im.resize(size, Image.Resampling.BICUBIC) for im in value]
         return value
 

@@ -71,7 +71,7 @@ class SwapResult:
 def _classifier() -> cv2.CascadeClassifier:
     cascade = getattr(_local, "cascade", None)
     if cascade is None:
-        path = cv2.data.haarcascades + CASCADE_FILE
+        path = cv2.data.haarcascades + CASCADE_FILE  # type: ignore[attr-defined]  # opencv's stubs omit cv2.data
         cascade = cv2.CascadeClassifier(path)
         if cascade.empty():
             raise RuntimeError(f"OpenCV could not load its face detector {path}; "

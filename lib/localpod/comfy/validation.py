@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import traceback
 from collections.abc import Mapping
+from typing import Any
 
 from lib.localpod.comfy.nodes import IMAGE_INPUT_CLASSES, InputSpec, NodeClass, Server
 
@@ -45,7 +46,8 @@ def validate_prompt(prompt: Mapping, server: Server) -> tuple[list[str], dict | 
         return [], _rejection({"type": "prompt_no_outputs", "message": "Prompt has no outputs",
                                "details": "", "extra_info": {}})
     checker = _Inputs(prompt, server)
-    good, failed, node_errors = [], [], {}
+    good, failed = [], []
+    node_errors: dict[str, dict[str, Any]] = {}
     for output in outputs:
         try:
             valid, reasons = checker.check(output)
@@ -218,6 +220,7 @@ class _Inputs:
         if value is None or isinstance(value, list) or value in self.server.uploaded:
             return []
         spec = node_class.input("image")
+        assert spec is not None  # every class in IMAGE_INPUT_CLASSES has an `image` input
         return [{"type": "custom_validation_failed", "message": "Custom validation failed for node",
                  "details": f"image - Invalid image file: {value}",
                  "extra_info": {"input_name": "image",

@@ -36,7 +36,7 @@ class Rejected(Exception):
 def handle_job(job: dict, ctx, *, custom_nodes: bool, run_type: type[Run] = Run) -> dict:
     """One job on a worker whose image has the core nodes, plus its custom nodes if custom_nodes."""
     validated, error = read_input(job.get("input"))
-    if error:
+    if validated is None:
         return {"error": error}
     workflow, images = validated
     uploaded, upload_errors = upload(images or [])

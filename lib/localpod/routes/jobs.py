@@ -8,7 +8,7 @@ import json
 import time
 from collections import deque
 from collections.abc import Callable
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
@@ -149,7 +149,7 @@ async def status(job_id: str, request: Request, ep: Annotated[Endpoint, Depends(
 @router.api_route("/stream/{job_id}", methods=["GET", "POST"])
 async def stream(job_id: str, request: Request, ep: Annotated[Endpoint, Depends(endpoint_for("stream"))]):
     job = job_or_404(request, ep, job_id)
-    out = {"id": job.id, "status": job.status}
+    out: dict[str, Any] = {"id": job.id, "status": job.status}
     if job.delay_ms is not None:
         out["delayTime"] = job.delay_ms
     out["stream"] = [{"output": chunk} for chunk in simulator(request).stream_chunks(job)]
