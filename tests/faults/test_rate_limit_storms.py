@@ -2,7 +2,6 @@
 that RunPod refuses is recorded SUBMIT_FAILED and never turns into a second job."""
 from __future__ import annotations
 
-
 from tests.faults.steps import USER, refused_submit
 from tests.support.waiting import wait_until
 

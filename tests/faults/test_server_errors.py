@@ -2,7 +2,6 @@
 is SUBMIT_FAILED; a /run answered 500 after it reached RunPod is UNKNOWN and never resent."""
 from __future__ import annotations
 
-
 from tests.faults.steps import USER, refused_submit
 from tests.support.waiting import wait_until
 
