@@ -1,12 +1,12 @@
 """Costs: what RunPod billed, what each job and image costs, and serverless vs a dedicated pod."""
-from datetime import datetime, time, timedelta, timezone
+from datetime import datetime, timezone
 
 import streamlit as st
 
 from lib import costs
 from lib.charts import costs as charts
 from lib.runpod import RunPodError
-from lib.ui import deps, widgets
+from lib.ui import dates, deps, widgets
 
 deps.require_gate()
 services = deps.services()
@@ -21,10 +21,8 @@ def load(_services, start: datetime, end: datetime, bucket: str, days: int, hour
                               operator_hourly_usd=rate)
 
 
-today = datetime.now(timezone.utc).date()
 c1, c2, c3 = st.columns([2, 1, 1])
-picked = c1.date_input("Date range (UTC)", (today - timedelta(days=29), today), max_value=today,
-                       key="costs.range")
+window = dates.day_range_window("Date range (UTC)", key="costs.range", last_days=30, where=c1)
 bucket = c2.radio("Spend per", ["hour", "day", "week"], index=1, horizontal=True, key="costs.bucket")
 days = c3.radio("Compare over the last", [7, 30], index=1, horizontal=True, format_func=lambda d: f"{d} days",
                 key="costs.days")
@@ -35,12 +33,10 @@ with st.expander("Pod comparison assumptions"):
     st.caption(f"Pod price ${services.config.prices.pod_hourly_usd:.2f}/h × 730 h and serverless prices "
                f"as of {services.config.prices.as_of} come from console.toml [prices].")
 
-if not isinstance(picked, tuple) or len(picked) != 2:
-    st.info("Pick the last day of the range too.")
+if window is None:
     st.stop()
 now = datetime.now(timezone.utc).replace(second=0, microsecond=0)  # a stable cache key for a minute
-start = datetime.combine(picked[0], time.min, timezone.utc)
-end = min(now, datetime.combine(picked[1] + timedelta(days=1), time.min, timezone.utc))
+start, end = window[0], min(now, window[1])
 
 try:
     report = load(services, start, end, bucket, days, hours, rate)

@@ -1,12 +1,10 @@
 """Jobs: every job the console ever submitted, from the local store."""
-from datetime import date, datetime, time, timedelta, timezone
-
 import streamlit as st
 
 from lib import overview, resend
 from lib.auth import require
 from lib.runpod import RunPodError
-from lib.ui import deps, resend_view, widgets
+from lib.ui import dates, deps, resend_view, widgets
 from lib.ui.job_errors import job_line
 
 deps.require_gate()
@@ -21,14 +19,13 @@ role = f1.selectbox("Endpoint", ["all", *services.config.endpoints], key="jobs.r
 status = f2.multiselect("Status", ["IN_QUEUE", "IN_PROGRESS", "COMPLETED", "FAILED", "CANCELLED",
                                    "TIMED_OUT", "UNKNOWN", "SUBMIT_FAILED", "EXPIRED"], key="jobs.status")
 who = f3.selectbox("Who", ["anyone", *store.users()], key="jobs.who")
-days = f4.date_input("Dates", (date.today() - timedelta(days=7), date.today()), key="jobs.dates")
-start, end = (days if isinstance(days, tuple) and len(days) == 2 else (days, days)) if days else (None, None)
+window = dates.day_range_window("Dates (UTC)", key="jobs.dates", last_days=8, where=f4)
+if window is None:
+    st.stop()
 
 records = store.list(
     role=None if role == "all" else role, status=status or None,
-    user=None if who == "anyone" else who,
-    since=datetime.combine(start, time.min, timezone.utc) if start else None,
-    until=datetime.combine(end, time.max, timezone.utc) if end else None, limit=1000)
+    user=None if who == "anyone" else who, since=window[0], until=window[1], limit=1000)
 
 st.caption(f"{len(records)} jobs")
 table = st.dataframe(overview.jobs_table(records), hide_index=True, width="stretch",

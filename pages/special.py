@@ -6,7 +6,7 @@ from lib import special as sp
 from lib.devworkers import model_source
 from lib.inference import loras_on_volume
 from lib.ui import configured, deps, persist, uploads, widgets
-from lib.ui import live as live_view
+from lib.ui.refresh import refresh_while, stop_refreshing_when
 from lib.ui.safe_text import escaped
 from lib.upload_limits import IMAGE
 
@@ -64,17 +64,6 @@ def start(scope: str, batch_id: str, launch) -> None:
                 icon=":material/info:")
 
 
-def live(render, scope: str, active: bool) -> None:
-    """Refresh `render` often while jobs run; `render` stops the timer when they finish."""
-    st.session_state[f"{scope}.polling"] = active
-    st.fragment(run_every=live_view.ACTIVE_REFRESH if active else None)(render)()
-
-
-def stop_polling_when(finished: bool, scope: str) -> None:
-    if finished and st.session_state.pop(f"{scope}.polling", False):
-        st.rerun()  # one full run redraws the page without the timer
-
-
 st.title("Face swap & character sheets")
 configured.require_endpoint(svc, "special", "face swap and character sheets")
 configured.require_volume(svc, "Face swap and character sheets")
@@ -125,10 +114,11 @@ with swap_tab:
                 st.warning(warning, icon=":material/warning:")
             if view.error:
                 st.error(view.error, icon=":material/error:")
-        stop_polling_when(all(v.finished for v in views), "fs")
+        stop_refreshing_when(all(v.finished for v in views), "fs")
 
     if st.session_state.get("fs.batch"):
-        live(swap_results, "fs", any(not v.finished for v in sp.batch_results(svc.store, st.session_state["fs.batch"])))
+        refresh_while(any(not v.finished for v in sp.batch_results(svc.store, st.session_state["fs.batch"])),
+                      "fs", swap_results)
 
 with sheet_tab:
     loras = volume_loras(svc.volume.version)
@@ -186,10 +176,10 @@ with sheet_tab:
         done = [p for p in progress.panels if p.image]
         if done:
             st.image([str(p.image) for p in done], caption=[p.label for p in done], width=160)
-        stop_polling_when(progress.finished, "sh")
+        stop_refreshing_when(progress.finished, "sh")
 
     if st.session_state.get("sh.batch"):
-        live(sheet_view, "sh", not sp.sheet_progress(svc.store, st.session_state["sh.batch"]).finished)
+        refresh_while(not sp.sheet_progress(svc.store, st.session_state["sh.batch"]).finished, "sh", sheet_view)
 
 with reference_tab:
     st.caption("Generate with SDXL in the style of a picture, or with the face of a portrait (IP-Adapter).")
@@ -232,7 +222,8 @@ with reference_tab:
                     st.image(str(view.image), caption=view.label, width="stretch")
                 if view.error:
                     st.error(view.error, icon=":material/error:")
-        stop_polling_when(all(v.finished for v in views), "ref")
+        stop_refreshing_when(all(v.finished for v in views), "ref")
 
     if st.session_state.get("ref.batch"):
-        live(reference_view, "ref", any(not v.finished for v in sp.reference_results(svc.store, st.session_state["ref.batch"])))
+        refresh_while(any(not v.finished for v in sp.reference_results(svc.store, st.session_state["ref.batch"])),
+                      "ref", reference_view)

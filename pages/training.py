@@ -29,6 +29,7 @@ from lib.training.config import (
 from lib.training.datasets import TrainingSets
 from lib.training.runs import RunError, format_duration, next_version
 from lib.ui import configured, deps, persist, queue_panel, training_run, widgets
+from lib.ui.refresh import refresh_while, stop_refreshing_when
 from lib.ui.safe_text import escaped
 from lib.volume import VolumeError
 
@@ -132,8 +133,7 @@ picked = st.selectbox("Run", ids, format_func=labels.get, key="tr.pick")
 
 def run_panel(local_id: str) -> None:
     record = svc.store.get(local_id)
-    if record.is_final and st.session_state.pop("tr.polling", False):
-        st.rerun()   # the run just ended: one full run stops the refresh timer
+    stop_refreshing_when(record.is_final, "tr")
     view = service.view(svc, record)
     st.write(f"{widgets.STATUS_ICONS.get(record.status, '')} **{record.status.replace('_', ' ').title()}**"
              f" · {record.input['output_path'] if record.input else ''}")
@@ -201,5 +201,4 @@ def actions(record, view) -> None:
             widgets.show_error(exc, "promote the checkpoint")
 
 
-active = st.session_state["tr.polling"] = svc.store.get(picked).is_active
-st.fragment(run_every="2s" if active else None)(run_panel)(picked)
+refresh_while(svc.store.get(picked).is_active, "tr", run_panel, picked, every="2s")

@@ -10,17 +10,15 @@ from pathlib import Path
 
 import pytest
 import streamlit as st
-from streamlit.testing.v1 import AppTest
 
-from lib.auth import LOCAL_OPERATOR, User
+from lib.auth import User
 from lib.config import Secret, Settings
 from lib.form_state import FormState
 from lib.services import build_services
 from lib.ui import deps
+from tests.support.pages import open_app_page
 
 ROOT = Path(__file__).resolve().parents[2]
-APP = str(ROOT / "app.py")
-DEFAULT_PAGE = "pages/overview.py"
 
 
 @pytest.fixture(scope="session")
@@ -62,14 +60,4 @@ def users():
 
 @pytest.fixture
 def open_page():
-    def _open(page: str, *, user=None, timeout: float = 30) -> AppTest:
-        at = AppTest.from_file(APP, default_timeout=timeout)
-        # The page runs as the given user (default: the local operator a loopback console gets).
-        at.session_state["auth.user"] = user or LOCAL_OPERATOR
-        at.run()
-        assert not at.exception, at.exception
-        if page != DEFAULT_PAGE:
-            # AppTest runs a switched-to page on its own, without app.py's chrome around it.
-            at.switch_page(page).run()
-        return at
-    return _open
+    return open_app_page

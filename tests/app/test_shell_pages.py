@@ -1,5 +1,6 @@
 """AppTest: the shell, Overview and Jobs pages on the in-process simulator."""
 import time
+from datetime import UTC, datetime
 
 
 def test_every_page_renders_without_exception(open_page):
@@ -30,6 +31,20 @@ def test_jobs_page_shows_a_submitted_job_and_its_detail(open_page, console, user
     frame = at.dataframe[0].value
     assert rec.local_id in set(frame["job"])
     assert not at.exception
+
+
+def test_jobs_page_dates_are_whole_utc_days_and_a_half_picked_range_asks_for_the_last_day(open_page, console,
+                                                                                       users):
+    rec = console.tracker.submit("image", {"sleep_ms": 10, "echo": "today"}, kind="test",
+                                 user=users["staff"].email, idempotency_key=f"apptest-dates-{time.time()}")
+    today = datetime.now(UTC).date()
+    at = open_page("pages/jobs.py")
+    at.date_input(key="jobs.dates").set_value((today, today)).run()
+    assert rec.local_id in set(at.dataframe[0].value["job"])      # the last day counts in full
+    at.date_input(key="jobs.dates").set_value((today,)).run()
+    assert not at.exception
+    assert any("Pick the last day" in i.value for i in at.info)
+    assert not at.dataframe
 
 
 def test_viewer_sees_signed_in_role(open_page, users):

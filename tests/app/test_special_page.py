@@ -5,7 +5,6 @@ The page runs directly as a script, like the Generate page's tests: it only need
 """
 from __future__ import annotations
 
-import io
 from pathlib import Path
 
 import cv2
@@ -17,6 +16,7 @@ from streamlit.testing.v1 import AppTest
 from lib import special as sp
 from lib.auth import LOCAL_OPERATOR, User
 from lib.localpod.comfy.faceswap_cv import detect_faces
+from tests.support.fakes import jpeg, png
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -27,18 +27,6 @@ def open_page(user=LOCAL_OPERATOR) -> AppTest:
     at.run()
     assert not at.exception, at.exception
     return at
-
-
-def png(array: np.ndarray) -> bytes:
-    buf = io.BytesIO()
-    Image.fromarray(array).save(buf, "PNG")
-    return buf.getvalue()
-
-
-def jpeg(array: np.ndarray) -> bytes:
-    buf = io.BytesIO()
-    Image.fromarray(array).save(buf, "JPEG", quality=92)
-    return buf.getvalue()
 
 
 def photo_with_face(background: np.ndarray, size: int, at: tuple[int, int]) -> np.ndarray:
@@ -70,7 +58,7 @@ def test_face_onto_two_targets_before_and_after(console):
     office = photo_with_face(np.full((480, 640, 3), 180, np.uint8), 260, (120, 60))
     at = open_page()
     at.file_uploader(key="fs.source").set_value(("me.png", png(face), "image/png"))
-    at.file_uploader(key="fs.targets").set_value([("beach.jpg", jpeg(beach), "image/jpeg"),
+    at.file_uploader(key="fs.targets").set_value([("beach.jpg", jpeg(beach, quality=92), "image/jpeg"),
                                                   ("office.png", png(office), "image/png")])
     at.run()
     at.button(key="fs.go").click().run()

@@ -7,7 +7,7 @@ from streamlit.testing.v1 import AppTest
 
 from lib.services import DataDirInUse
 from lib.ui import deps
-from tests.app.conftest import APP
+from tests.support.pages import APP
 
 
 @pytest.fixture

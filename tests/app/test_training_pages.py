@@ -19,6 +19,7 @@ from lib.training import service
 from lib.training.config import build_config, dataset_path, default_params, output_path
 from lib.training.datasets import TrainingSets
 from lib.training.uploads import read_files
+from tests.support.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 _names = itertools.count(1)
@@ -190,13 +191,18 @@ def test_train_watch_compare_and_promote(open_page, console):
     assert any(e.target == record.local_id for e in audit)
 
 
-def test_staff_can_compare_but_not_promote(open_page, console):
+def launch_run(console, preset: str, run: str, steps: int):
+    """A run of `steps` steps on a fresh set, saving a checkpoint every 50 steps."""
     name = make_set(console, acknowledge=True)
-    params = replace(default_params("sdxl"), steps=100, save_every=50, sample_every=100)
+    params = replace(default_params(preset), steps=steps, save_every=50, sample_every=100)
     config = build_config(name=name, trigger_word="apptok", dataset_path=dataset_path(name, "v1"),
-                          training_folder=output_path(name, "run-staff"), params=params)
-    record = service.launch(console, LOCAL_OPERATOR, set_name=name, version="v1", preset_key="sdxl",
-                            config=config, run_id="run-staff", request_key=f"{name}-staff")
+                          training_folder=output_path(name, f"run-{run}"), params=params)
+    return service.launch(console, LOCAL_OPERATOR, set_name=name, version="v1", preset_key=preset,
+                          config=config, run_id=f"run-{run}", request_key=f"{name}-{run}")
+
+
+def test_staff_can_compare_but_not_promote(open_page, console):
+    record = launch_run(console, "sdxl", "staff", steps=100)
     console.tracker.wait_for([record.local_id], timeout_s=60)
 
     at = open_page("pages/training.py", user=User("staff@example.com", "staff"))
@@ -208,20 +214,9 @@ def test_staff_can_compare_but_not_promote(open_page, console):
 
 
 def test_a_cancelled_run_keeps_its_curve_checkpoints_and_can_resume(open_page, console):
-    import time
-
-    name = make_set(console, acknowledge=True)
-    params = replace(default_params("zimage-turbo"), steps=20000, save_every=50, sample_every=100)
-    config = build_config(name=name, trigger_word="apptok", dataset_path=dataset_path(name, "v1"),
-                          training_folder=output_path(name, "run-stop"), params=params)
-    record = service.launch(console, LOCAL_OPERATOR, set_name=name, version="v1", preset_key="zimage-turbo",
-                            config=config, run_id="run-stop", request_key=f"{name}-stop")
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        progress = console.store.get(record.local_id).progress or {}
-        if len(progress.get("checkpoints") or []) >= 2:
-            break
-        time.sleep(0.1)
+    record = launch_run(console, "zimage-turbo", "stop", steps=20000)
+    wait_until(lambda: len((console.store.get(record.local_id).progress or {}).get("checkpoints") or []) >= 2,
+               timeout_s=60, what="two checkpoints", interval_s=0.1)
     console.tracker.cancel(record.local_id, LOCAL_OPERATOR.email)
     console.tracker.wait_for([record.local_id], timeout_s=60)
     assert console.store.get(record.local_id).status == "CANCELLED"

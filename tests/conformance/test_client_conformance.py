@@ -20,6 +20,7 @@ from lib.runpod import (
     AuthError, Endpoint, Health, JobStatus, JobWaitTimeout, NetworkVolume, NotFound, Policy, PurgeResult, RunPod,
     WorkersSummary,
 )
+from tests.support.waiting import wait_until
 
 BASIC = "basic-sim01"
 ENDPOINT_IDS = {"image-sim01", "training-sim01", "special-sim01"}
@@ -88,16 +89,6 @@ def one_worker(client):
     client.rest.update_endpoint(BASIC, workers_min=before.workers_min, workers_max=before.workers_max)
 
 
-def wait_for(predicate, timeout_s=10.0, interval_s=0.02):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval_s)
-    raise AssertionError("condition not reached in time")
-
-
 # ---------------------------------------------------------------------------- jobs
 
 
@@ -164,7 +155,7 @@ def test_timed_out_by_policy(client):
 def test_cancel_queued_and_running(one_worker):
     jobs = one_worker
     running = jobs.run({"sleep_ms": 5000})
-    wait_for(lambda: jobs.status(running.id).status is JobStatus.IN_PROGRESS)
+    wait_until(lambda: jobs.status(running.id).status is JobStatus.IN_PROGRESS)
     queued = jobs.run({"sleep_ms": 10})
     assert jobs.status(queued.id).status is JobStatus.IN_QUEUE
     assert jobs.cancel(queued.id).status is JobStatus.CANCELLED
@@ -176,7 +167,7 @@ def test_cancel_queued_and_running(one_worker):
 def test_purge_queue(one_worker):
     jobs = one_worker
     running = jobs.run({"sleep_ms": 5000})
-    wait_for(lambda: jobs.status(running.id).status is JobStatus.IN_PROGRESS)
+    wait_until(lambda: jobs.status(running.id).status is JobStatus.IN_PROGRESS)
     queued = [jobs.run({"sleep_ms": 10}) for _ in range(2)]
     result = jobs.purge_queue()
     assert result == PurgeResult(removed=2, status="completed")
@@ -210,7 +201,7 @@ def test_result_retention_expiry_is_not_found(client, settings):
     queued = jobs.wait(jobs.run({"echo": 1}).id, timeout_s=20)   # /run: kept run_retention_s
     synced = jobs.run_and_wait({"echo": 2}, timeout_s=20)          # /runsync: kept runsync_retention_s
     assert queued.is_terminal and synced.is_terminal and synced.id.startswith("sync-")
-    wait_for(lambda: _gone(jobs, queued.id) and _gone(jobs, synced.id), timeout_s=5)
+    wait_until(lambda: _gone(jobs, queued.id) and _gone(jobs, synced.id), timeout_s=5)
 
 
 def test_status_ttl_shortens_retention(client):
@@ -218,7 +209,7 @@ def test_status_ttl_shortens_retention(client):
     job = jobs.run({"echo": 2})
     jobs.wait(job.id, timeout_s=20)
     assert jobs.status(job.id, ttl_ms=200).status is JobStatus.COMPLETED
-    wait_for(lambda: _gone(jobs, job.id), timeout_s=5)
+    wait_until(lambda: _gone(jobs, job.id), timeout_s=5)
 
 
 def _gone(jobs, job_id) -> bool:
@@ -249,7 +240,7 @@ def test_stream(client):
 def test_stream_ends_on_cancel(client):
     jobs = client.endpoint(BASIC)
     job = jobs.run({"stream": ["x"] * 50, "sleep_ms": 10_000})
-    wait_for(lambda: jobs.status(job.id).status is JobStatus.IN_PROGRESS)
+    wait_until(lambda: jobs.status(job.id).status is JobStatus.IN_PROGRESS)
     chunks = jobs.iter_stream(job.id, timeout_s=20)
     jobs.cancel(job.id)
     started = time.monotonic()

@@ -21,8 +21,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.console_server import CHROMIUM, CHROMIUM_ARGS, free_port, running_console, wait_idle as _wait_idle
+from tests.console_server import CHROMIUM, CHROMIUM_ARGS, running_console
+from tests.console_server import wait_idle as _wait_idle
 from tests.e2e_oidc.steps import NAMES, PEOPLE, running_oidc_provider, write_oidc_home
+from tests.support.ports import free_port
 
 
 @pytest.fixture(scope="session")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 import secrets
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -15,6 +14,7 @@ import werkzeug.serving
 from oidc_provider_mock import User, app as oidc_app
 
 from lib.store import JobStore
+from tests.support.waiting import wait_until
 from tests.console_server import fast_config_text
 
 PEOPLE = {"viewer": "vera.viewer@partner.example", "staff": "sam.staff@example.com",
@@ -73,13 +73,8 @@ def audit_entries(console, **filters):
 
 
 def wait_for_audit(console, timeout_s: float = 20, **filters):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        entries = audit_entries(console, **filters)
-        if entries:
-            return entries
-        time.sleep(0.2)
-    raise AssertionError(f"no audit entry {filters} within {timeout_s} s")
+    return wait_until(lambda: audit_entries(console, **filters), timeout_s, what=f"an audit entry {filters}",
+                      interval_s=0.2)
 
 
 def open_page(page, title: str, wait_idle) -> None:

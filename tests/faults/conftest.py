@@ -20,7 +20,6 @@ import select
 import socket
 import struct
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +33,7 @@ from lib.runpod import RunPod
 from lib.services import jobs_at
 from lib.store import JobStore
 from lib.tracker import PollSchedule, Tracker
+from tests.support.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 KEY = "faults-key"
@@ -111,13 +111,8 @@ class Admin:
 
     def wait_job(self, predicate: Callable[[dict], bool], timeout_s: float = 10.0,
                  endpoint_id: str = BASIC) -> dict:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            for job in self.jobs(endpoint_id):
-                if predicate(job):
-                    return job
-            time.sleep(0.01)
-        raise AssertionError(f"no simulator job matched within {timeout_s} s: {self.jobs(endpoint_id)}")
+        return wait_until(lambda: next((job for job in self.jobs(endpoint_id) if predicate(job)), None),
+                          timeout_s, what=f"a simulator job on {endpoint_id} to match")
 
 
 @pytest.fixture

@@ -1,16 +1,18 @@
 """Shared pieces of the fault tests."""
 from __future__ import annotations
 
-import time
+import pytest
 
 from lib.auth import LOCAL_OPERATOR
+from lib.tracker import SubmitRefused
 
 USER = LOCAL_OPERATOR.email
 
 
-def wait_until(condition, timeout_s: float = 10.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.01)
+def refused_submit(tracker, echo: str, idempotency_key: str):
+    """A submit RunPod refuses: the console raises SubmitRefused and records it SUBMIT_FAILED."""
+    with pytest.raises(SubmitRefused) as refused:
+        tracker.submit("basic", {"echo": echo}, kind="test", user=USER, idempotency_key=idempotency_key)
+    record = refused.value.record
+    assert record.status == "SUBMIT_FAILED"
+    return record

@@ -12,7 +12,8 @@ from lib.store import JobStore
 from lib.tracker import Tracker
 from tests.faults.breakers import DevWorkerDouble
 from tests.faults.conftest import FAST_POLLS, KEY, ROOT, config_text
-from tests.faults.steps import USER, wait_until
+from tests.faults.steps import USER
+from tests.support.waiting import wait_until
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from lib.store import JobStore
 from lib.tracker import Tracker
 from tests.faults.breakers import MiniPod
 from tests.faults.conftest import FAST_POLLS, KEY, ROOT
-from tests.faults.steps import wait_until
+from tests.support.waiting import wait_until
 
 # step -> (status after the restart, jobs RunPod was given)
 AFTER_RESTART = {

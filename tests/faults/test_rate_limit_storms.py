@@ -2,10 +2,8 @@
 that RunPod refuses is recorded SUBMIT_FAILED and never turns into a second job."""
 from __future__ import annotations
 
-import pytest
-
-from lib.tracker import SubmitRefused
-from tests.faults.steps import USER, wait_until
+from tests.faults.steps import USER, refused_submit
+from tests.support.waiting import wait_until
 
 
 def test_status_reads_ride_out_a_429_storm(admin, client, make_tracker):
@@ -42,11 +40,7 @@ def test_run_refused_by_a_429_storm_is_recorded_submit_failed_once(admin, client
     tracker = make_tracker(client.client)
     admin.faults(http_429_rate=1.0)
 
-    with pytest.raises(SubmitRefused) as refused:
-        tracker.submit("basic", {"echo": "refused"}, kind="test", user=USER, idempotency_key="storm-run")
-
-    record = refused.value.record
-    assert record.status == "SUBMIT_FAILED"
+    record = refused_submit(tracker, "refused", "storm-run")
     assert record.runpod_id is None
     assert "HTTP 429" in record.error and "retry" in record.error
     assert client.attempts_on("POST", "/run") == [429, 429, 429, 429]

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from lib.services import build_services
 from lib.store import JobStore
-from tests.faults.steps import USER, wait_until
+from tests.faults.steps import USER
+from tests.support.waiting import wait_until
 
 
 def test_console_restart_mid_job_resumes_and_keeps_the_output(admin, console_settings, fault_config):

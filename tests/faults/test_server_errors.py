@@ -2,10 +2,8 @@
 is SUBMIT_FAILED; a /run answered 500 after it reached RunPod is UNKNOWN and never resent."""
 from __future__ import annotations
 
-import pytest
-
-from lib.tracker import SubmitRefused
-from tests.faults.steps import USER, wait_until
+from tests.faults.steps import USER, refused_submit
+from tests.support.waiting import wait_until
 
 
 def test_status_reads_ride_out_a_5xx_burst(admin, client, make_tracker):
@@ -33,11 +31,7 @@ def test_run_answered_503_is_submit_failed_and_not_on_runpod(admin, client, make
     tracker = make_tracker(client.client)
     admin.faults(http_5xx_rate=1.0)
 
-    with pytest.raises(SubmitRefused) as refused:
-        tracker.submit("basic", {"echo": "503"}, kind="test", user=USER, idempotency_key="burst-run")
-
-    record = refused.value.record
-    assert record.status == "SUBMIT_FAILED"
+    record = refused_submit(tracker, "503", "burst-run")
     assert "HTTP 503" in record.error and "try again later" in record.error
     # 503 means RunPod did not take the job, so the client may resend: 1 try + 3 retries.
     assert client.attempts_on("POST", "/run") == [503] * 4

@@ -9,7 +9,8 @@ from lib.runpod import Job, JobStatus, NotFound, RateLimited
 from lib.services import build_services
 from tests.faults.breakers import DripServer
 from tests.faults.conftest import config_of, config_text
-from tests.faults.steps import USER, wait_until
+from tests.faults.steps import USER
+from tests.support.waiting import wait_until
 
 
 class Endpoint:

@@ -15,7 +15,9 @@ from lib.runpod import Job, JobStatus
 from lib.store import JobStore
 from lib.workflows import load_template
 from tests.faults.breakers import FullDisk, store_locked_by_another_process
-from tests.faults.steps import USER, wait_until
+from tests.faults.steps import USER
+from tests.support.fakes import FakeJobs
+from tests.support.waiting import wait_until
 
 PNG = base64.b64encode(b"\x89PNG\r\n\x1a\nimage").decode()
 
@@ -92,27 +94,27 @@ def test_a_runpod_id_the_locked_store_refused_is_kept_and_written_later(make_tra
     store = JobStore(tmp_path / "console", lock_wait_s=0.3)
     lock = contextlib.ExitStack()
 
-    class LockingEndpoint(ScriptedJobs):
+    class LockingEndpoint(FakeJobs):
         def run(self, input, *, policy=None, webhook=None):
             job = super().run(input, policy=policy, webhook=webhook)
             lock.enter_context(store_locked_by_another_process(store.path, 1.5))  # right after RunPod took it
             return job
 
-    jobs = LockingEndpoint(completed_at_once)
+    jobs = LockingEndpoint(final=completed_at_once)
     tracker = make_tracker(jobs, store=store)
     with lock:
         record = tracker.submit("image", {"n": 1}, kind="test", user=USER, idempotency_key="locked-after-run")
         assert record.status == "PENDING" and any("locked" in p for p in tracker.health().problems)
     final, = tracker.wait_for([record.local_id], timeout_s=10)
-    assert (final.status, final.runpod_id, final.output) == ("COMPLETED", "rp-1", {"ok": "rp-1"})
+    assert (final.status, final.runpod_id, final.output) == ("COMPLETED", "rp-0", {"ok": "rp-0"})
     assert len(jobs.runs) == 1
 
 
 def test_disk_full_while_saving_outputs_shows_then_keeps_them_when_space_returns(make_tracker, monkeypatch):
     disk = FullDisk(monkeypatch)
-    jobs = ScriptedJobs(lambda job_id: Job(id=job_id, status=JobStatus.COMPLETED, execution_time_ms=900,
-                                           output={"images": [{"filename": f"{job_id}.png", "type": "base64",
-                                                               "data": PNG}]}))
+    jobs = FakeJobs(final=lambda job_id: Job(id=job_id, status=JobStatus.COMPLETED, execution_time_ms=900,
+                                             output={"images": [{"filename": f"{job_id}.png", "type": "base64",
+                                                                 "data": PNG}]}))
     tracker = make_tracker(jobs)
     store = tracker.store
     ids = [tracker.submit("image", {"n": i}, kind="test", user=USER, idempotency_key=f"full-{i}").local_id
@@ -131,7 +133,7 @@ def test_disk_full_while_saving_outputs_shows_then_keeps_them_when_space_returns
 
 
 def test_an_error_while_recording_a_result_is_retried_and_tracking_goes_on(make_tracker, monkeypatch):
-    jobs = ScriptedJobs(completed_at_once)
+    jobs = FakeJobs(final=completed_at_once)
     failures = {"left": 3}
     real_update = JobStore.update_from_runpod
 
@@ -167,7 +169,7 @@ def break_the_loop(tracker, error: BaseException, times: int) -> None:
 
 
 def test_the_loop_restarts_when_it_fails_and_says_so(make_tracker):
-    tracker = make_tracker(ScriptedJobs(completed_at_once), start=False)
+    tracker = make_tracker(FakeJobs(final=completed_at_once), start=False)
     break_the_loop(tracker, RuntimeError("a bug in the loop"), times=2)
     tracker.start()
     record = tracker.submit("image", {}, kind="test", user=USER, idempotency_key="loop")
@@ -178,7 +180,7 @@ def test_the_loop_restarts_when_it_fails_and_says_so(make_tracker):
 
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")  # the death is the point
 def test_a_dead_tracking_thread_is_seen_and_restarted(make_tracker):
-    tracker = make_tracker(ScriptedJobs(completed_at_once), start=False)
+    tracker = make_tracker(FakeJobs(final=completed_at_once), start=False)
     # Not an Exception: it passes the supervisor and ends the thread.
     break_the_loop(tracker, SystemExit("something ended the thread"), times=1)
     tracker.start()
@@ -192,7 +194,7 @@ def test_a_dead_tracking_thread_is_seen_and_restarted(make_tracker):
 
 def test_generating_while_the_store_is_locked_says_so_and_sends_nothing(make_tracker, tmp_path, fault_config):
     store = JobStore(tmp_path / "console", lock_wait_s=0.3)
-    jobs = ScriptedJobs(lambda job_id: Job(id=job_id, status=JobStatus.IN_QUEUE))
+    jobs = FakeJobs(final=lambda job_id: Job(id=job_id, status=JobStatus.IN_QUEUE))
     svc = SimpleNamespace(store=store, tracker=make_tracker(jobs, store=store), config=fault_config,
                           data_dir=tmp_path)
     planned = inference.plan_images(load_template("z_image_turbo_lora"), {"prompt": "ava", "seed": 1}, count=2,
@@ -207,7 +209,7 @@ def test_generating_while_the_store_is_locked_says_so_and_sends_nothing(make_tra
 def test_a_periodic_task_stuck_on_the_store_never_holds_the_polls(make_tracker):
     """Alert rules and warm-hold releases run beside the loop: one waiting on a locked store
     (here: on an event) leaves every job's poll alone."""
-    jobs = ScriptedJobs(completed_at_once)
+    jobs = FakeJobs(final=completed_at_once)
     tracker = make_tracker(jobs)
     stuck, release = threading.Event(), threading.Event()
 
@@ -222,21 +224,3 @@ def test_a_periodic_task_stuck_on_the_store_never_holds_the_polls(make_tracker):
         assert tracker.wait_for([record.local_id], timeout_s=5)[0].status == "COMPLETED"
     finally:
         release.set()
-
-
-class ScriptedJobs:
-    """A RunPod endpoint whose /status answers `final(job_id)` at once."""
-
-    def __init__(self, final):
-        self.final = final
-        self.runs: list[dict] = []
-        self.lock = threading.Lock()
-
-    def run(self, input, *, policy=None, webhook=None):
-        with self.lock:
-            self.runs.append(input)
-            return Job(id=f"rp-{len(self.runs)}", status=JobStatus.IN_QUEUE)
-
-    def status(self, job_id):
-        return self.final(job_id)
-

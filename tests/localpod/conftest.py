@@ -2,12 +2,11 @@
 helpers (`api`, `api_for`) that know the job-API and REST routes."""
 from __future__ import annotations
 
-import time
-
 import httpx
 import pytest
 
 from lib.localpod.server import LocalPod
+from tests.support.waiting import wait_until
 
 BASIC = "basic-sim01"
 KEY = "test-key"
@@ -43,19 +42,14 @@ class Api:
         return r.json()
 
     def wait(self, job_id: str, statuses=TERMINAL, timeout: float = 10.0) -> dict:
-        deadline = time.monotonic() + timeout
-        while True:
+        def reached() -> dict | None:
             body = self.status(job_id)
-            if body["status"] in statuses:
-                return body
-            assert time.monotonic() < deadline, f"job stuck: {body}"
-            time.sleep(0.01)
+            return body if body["status"] in statuses else None
+        return wait_until(reached, timeout, what=f"job {job_id} to reach {statuses}")
 
     def wait_gone(self, job_id: str, timeout: float = 5.0) -> None:
-        deadline = time.monotonic() + timeout
-        while self.get(f"status/{job_id}").status_code != 404:
-            assert time.monotonic() < deadline, f"job {job_id} still present"
-            time.sleep(0.02)
+        wait_until(lambda: self.get(f"status/{job_id}").status_code == 404, timeout,
+                   what=f"job {job_id} to be gone")
 
     def health(self) -> dict:
         return self.get("health").json()
@@ -77,15 +71,6 @@ class Api:
         r = self.http.put("/admin/settings", json=settings)
         assert r.status_code == 200, r.text
         return r.json()
-
-    def until(self, predicate, timeout: float = 5.0, what: str = "condition"):
-        deadline = time.monotonic() + timeout
-        while True:
-            value = predicate()
-            if value:
-                return value
-            assert time.monotonic() < deadline, f"timed out waiting for {what}"
-            time.sleep(0.01)
 
 
 @pytest.fixture(scope="session")

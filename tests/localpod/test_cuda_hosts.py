@@ -10,6 +10,7 @@ import httpx
 import pytest
 
 from tests.localpod.test_provisioning_routes import KEY, endpoint_body, make_volume, rest
+from tests.support.waiting import wait_until
 
 
 @pytest.fixture
@@ -27,16 +28,6 @@ def training_endpoint(http, **gpu) -> dict:
     return r.json()
 
 
-def until(predicate, what: str, timeout: float = 10.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def submit(pod, endpoint_id: str) -> tuple[httpx.Client, str]:
     api = httpx.Client(base_url=pod.api_url, headers={"Authorization": f"Bearer {KEY}"}, timeout=30)
     job = api.post(f"/{endpoint_id}/run", json={"input": {"name": "x"}}).json()
@@ -49,7 +40,7 @@ def test_without_a_constraint_the_training_worker_never_becomes_ready(empty):
         assert "minCudaVersion" not in e["gpu"]
         api, job_id = submit(empty, e["id"])
         summary = lambda: http.get(f"/serverless/{e['id']}/workers").json()["summary"]   # noqa: E731
-        until(lambda: summary()["initializing"] == 1, "a worker to start")
+        wait_until(lambda: summary()["initializing"] == 1, what="a worker to start")
         time.sleep(1.0)        # four times the simulated 120 s cold start
         assert summary()["initializing"] == 1 and summary()["idle"] == summary()["running"] == 0
         assert api.get(f"/{e['id']}/status/{job_id}").json()["status"] == "IN_QUEUE"
@@ -58,7 +49,8 @@ def test_without_a_constraint_the_training_worker_never_becomes_ready(empty):
         patched = http.patch(f"/serverless/{e['id']}", json={"gpu": {"minCudaVersion": "13.0"}})
         assert patched.status_code == 200, patched.text
         assert patched.json()["gpu"]["minCudaVersion"] == "13.0"
-        until(lambda: api.get(f"/{e['id']}/status/{job_id}").json()["status"] != "IN_QUEUE", "the job to start")
+        wait_until(lambda: api.get(f"/{e['id']}/status/{job_id}").json()["status"] != "IN_QUEUE",
+                   what="the job to start")
         api.close()
 
 
@@ -67,7 +59,8 @@ def test_with_the_constraint_the_worker_starts(empty):
         e = training_endpoint(http, minCudaVersion="13.0")
         assert e["gpu"]["minCudaVersion"] == "13.0"
         api, job_id = submit(empty, e["id"])
-        until(lambda: api.get(f"/{e['id']}/status/{job_id}").json()["status"] != "IN_QUEUE", "the job to start")
+        wait_until(lambda: api.get(f"/{e['id']}/status/{job_id}").json()["status"] != "IN_QUEUE",
+                   what="the job to start")
         api.close()
 
 
@@ -76,8 +69,8 @@ def test_a_constraint_no_host_meets_leaves_the_worker_throttled(empty):
         e = training_endpoint(http, allowedCudaVersions=["11.8"])
         assert e["gpu"]["allowedCudaVersions"] == ["11.8"]
         api, _ = submit(empty, e["id"])
-        until(lambda: http.get(f"/serverless/{e['id']}/workers").json()["summary"]["throttled"] == 1,
-              "a throttled worker")
+        wait_until(lambda: http.get(f"/serverless/{e['id']}/workers").json()["summary"]["throttled"] == 1,
+                   what="a throttled worker")
         api.close()
 
 

@@ -16,12 +16,12 @@ from lib.localpod.handlers import (
     COMPLETED,
     FAILED,
     JobCancelled,
-    JobContext,
     execute,
     handler_for,
 )
 from lib.localpod.handlers.image import handle
 from lib.workflows import build_payload, describe_worker_error, load_template
+from tests.support.fakes import RecordingContext, volume_with
 
 MODELS = ("models/unet/z_image_turbo_bf16.safetensors", "models/clip/qwen_3_4b.safetensors",
           "models/vae/ae.safetensors", "models/unet/flux1-dev.safetensors",
@@ -30,27 +30,9 @@ MODELS = ("models/unet/z_image_turbo_bf16.safetensors", "models/clip/qwen_3_4b.s
           "models/loras/bob_v2.safetensors")
 
 
-class RecordingContext(JobContext):
-    """A real JobContext that also adds up the simulated seconds the handler spends."""
-
-    def __init__(self, volume_dir: Path, job_id: str = "job-1", worker_id: str = "w1", **kw):
-        self.updates: list = []
-        super().__init__(job_id, "image-sim01", "image", worker_id, volume_dir, 0.0,
-                         on_progress=self.updates.append, **kw)
-        self.simulated = 0.0
-
-    def sleep(self, simulated_seconds: float) -> None:
-        self.simulated += simulated_seconds
-        super().sleep(simulated_seconds)
-
-
 @pytest.fixture
 def volume(tmp_path):
-    for key in MODELS:
-        path = tmp_path / key
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(b"weights")
-    return tmp_path
+    return volume_with(tmp_path, MODELS)
 
 
 @pytest.fixture(autouse=True)

@@ -7,6 +7,8 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from tests.support.waiting import wait_until
+
 UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}"
 
 
@@ -71,7 +73,7 @@ def test_cancel_running_job_stops_it_and_frees_the_worker(api):
     assert body["executionTime"] < 5000
     assert body["workerId"] == running["workerId"]
     # the handler saw the cancellation at once: its worker is no longer busy
-    api.until(lambda: api.health()["workers"]["running"] == 0, timeout=1, what="worker freed")
+    wait_until(lambda: api.health()["workers"]["running"] == 0, timeout_s=1, what="worker freed")
 
 
 def test_execution_timeout_from_policy(api):
@@ -295,7 +297,7 @@ def test_webhook_gets_the_status_body(api):
         url = f"http://127.0.0.1:{server.server_address[1]}/hook?token=t"
         job_id = api.run({"echo": "w"}, webhook=url)
         final = api.wait(job_id)
-        api.until(lambda: bodies, what="webhook call")
+        wait_until(lambda: bodies, what="webhook call")
         assert bodies[0] == final
     finally:
         server.shutdown()
@@ -308,7 +310,7 @@ def test_webhook_is_retried_after_a_failure(basic_pod, api_for):
     try:
         job_id = api.run({"echo": "w"}, webhook=f"http://127.0.0.1:{server.server_address[1]}/")
         api.wait(job_id)
-        api.until(lambda: len(bodies) == 3, what="three webhook attempts")
+        wait_until(lambda: len(bodies) == 3, what="three webhook attempts")
         assert all(b["id"] == job_id and b["status"] == "COMPLETED" for b in bodies)
     finally:
         server.shutdown()

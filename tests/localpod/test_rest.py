@@ -7,6 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from tests.support.waiting import wait_until
+
 ENDPOINT_KEYS = {"id", "name", "type", "gpu", "workers", "scaling", "timeout", "flashboot",
                  "dataCenterIds", "networkVolumes", "image", "env", "createdAt", "requestUrls"}
 
@@ -123,7 +125,7 @@ def test_network_volumes(api, basic_config):
 def test_billing_bills_worker_seconds_at_the_pool_price(basic_pod, api_for, basic_config):
     api = api_for(basic_pod)
     api.patch({"workers": {"min": 1, "max": 1}})
-    api.until(lambda: api.workers()["summary"]["idle"] == 1, what="active worker ready")
+    wait_until(lambda: api.workers()["summary"]["idle"] == 1, what="active worker ready")
     ready = time.time()
     api.wait(api.run({"sleep_ms": 300}))
     time.sleep(0.2)

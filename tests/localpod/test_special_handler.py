@@ -14,24 +14,13 @@ from PIL import Image
 from skimage import data as skdata
 
 from lib.localpod.comfy.faceswap_cv import FACE_PADDING, detect_faces
-from lib.localpod.handlers import COMPLETED, FAILED, JobContext, execute, handler_for
+from lib.localpod.handlers import COMPLETED, FAILED, execute, handler_for
 from lib.runpod import JobStatus
 from lib.special import FaceSwapOptions, SheetRequest, Upload, plan_faceswap, plan_sheet
+from tests.support.fakes import RecordingContext, png, volume_with
 
 FLUX = ("models/unet/flux1-dev.safetensors", "models/clip/t5xxl_fp8_e4m3fn.safetensors",
         "models/clip/clip_l.safetensors", "models/vae/ae.safetensors", "models/loras/ava_v1.safetensors")
-
-
-class Ctx(JobContext):
-    def __init__(self, volume_dir: Path):
-        self.updates: list = []
-        super().__init__("job-1", "special-sim01", "special", "w1", volume_dir, 0.0,
-                         on_progress=self.updates.append)
-        self.simulated = 0.0
-
-    def sleep(self, simulated_seconds: float) -> None:
-        self.simulated += simulated_seconds
-        super().sleep(simulated_seconds)
 
 
 @pytest.fixture(autouse=True)
@@ -41,17 +30,7 @@ def _no_bucket(monkeypatch):
 
 @pytest.fixture
 def volume(tmp_path):
-    for key in FLUX:
-        path = tmp_path / key
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(b"weights")
-    return tmp_path
-
-
-def _png(array: np.ndarray) -> bytes:
-    buf = io.BytesIO()
-    Image.fromarray(array).save(buf, "PNG")
-    return buf.getvalue()
+    return volume_with(tmp_path, FLUX)
 
 
 @pytest.fixture(scope="module")
@@ -64,14 +43,14 @@ def target() -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def swap_inputs(target) -> list[dict]:
-    plan = plan_faceswap(Upload("face.png", _png(skdata.astronaut())),
-                         [Upload("beach.png", _png(target)), Upload("coffee.png", _png(skdata.coffee()))],
+    plan = plan_faceswap(Upload("face.png", png(skdata.astronaut())),
+                         [Upload("beach.png", png(target)), Upload("coffee.png", png(skdata.coffee()))],
                          FaceSwapOptions(), batch_id="fs1")
     return [job.input for job in plan.jobs]
 
 
 def run(volume: Path, job_input) -> tuple:
-    ctx = Ctx(volume)
+    ctx = RecordingContext(volume, "special")
     outcome = execute(handler_for("special"), {"id": "job-1", "input": job_input}, ctx)
     return outcome, ctx
 
@@ -120,12 +99,13 @@ def test_unknown_node_gets_the_image_handlers_text(volume, swap_inputs):
     assert outcome.status == FAILED
     assert outcome.error.startswith("Cannot execute because node FaceFusionSwap does not exist.. Raw response: ")
     assert '"details": "Node ID \'#3\'"' in outcome.error
-    image_outcome = execute(handler_for("image"), {"id": "job-2", "input": broken}, Ctx(volume))
+    image_outcome = execute(handler_for("image"), {"id": "job-2", "input": broken}, RecordingContext(volume, "special"))
     assert image_outcome.error == outcome.error
 
 
 def test_reactor_is_unknown_on_the_image_role(volume, swap_inputs):
-    outcome = execute(handler_for("image"), {"id": "job-2", "input": swap_inputs[0]}, Ctx(volume))
+    outcome = execute(handler_for("image"), {"id": "job-2", "input": swap_inputs[0]},
+                      RecordingContext(volume, "special"))
     assert outcome.status == FAILED and "node ReActorFaceSwap does not exist" in outcome.error
 
 
@@ -169,7 +149,7 @@ def test_disabled_swap_and_ignored_gender_filter(volume, swap_inputs, target):
 def test_bad_face_numbers_fail_the_node(volume, swap_inputs):
     broken = copy.deepcopy(swap_inputs[0])
     broken["workflow"]["3"]["inputs"]["input_faces_index"] = "first"
-    returned = handler_for("special")({"id": "job-1", "input": broken}, Ctx(volume))
+    returned = handler_for("special")({"id": "job-1", "input": broken}, RecordingContext(volume, "special"))
     assert returned["error"] == "Job processing failed"
     assert returned["details"] == [
         "Workflow execution error: Node Type: ReActorFaceSwap, Node ID: 3, Message: input_faces_index: no face "
@@ -191,7 +171,7 @@ def test_sheet_panels_are_generated_and_differ(volume):
 
 
 def test_reference_face_panel_carries_the_face(volume):
-    face = Upload("ref.png", _png(skdata.astronaut()))
+    face = Upload("ref.png", png(skdata.astronaut()))
     request = SheetRequest(character="Ava", lora_name="ava_v1.safetensors", trigger="ava", seed=7,
                            panels=("smiling",))
     guided = plan_sheet(SheetRequest(**{**request.__dict__, "reference": face}), sheet_id="sh2").jobs[0]
@@ -207,7 +187,7 @@ def test_reference_face_panel_carries_the_face(volume):
 
 
 def test_pulid_needs_the_baked_model(volume):
-    face = Upload("ref.png", _png(skdata.astronaut()))
+    face = Upload("ref.png", png(skdata.astronaut()))
     job = plan_sheet(SheetRequest(character="Ava", lora_name="ava_v1.safetensors", trigger="ava", seed=7,
                                   panels=("front",), reference=face), sheet_id="sh3").jobs[0]
     broken = copy.deepcopy(job.input)

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import time
 
+from tests.support.waiting import wait_until
+
 COLD_START_MS = 240
 
 
@@ -23,7 +25,7 @@ def test_cold_start_then_warm_reuse_then_idle_stop(basic_pod, api_for):
     assert second["workerId"] == first["workerId"]             # warm worker reused
     assert second["delayTime"] < 60                             # started within milliseconds
     assert statuses(api) == ["IDLE"]
-    api.until(lambda: api.workers()["summary"]["total"] == 0, timeout=3, what="idle stop")
+    wait_until(lambda: api.workers()["summary"]["total"] == 0, timeout_s=3, what="idle stop")
     third = api.wait(api.run({"echo": 3}))
     assert third["workerId"] != first["workerId"]
     assert third["delayTime"] >= COLD_START_MS - 5              # FlashBoot off: full cold start
@@ -32,7 +34,7 @@ def test_cold_start_then_warm_reuse_then_idle_stop(basic_pod, api_for):
 def test_flashboot_revival_is_faster_than_a_cold_start(basic_pod, api_for):
     api = api_for(basic_pod)
     first = api.wait(api.run({"echo": 1}))
-    api.until(lambda: api.workers()["summary"]["total"] == 0, what="idle stop")
+    wait_until(lambda: api.workers()["summary"]["total"] == 0, what="idle stop")
     revived = api.wait(api.run({"echo": 2}))
     assert first["delayTime"] >= COLD_START_MS - 5
     assert revived["delayTime"] < COLD_START_MS / 2
@@ -51,19 +53,19 @@ def test_min_workers_stay_up_and_count_as_active(basic_pod, api_for):
     assert view["workers"] == {"min": 2, "max": 3, "idleTimeout": 5}
     assert api.workers()["summary"]["total"] == 2
     assert statuses(api) == ["INITIALIZING", "INITIALIZING"]
-    api.until(lambda: statuses(api) == ["IDLE", "IDLE"], what="workers ready")
+    wait_until(lambda: statuses(api) == ["IDLE", "IDLE"], what="workers ready")
     time.sleep(0.1)                                             # 10x the idle timeout
     assert statuses(api) == ["IDLE", "IDLE"]
     health = api.health()["workers"]
     assert health["idle"] == 2 and health["ready"] == 2
     api.patch({"workers": {"min": 0}})
-    api.until(lambda: api.workers()["summary"]["total"] == 0, what="flex workers idle out")
+    wait_until(lambda: api.workers()["summary"]["total"] == 0, what="flex workers idle out")
 
 
 def test_jobs_spread_across_idle_workers(basic_pod, api_for):
     api = api_for(basic_pod)
     api.patch({"workers": {"min": 2, "max": 2}})
-    api.until(lambda: statuses(api) == ["IDLE", "IDLE"], what="workers ready")
+    wait_until(lambda: statuses(api) == ["IDLE", "IDLE"], what="workers ready")
     ids = [api.run({"sleep_ms": 200}) for _ in range(2)]
     bodies = [api.wait(i) for i in ids]
     assert bodies[0]["workerId"] != bodies[1]["workerId"]
@@ -91,7 +93,7 @@ def test_running_worker_above_new_max_stops_after_its_job(basic_pod, api_for):
     api.patch({"workers": {"min": 0, "max": 0}})
     assert statuses(api) == ["RUNNING"]                         # not killed mid-job
     assert api.wait(job_id)["status"] == "COMPLETED"
-    api.until(lambda: api.workers()["summary"]["total"] == 0, what="worker stop")
+    wait_until(lambda: api.workers()["summary"]["total"] == 0, what="worker stop")
 
 
 def test_queue_delay_scaler_adds_workers_for_waiting_jobs(basic_pod, api_for):
@@ -99,7 +101,7 @@ def test_queue_delay_scaler_adds_workers_for_waiting_jobs(basic_pod, api_for):
     for _ in range(3):
         api.run({"sleep_ms": 1000})
     # one worker at once (none was up), more once jobs waited longer than the delay
-    api.until(lambda: api.workers()["summary"]["total"] == 3, timeout=2, what="scale-up to max")
+    wait_until(lambda: api.workers()["summary"]["total"] == 3, timeout_s=2, what="scale-up to max")
 
 
 def test_request_count_scaler(basic_pod, api_for):
@@ -107,12 +109,14 @@ def test_request_count_scaler(basic_pod, api_for):
     view = api.patch({"scaling": {"type": "REQUEST_COUNT", "requestCount": 2},
                       "workers": {"max": 3}})
     assert view["scaling"] == {"type": "REQUEST_COUNT", "requestCount": 2}
+    total = lambda: api.workers()["summary"]["total"]             # noqa: E731
     for _ in range(4):
         api.run({"sleep_ms": 800})
-    time.sleep(0.05)
-    assert api.workers()["summary"]["total"] == 2               # ceil(4 / 2)
+    wait_until(lambda: total() >= 2, what="workers for four jobs")
+    assert total() == 2                                          # ceil(4 / 2), not one a job
     api.run({"sleep_ms": 800})
-    assert api.workers()["summary"]["total"] == 3               # ceil(5 / 2)
+    wait_until(lambda: total() >= 3, what="a worker for the fifth job")
+    assert total() == 3                                          # ceil(5 / 2)
 
 
 def test_failure_rate_fault_fails_jobs(basic_pod, api_for):
@@ -128,7 +132,7 @@ def test_worker_crash_requeues_once_then_fails(basic_pod, api_for):
     api = api_for(basic_pod)
     api.faults(crash_rate=1.0)
     job_id = api.run({"sleep_ms": 100})
-    api.until(lambda: api.health()["workers"]["unhealthy"] >= 1, what="crashed worker")
+    wait_until(lambda: api.health()["workers"]["unhealthy"] >= 1, what="crashed worker")
     body = api.wait(job_id)
     assert body["status"] == "FAILED"
     assert body["error"] == "worker exited unexpectedly"
@@ -146,7 +150,7 @@ def test_crash_then_success_on_the_requeued_run(basic_pod, api_for):
     api.patch({"workers": {"max": 1}, "flashboot": "OFF"})
     api.faults(crash_rate=1.0, extra_cold_start_s=250)
     job_id = api.run({"sleep_ms": 300})
-    api.until(lambda: api.health()["jobs"]["retried"] == 1, what="first crash")
+    wait_until(lambda: api.health()["jobs"]["retried"] == 1, what="first crash")
     api.faults(crash_rate=0.0)
     body = api.wait(job_id)
     assert body["status"] == "COMPLETED" and body["retries"] == 1
@@ -155,7 +159,7 @@ def test_crash_then_success_on_the_requeued_run(basic_pod, api_for):
 def test_warm_worker_answers_runsync_within_milliseconds(basic_pod, api_for):
     api = api_for(basic_pod)
     api.patch({"workers": {"min": 1}})
-    api.until(lambda: statuses(api) == ["IDLE"], what="active worker ready")
+    wait_until(lambda: statuses(api) == ["IDLE"], what="active worker ready")
     took = []
     for i in range(20):
         started = time.perf_counter()

@@ -14,8 +14,8 @@ from lib.config import Secret, Settings
 from lib.devworkers import ModelsFolder
 from lib.workflows import load_template, preflight
 from lib.workflows.preflight import ModelsNotChecked
-from tests.console_server import free_port
 from tests.realpod.steps import everything_shown, open_page
+from tests.support.ports import free_port
 
 HANDLER = """import runpod
 

@@ -6,7 +6,6 @@ network volume (moto), on loopback ports, written from ../shared/reference/runpo
 """
 from __future__ import annotations
 
-import socket
 import threading
 import time
 from typing import Self
@@ -18,19 +17,14 @@ from moto.server import ThreadedMotoServer
 from tests.standin.account import DATACENTER, Account, standard_account
 from tests.standin.api import make_app
 from tests.standin.s3 import make_s3_gate
+from tests.support.ports import free_port
 
 __all__ = ["DATACENTER", "Account", "StandIn", "standard_account"]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 class _Served:
     def __init__(self, app):
-        self.port = _free_port()
+        self.port = free_port()
         self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning"))
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
@@ -52,7 +46,7 @@ class StandIn:
         # moto keeps one in-memory S3 per process, shared by every StandIn: give each stand-in its own
         # volume ids when their contents must differ.
         self.account = account
-        self._moto_port = _free_port()
+        self._moto_port = free_port()
         self._moto = ThreadedMotoServer(ip_address="127.0.0.1", port=self._moto_port, verbose=False)
         self._api = _Served(make_app(account))
         self._s3 = _Served(make_s3_gate(account, f"http://127.0.0.1:{self._moto_port}"))

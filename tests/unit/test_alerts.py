@@ -11,6 +11,7 @@ from lib.ops.alert_history import AlertHistory
 from lib.ops.alerts import ALERTS_TOML_DOC, AlertEvaluator, Observations, parse_alert_rules
 from lib.ops.webhook import webhook_url
 from lib.runpod import Health, JobCounts, WorkerCounts
+from tests.support.clock import FakeClock
 
 # The repository's console.toml without its own alert rules (each test declares its rules).
 BASE_TOML = Path(__file__).resolve().parents[2].joinpath("console.toml").read_text().split(
@@ -20,17 +21,6 @@ T0 = datetime(2026, 9, 1, 12, 0, tzinfo=UTC)
 
 def config(alerts: str) -> ConsoleConfig:
     return ConsoleConfig.parse(BASE_TOML + "\n" + alerts)
-
-
-class Clock:
-    def __init__(self):
-        self.now = T0
-
-    def __call__(self):
-        return self.now
-
-    def advance(self, **kw):
-        self.now += timedelta(**kw)
 
 
 def health(queue=0, throttled=0):
@@ -91,11 +81,11 @@ def test_bad_rules_are_refused_with_a_message_that_says_where(table, message):
 
 
 def evaluator(alerts: str, clock, **kw):
-    return AlertEvaluator(parse_alert_rules(config(alerts)), clock=clock, **kw)
+    return AlertEvaluator(parse_alert_rules(config(alerts)), clock=clock.now, **kw)
 
 
 def test_queue_depth_fires_only_after_holding_for_m_minutes_then_resolves_once():
-    clock = Clock()
+    clock = FakeClock(T0)
     ev = evaluator('[[alerts]]\nrule = "queue_depth"\nendpoints = ["image"]\nabove = 10\nfor_minutes = 5', clock,
                    labels={"image": "console-image"})
     deep = Observations(health={"image": health(queue=14)})
@@ -104,7 +94,7 @@ def test_queue_depth_fires_only_after_holding_for_m_minutes_then_resolves_once()
     assert ev.evaluate(deep) == []
     clock.advance(minutes=1)
     (fired,) = ev.evaluate(deep)
-    assert (fired.state, fired.role, fired.value, fired.at) == ("firing", "image", 14.0, clock.now)
+    assert (fired.state, fired.role, fired.value, fired.at) == ("firing", "image", 14.0, clock.now())
     assert fired.message == "console-image: 14 jobs in queue for 5 min (alert above 10 jobs in queue)"
     clock.advance(minutes=1)
     assert ev.evaluate(deep) == []  # still firing: not repeated
@@ -113,7 +103,7 @@ def test_queue_depth_fires_only_after_holding_for_m_minutes_then_resolves_once()
 
 
 def test_a_dip_restarts_the_for_minutes_window():
-    clock = Clock()
+    clock = FakeClock(T0)
     ev = evaluator('[[alerts]]\nrule = "queue_depth"\nendpoints = ["image"]\nabove = 10\nfor_minutes = 5', clock)
     ev.evaluate(Observations(health={"image": health(queue=20)}))
     clock.advance(minutes=3)
@@ -125,7 +115,7 @@ def test_a_dip_restarts_the_for_minutes_window():
 
 
 def test_missing_health_neither_fires_nor_resolves():
-    clock = Clock()
+    clock = FakeClock(T0)
     ev = evaluator('[[alerts]]\nrule = "throttled_workers"\nendpoints = ["image"]', clock)
     assert [e.state for e in ev.evaluate(Observations(health={"image": health(throttled=1)}))] == ["firing"]
     assert ev.evaluate(Observations(health={"image": None})) == []
@@ -134,7 +124,7 @@ def test_missing_health_neither_fires_nor_resolves():
 
 
 def test_failure_rate_over_last_k_jobs_of_that_endpoint():
-    clock = Clock()
+    clock = FakeClock(T0)
     ev = evaluator('[[alerts]]\nrule = "failure_rate"\nendpoints = ["image"]\nabove = 20\nlast_jobs = 10', clock)
     # 3 failures long ago, then 10 recent jobs with 1 failure (10 %): only the last 10 count.
     quiet = jobs(["FAILED"] * 3 + ["COMPLETED"] * 9 + ["FAILED"])
@@ -149,13 +139,13 @@ def test_failure_rate_over_last_k_jobs_of_that_endpoint():
 
 
 def test_failure_rate_waits_for_min_jobs():
-    ev = evaluator('[[alerts]]\nrule = "failure_rate"\nendpoints = ["image"]\nabove = 20\nmin_jobs = 5', Clock())
+    ev = evaluator('[[alerts]]\nrule = "failure_rate"\nendpoints = ["image"]\nabove = 20\nmin_jobs = 5', FakeClock(T0))
     assert ev.evaluate(Observations(jobs=jobs(["FAILED"] * 4))) == []
     assert len(ev.evaluate(Observations(jobs=jobs(["FAILED"] * 5)))) == 1
 
 
 def test_cold_start_p90_uses_jobs_that_hit_a_cold_start():
-    ev = evaluator('[[alerts]]\nrule = "cold_start_p90"\nendpoints = ["image"]\nabove = 60', Clock())
+    ev = evaluator('[[alerts]]\nrule = "cold_start_p90"\nendpoints = ["image"]\nabove = 60', FakeClock(T0))
     slow = jobs(["COMPLETED"] * 6, cold=[0, 95_000, 0, 100_000, 0, 110_000])
     (event,) = ev.evaluate(Observations(jobs=slow))
     assert event.value == pytest.approx(108.0)
@@ -164,7 +154,7 @@ def test_cold_start_p90_uses_jobs_that_hit_a_cold_start():
 
 
 def test_spend_today_and_severity_in_text():
-    ev = evaluator('[[alerts]]\nrule = "spend_today"\nabove = 25\nseverity = "critical"', Clock())
+    ev = evaluator('[[alerts]]\nrule = "spend_today"\nabove = 25\nseverity = "critical"', FakeClock(T0))
     assert ev.evaluate(Observations(spend_today_usd=None)) == []
     (event,) = ev.evaluate(Observations(spend_today_usd=31.5))
     assert event.text() == (":rotating_light: FIRING — Spend today above $25: $31.50 spent today "
@@ -172,14 +162,14 @@ def test_spend_today_and_severity_in_text():
 
 
 def test_one_instance_per_endpoint():
-    ev = evaluator('[[alerts]]\nrule = "throttled_workers"', Clock())
+    ev = evaluator('[[alerts]]\nrule = "throttled_workers"', FakeClock(T0))
     events = ev.evaluate(Observations(health={"image": health(throttled=1), "training": health(),
                                               "special": health(throttled=2)}))
     assert sorted(e.role for e in events) == ["image", "special"]
 
 
 def test_history_survives_restart_and_firing_alert_is_not_repeated(tmp_path):
-    clock = Clock()
+    clock = FakeClock(T0)
     rules = '[[alerts]]\nrule = "throttled_workers"\nendpoints = ["image"]'
     history = AlertHistory(tmp_path / "alerts.sqlite")
     ev = evaluator(rules, clock, firing=history.firing())
@@ -199,7 +189,7 @@ def test_history_survives_restart_and_firing_alert_is_not_repeated(tmp_path):
 
 
 def test_alert_of_a_removed_rule_is_resolved(tmp_path):
-    clock = Clock()
+    clock = FakeClock(T0)
     history = AlertHistory(tmp_path / "alerts.sqlite")
     ev = evaluator('[[alerts]]\nrule = "throttled_workers"\nendpoints = ["image"]', clock)
     for e in ev.evaluate(Observations(health={"image": health(throttled=1)})):

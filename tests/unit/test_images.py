@@ -13,18 +13,7 @@ from skimage import data as skdata
 
 from lib.images import (MAX_PIXELS, MIN_LONG_SIDE, RUN_BODY_LIMIT, BodyTooLarge, ImageError, base64_length,
                         body_bytes, decode_base64_image, fit_images, load_image, probe)
-
-
-def _png(im: Image.Image) -> bytes:
-    buf = io.BytesIO()
-    im.save(buf, "PNG")
-    return buf.getvalue()
-
-
-def _jpeg(im: Image.Image, **kw) -> bytes:
-    buf = io.BytesIO()
-    im.save(buf, "JPEG", **kw)
-    return buf.getvalue()
+from tests.support.fakes import jpeg, png
 
 
 def _chunk(kind: bytes, payload: bytes) -> bytes:
@@ -85,11 +74,11 @@ def test_header_only_png_claiming_huge_size_is_refused_by_probe():
 def test_the_pixel_limit_is_ours_and_adjustable(astronaut):
     assert MAX_PIXELS == 40_000_000
     with pytest.raises(ImageError, match=r"512×512 pixels is over the 0.1-megapixel limit"):
-        load_image("a.png", _png(astronaut), max_pixels=100_000)
+        load_image("a.png", png(astronaut), max_pixels=100_000)
 
 
 def test_corrupt_png_is_reported_as_damaged(astronaut):
-    good = _png(astronaut)
+    good = png(astronaut)
     corrupt = good[:16] + b"\x00" * 200
     with pytest.raises(ImageError) as err:
         load_image("face.png", corrupt)
@@ -97,7 +86,7 @@ def test_corrupt_png_is_reported_as_damaged(astronaut):
 
 
 def test_truncated_jpeg_says_incomplete(astronaut):
-    whole = _jpeg(astronaut)
+    whole = jpeg(astronaut)
     with pytest.raises(ImageError) as err:
         load_image("face.jpg", whole[: len(whole) // 2])
     assert str(err.value) == "face.jpg: the JPEG file is incomplete (truncated) — upload the full file again"
@@ -121,12 +110,12 @@ def test_other_formats_are_named(content, expected):
 
 
 def test_wrong_extension_is_detected_and_said_but_the_content_wins(astronaut):
-    checked = load_image("face.png", _jpeg(astronaut))
+    checked = load_image("face.png", jpeg(astronaut))
     assert checked.info.format == "JPEG"
     assert checked.warnings == ("face.png: the file is a JPEG image although its name ends in .png; "
                                 "it is read as JPEG",)
-    assert load_image("face.jpeg", _jpeg(astronaut)).warnings == ()
-    assert load_image("face", _png(astronaut)).warnings == ()
+    assert load_image("face.jpeg", jpeg(astronaut)).warnings == ()
+    assert load_image("face", png(astronaut)).warnings == ()
 
 
 def test_webp_is_accepted(astronaut):
@@ -143,7 +132,7 @@ def test_exif_orientation_is_applied():
             im.putpixel((x, y), (255, 0, 0))
     exif = Image.Exif()
     exif[0x0112] = 6  # "rotate 90° clockwise to display"
-    checked = load_image("portrait.jpg", _jpeg(im, exif=exif.tobytes(), quality=95))
+    checked = load_image("portrait.jpg", jpeg(im, exif=exif.tobytes(), quality=95))
     assert checked.size == (20, 40)
     # The red top-left corner of the stored image ends up top-right once upright.
     r, g, b = checked.image.getpixel((18, 1))
@@ -153,7 +142,7 @@ def test_exif_orientation_is_applied():
 def test_alpha_is_flattened_onto_white():
     im = Image.new("RGBA", (10, 10), (0, 0, 0, 0))  # fully transparent black
     im.putpixel((5, 5), (255, 0, 0, 255))
-    checked = load_image("cutout.png", _png(im))
+    checked = load_image("cutout.png", png(im))
     assert checked.image.mode == "RGB"
     assert checked.image.getpixel((0, 0)) == (255, 255, 255)
     assert checked.image.getpixel((5, 5)) == (255, 0, 0)
@@ -170,13 +159,13 @@ def test_palette_transparency_and_16_bit_grey_are_normalised():
     assert checked.image.getpixel((1, 1)) == (10, 200, 10)
 
     grey16 = Image.fromarray(np.full((4, 4), 32768, dtype=np.uint16))
-    checked = load_image("depth.png", _png(grey16))
+    checked = load_image("depth.png", png(grey16))
     assert checked.image.mode == "RGB"
     assert 120 <= checked.image.getpixel((0, 0))[0] <= 135
 
 
 def test_small_images_are_sent_lossless_at_full_size(astronaut):
-    checked = load_image("face.png", _png(astronaut))
+    checked = load_image("face.png", png(astronaut))
     fitted = fit_images({"job1_face": checked}, reserved_bytes=2_000)
     enc = fitted["job1_face"]
     assert enc.name == "job1_face.png" and enc.format == "PNG" and not enc.downscaled
@@ -186,9 +175,9 @@ def test_small_images_are_sent_lossless_at_full_size(astronaut):
 
 
 def test_downscaling_keeps_the_run_body_under_10_mb(noise_photo, astronaut):
-    big = load_image("phone.jpg", _jpeg(noise_photo, quality=95))
-    assert len(_jpeg(noise_photo, quality=95)) * 4 / 3 > RUN_BODY_LIMIT  # it would not fit as it is
-    face = load_image("face.png", _png(astronaut))
+    big = load_image("phone.jpg", jpeg(noise_photo, quality=95))
+    assert len(jpeg(noise_photo, quality=95)) * 4 / 3 > RUN_BODY_LIMIT  # it would not fit as it is
+    face = load_image("face.png", png(astronaut))
     workflow = {"1": {"class_type": "LoadImage", "inputs": {"image": "x"}}, "pad": "w" * 50_000}
     reserved = body_bytes({"input": {"workflow": workflow, "images": []}})
     fitted = fit_images({"t": big, "f": face}, reserved_bytes=reserved)
@@ -205,7 +194,7 @@ def test_downscaling_keeps_the_run_body_under_10_mb(noise_photo, astronaut):
 def test_refuses_with_sizes_when_even_the_smallest_does_not_fit():
     rng = np.random.default_rng(3)
     tile = Image.fromarray(rng.integers(0, 255, (MIN_LONG_SIDE, MIN_LONG_SIDE, 3), dtype=np.uint8))
-    checked = load_image("noise.png", _png(tile))
+    checked = load_image("noise.png", png(tile))
     with pytest.raises(BodyTooLarge) as err:
         fit_images({f"img{i}": checked for i in range(40)}, reserved_bytes=1_000)
     message = str(err.value)
@@ -215,7 +204,7 @@ def test_refuses_with_sizes_when_even_the_smallest_does_not_fit():
 
 
 def test_refuses_when_the_workflow_alone_fills_the_body(astronaut):
-    checked = load_image("face.png", _png(astronaut))
+    checked = load_image("face.png", png(astronaut))
     with pytest.raises(BodyTooLarge, match="without its images is already 9,999,000 bytes"):
         fit_images({"f": checked}, reserved_bytes=9_999_000)
 
@@ -223,7 +212,7 @@ def test_refuses_when_the_workflow_alone_fills_the_body(astronaut):
 def test_encoded_images_carry_no_exif(astronaut):
     exif = Image.Exif()
     exif[0x010F] = "PhoneMaker"
-    checked = load_image("p.jpg", _jpeg(astronaut, exif=exif.tobytes()))
+    checked = load_image("p.jpg", jpeg(astronaut, exif=exif.tobytes()))
     enc = fit_images({"p": checked}, reserved_bytes=0)["p"]
     assert b"PhoneMaker" not in enc.data
 

@@ -10,17 +10,14 @@ from PIL import Image
 from lib.volume import LocalVolume, VolumeError
 from lib.workflows import build_payload, load_template, preflight
 from lib.workflows.preflight import INPUT_IMAGE, INVALID, MISPLACED, MISSING, TOO_LARGE
+from tests.support.fakes import volume_with
 
 ZIT_MODELS = ("models/unet/z_image_turbo_bf16.safetensors", "models/clip/qwen_3_4b.safetensors",
               "models/vae/ae.safetensors")
 
 
 def make_volume(tmp_path, *keys: str) -> LocalVolume:
-    for key in keys:
-        path = tmp_path / key
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(b"weights")
-    return LocalVolume(tmp_path)
+    return LocalVolume(volume_with(tmp_path, keys))
 
 
 class CountingVolume:

@@ -12,35 +12,8 @@ from lib.runpod import (
     RequestTimeout, RunPod, RunPodError, ServerError, StatusError,
 )
 from lib.runpod.http import parse_retry_after
+from tests.support.fakes import KEY, recording_runpod
 
-KEY = "rpa_CANARY_7f3e9c1d2b4a"
-API = "https://api.test/v2"
-
-
-class Sleeper:
-    def __init__(self):
-        self.t = 0.0
-        self.calls: list[float] = []
-
-    def sleep(self, s):
-        self.calls.append(s)
-        self.t += s
-
-    def now(self):
-        return self.t
-
-
-def make(handler, **kw):
-    seen: list[httpx.Request] = []
-
-    def record(request):
-        seen.append(request)
-        return handler(request)
-
-    sleeper = Sleeper()
-    client = RunPod(KEY, api_url=API, rest_url="https://rest.test/v2", transport=httpx.MockTransport(record),
-                    sleep=sleeper.sleep, clock=sleeper.now, **kw)
-    return client, seen, sleeper
 
 
 def respond(status, **kw):
@@ -66,7 +39,7 @@ def raising(exc_type):
     (409, {"error": "conflict"}, StatusError, "unexpected HTTP 409"),
 ])
 def test_client_error_mapping(status, body, error, fragment):
-    client, seen, _ = make(respond(status, json=body) if body else respond(status))
+    client, seen, _ = recording_runpod(respond(status, json=body) if body else respond(status))
     call = (lambda e: e.status("j")) if status == 404 else (lambda e: e.run({"a": 1}))
     with pytest.raises(error) as info:
         call(client.endpoint("img-1"))
@@ -78,7 +51,7 @@ def test_client_error_mapping(status, body, error, fragment):
 
 
 def test_413_carries_sent_size_and_route_limit():
-    client, _, _ = make(respond(413))
+    client, _, _ = recording_runpod(respond(413))
     with pytest.raises(PayloadTooLarge) as info:
         client.endpoint("e").runsync({"x": "y" * 100})
     assert info.value.limit == 20_000_000 and info.value.size > 100
@@ -86,7 +59,7 @@ def test_413_carries_sent_size_and_route_limit():
 
 @pytest.mark.parametrize("status", [500, 502, 503, 504])
 def test_server_errors(status):
-    client, seen, _ = make(respond(status, text="upstream failed"), max_retries=2)
+    client, seen, _ = recording_runpod(respond(status, text="upstream failed"), max_retries=2)
     with pytest.raises(ServerError) as info:
         client.endpoint("e").health()
     assert info.value.status == status and "upstream failed" in str(info.value)
@@ -99,13 +72,14 @@ def test_server_errors(status):
     (b"", "empty body"),
 ])
 def test_bad_2xx_bodies(content, fragment):
-    client, _, _ = make(respond(200, content=content))
+    client, _, _ = recording_runpod(respond(200, content=content))
     with pytest.raises(BadResponse, match=fragment):
         client.endpoint("e").status("j")
 
 
 def test_request_id_kept():
-    client, _, _ = make(respond(500, json={"error": "x"}, headers={"x-request-id": "req-42"}), max_retries=0)
+    client, _, _ = recording_runpod(respond(500, json={"error": "x"}, headers={"x-request-id": "req-42"}),
+                                    max_retries=0)
     with pytest.raises(ServerError) as info:
         client.endpoint("e").status("j")
     assert info.value.request_id == "req-42" and "req-42" in str(info.value)
@@ -118,7 +92,7 @@ def test_request_id_kept():
     (httpx.UnsupportedProtocol, ConnectionFailed),
 ])
 def test_transport_errors_never_escape_raw(exc, error):
-    client, _, _ = make(raising(exc), max_retries=1)
+    client, _, _ = recording_runpod(raising(exc), max_retries=1)
     with pytest.raises(error) as info:
         client.endpoint("e").status("j")
     assert isinstance(info.value.__cause__, exc)
@@ -132,7 +106,7 @@ def test_transport_errors_never_escape_raw(exc, error):
 @pytest.mark.parametrize("status", [400, 401, 404, 429, 500])
 def test_key_scrubbed_from_echoed_bodies(status):
     body = {"error": f"bad key Bearer {KEY}", "echo": {"authorization": KEY}}
-    client, _, _ = make(respond(status, json=body), max_retries=0)
+    client, _, _ = recording_runpod(respond(status, json=body), max_retries=0)
     with pytest.raises(RunPodError) as info:
         client.endpoint("e").status("j")
     err = info.value
@@ -142,7 +116,7 @@ def test_key_scrubbed_from_echoed_bodies(status):
 
 
 def test_key_scrubbed_from_non_json_bodies():
-    client, _, _ = make(respond(200, text=f"oops {KEY}"))
+    client, _, _ = recording_runpod(respond(200, text=f"oops {KEY}"))
     with pytest.raises(BadResponse) as info:
         client.endpoint("e").status("j")
     assert KEY not in str(info.value) and KEY not in repr(info.value)
@@ -202,42 +176,42 @@ RETRIED = {
     *[("mutate", n, c) for n, c in MUTATE_CALLS.items()],
 ])
 def test_retry_policy_table(kind, name, call, failure):
-    client, seen, sleeper = make(flaky(FAILURES[failure]))
+    client, seen, clock = recording_runpod(flaky(FAILURES[failure]))
     if failure in RETRIED[kind]:
         call(client.endpoint("e"))
         assert len(seen) == 2
-        assert len(sleeper.calls) == 1 and 0.375 <= sleeper.calls[0] <= 0.5
+        assert len(clock.sleeps) == 1 and 0.375 <= clock.sleeps[0] <= 0.5
     else:
         with pytest.raises(RunPodError) as info:
             call(client.endpoint("e"))
-        assert len(seen) == 1 and sleeper.calls == []
+        assert len(seen) == 1 and clock.sleeps == []
         if kind == "submit":
             assert info.value.outcome_unknown
             assert "may or may not have been created" in str(info.value)
 
 
 def test_submit_not_sent_is_known_outcome():
-    client, seen, _ = make(raising(httpx.ConnectError), max_retries=2)
+    client, seen, _ = recording_runpod(raising(httpx.ConnectError), max_retries=2)
     with pytest.raises(ConnectionFailed) as info:
         client.endpoint("e").run({"a": 1})
     assert len(seen) == 3 and not info.value.outcome_unknown
 
 
 def test_backoff_grows_and_is_capped():
-    client, seen, sleeper = make(respond(502), max_retries=6)
+    client, seen, clock = recording_runpod(respond(502), max_retries=6)
     with pytest.raises(ServerError):
         client.endpoint("e").status("j")
     assert len(seen) == 7
     bases = [0.5, 1, 2, 4, 8, 8]
-    for got, base in zip(sleeper.calls, bases):
+    for got, base in zip(clock.sleeps, bases):
         assert 0.75 * base <= got <= base
 
 
 def test_max_retries_zero_means_one_attempt():
-    client, seen, sleeper = make(respond(503), max_retries=0)
+    client, seen, clock = recording_runpod(respond(503), max_retries=0)
     with pytest.raises(ServerError):
         client.endpoint("e").status("j")
-    assert len(seen) == 1 and sleeper.calls == []
+    assert len(seen) == 1 and clock.sleeps == []
 
 
 # ---------------------------------------------------------------------------- Retry-After
@@ -272,24 +246,24 @@ def test_parse_retry_after_http_date():
 ])
 def test_429_honours_retry_after(headers, low, high):
     headers = {"retry-after": http_date(6)} if headers == "date" else headers
-    client, seen, sleeper = make(flaky(httpx.Response(429, headers=headers)))
+    client, seen, clock = recording_runpod(flaky(httpx.Response(429, headers=headers)))
     client.endpoint("e").status("j")
-    assert len(seen) == 2 and low <= sleeper.calls[0] <= high
+    assert len(seen) == 2 and low <= clock.sleeps[0] <= high
 
 
 @pytest.mark.parametrize("headers", [{"retry-after": "120"}, {"retry-after-ms": "45000"}, "date"])
 def test_429_over_cap_raises_at_once(headers):
     headers = {"retry-after": http_date(300)} if headers == "date" else headers
-    client, seen, sleeper = make(respond(429, json={"error": "slow down"}, headers=headers), retry_cap_s=30)
+    client, seen, clock = recording_runpod(respond(429, json={"error": "slow down"}, headers=headers), retry_cap_s=30)
     with pytest.raises(RateLimited) as info:
         client.endpoint("e").run({"a": 1})
-    assert len(seen) == 1 and sleeper.calls == []
+    assert len(seen) == 1 and clock.sleeps == []
     assert info.value.retry_after > 30
     assert "retry in" in str(info.value) and "slow down" in str(info.value)
 
 
 def test_429_without_header_exhausts_retries():
-    client, seen, _ = make(respond(429), max_retries=2)
+    client, seen, _ = recording_runpod(respond(429), max_retries=2)
     with pytest.raises(RateLimited) as info:
         client.endpoint("e").status("j")
     assert len(seen) == 3 and info.value.retry_after is None
@@ -320,11 +294,11 @@ def test_failed_attempts_close_their_responses():
     def handler(request):
         return httpx.Response(503, stream=TrackedStream(b'{"error": "busy"}'))
 
-    client, _, sleeper = make(handler, max_retries=3)
+    client, _, clock = recording_runpod(handler, max_retries=3)
 
     def sleep_after_checking(s):
         closed_before_sleep.append(all(x.closed for x in TrackedStream.instances))
-        sleeper.sleep(s)
+        clock.sleep(s)
     client._core.sleep = sleep_after_checking
     with pytest.raises(ServerError):
         client.endpoint("e").status("j")

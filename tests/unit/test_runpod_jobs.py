@@ -11,35 +11,8 @@ from lib.runpod import (
     TERMINAL, BadResponse, DevWorkerJobs, EndpointJobs, Health, Job, JobStatus, JobWaitTimeout, NotFound,
     PayloadTooLarge, Policy, PollPolicy, PurgeResult, RunPod, StreamPage,
 )
+from tests.support.fakes import API_URL, KEY, recording_runpod
 
-KEY = "rpa_CANARY_7f3e9c1d2b4a"
-API = "https://api.test/v2"
-
-
-class FakeClock:
-    def __init__(self):
-        self.t = 1000.0
-        self.sleeps: list[float] = []
-
-    def now(self) -> float:
-        return self.t
-
-    def sleep(self, s: float) -> None:
-        self.sleeps.append(s)
-        self.t += s
-
-
-def make(handler, **kw):
-    seen: list[httpx.Request] = []
-
-    def record(request: httpx.Request) -> httpx.Response:
-        seen.append(request)
-        return handler(request)
-
-    clock = FakeClock()
-    client = RunPod(KEY, api_url=API, rest_url="https://rest.test/v2", transport=httpx.MockTransport(record),
-                    sleep=clock.sleep, clock=clock.now, **kw)
-    return client, seen, clock
 
 
 def body_of(request: httpx.Request) -> dict:
@@ -50,11 +23,11 @@ def body_of(request: httpx.Request) -> dict:
 
 
 def test_run_sends_input_webhook_policy_with_bearer_auth():
-    client, seen, _ = make(lambda r: httpx.Response(200, json={"id": "j-1", "status": "IN_QUEUE"}))
+    client, seen, _ = recording_runpod(lambda r: httpx.Response(200, json={"id": "j-1", "status": "IN_QUEUE"}))
     job = client.endpoint("img-1").run({"prompt": "x"}, webhook="https://hook.test/a",
                                        policy=Policy(execution_timeout_ms=900_000, low_priority=True, ttl_ms=60_000))
     req = seen[0]
-    assert (req.method, str(req.url)) == ("POST", f"{API}/img-1/run")
+    assert (req.method, str(req.url)) == ("POST", f"{API_URL}/img-1/run")
     assert req.headers["authorization"] == f"Bearer {KEY}"
     assert req.headers["content-type"] == "application/json"
     assert body_of(req) == {"input": {"prompt": "x"}, "webhook": "https://hook.test/a",
@@ -64,7 +37,7 @@ def test_run_sends_input_webhook_policy_with_bearer_auth():
 
 
 def test_run_omits_unset_fields():
-    client, seen, _ = make(lambda r: httpx.Response(200, json={"id": "j-1", "status": "IN_QUEUE"}))
+    client, seen, _ = recording_runpod(lambda r: httpx.Response(200, json={"id": "j-1", "status": "IN_QUEUE"}))
     client.endpoint("img-1").run({"a": 1}, policy=Policy())
     assert body_of(seen[0]) == {"input": {"a": 1}}
 
@@ -82,7 +55,7 @@ def test_policy_to_json_only_set_keys():
     (lambda e: e.retry("j-1"), "POST", "/img-1/retry/j-1", ""),
 ])
 def test_job_routes(call, method, path, query):
-    client, seen, _ = make(lambda r: httpx.Response(200, json={"id": "j-1", "status": "IN_QUEUE"}))
+    client, seen, _ = recording_runpod(lambda r: httpx.Response(200, json={"id": "j-1", "status": "IN_QUEUE"}))
     result = call(client.endpoint("img-1"))
     assert isinstance(result, Job)
     assert seen[0].method == method
@@ -97,7 +70,7 @@ def test_stream_health_purge_routes_and_parsing():
         "/v2/e/health": {"jobs": {"completed": 3, "inProgress": 1}, "workers": {"idle": 2, "ready": 1}},
         "/v2/e/purge-queue": {"removed": 2, "status": "completed"},
     }
-    client, seen, _ = make(lambda r: httpx.Response(200, json=answers[r.url.path]))
+    client, seen, _ = recording_runpod(lambda r: httpx.Response(200, json=answers[r.url.path]))
     e = client.endpoint("e")
     page = e.stream("j")
     assert page == StreamPage(status=JobStatus.IN_PROGRESS, chunks=["a", {"b": 1}], id="j")
@@ -111,7 +84,7 @@ def test_stream_health_purge_routes_and_parsing():
 
 
 def test_runsync_wait_param_and_read_timeout_exceeds_wait():
-    client, seen, _ = make(lambda r: httpx.Response(200, json={"id": "sync-1", "status": "IN_PROGRESS"}))
+    client, seen, _ = recording_runpod(lambda r: httpx.Response(200, json={"id": "sync-1", "status": "IN_PROGRESS"}))
     job = client.endpoint("e").runsync({"a": 1}, wait_ms=120_000)
     assert job.status is JobStatus.IN_PROGRESS and not job.is_terminal  # normal, not an error
     assert seen[0].url.params["wait"] == "120000"
@@ -130,7 +103,7 @@ def test_runsync_wait_param_and_read_timeout_exceeds_wait():
 def test_every_state_parses(status):
     raw = {"id": "j", "status": status, "delayTime": 824, "executionTime": 3391.0, "workerId": "w-1",
            "retries": 1, "output": [{"seed": 1}], "error": "boom" if status == "FAILED" else None}
-    client, _, _ = make(lambda r: httpx.Response(200, json=raw))
+    client, _, _ = recording_runpod(lambda r: httpx.Response(200, json=raw))
     job = client.endpoint("e").status("j")
     assert job.status is JobStatus(status)
     assert (job.delay_time_ms, job.execution_time_ms, job.worker_id, job.retries) == (824, 3391, "w-1", 1)
@@ -147,7 +120,7 @@ def test_terminal_set_and_running_alias():
 
 
 def test_status_without_id_keeps_requested_id_and_optional_fields_none():
-    client, _, _ = make(lambda r: httpx.Response(200, json={"status": "IN_QUEUE"}))
+    client, _, _ = recording_runpod(lambda r: httpx.Response(200, json={"status": "IN_QUEUE"}))
     job = client.endpoint("e").status("abc")
     assert (job.id, job.delay_time_ms, job.worker_id, job.output, job.error) == ("abc", None, None, None, None)
 
@@ -160,7 +133,7 @@ def test_status_without_id_keeps_requested_id_and_optional_fields_none():
     (["not", "an", "object"], "expected a JSON object"),
 ])
 def test_wrong_types_are_bad_response(raw, fragment):
-    client, _, _ = make(lambda r: httpx.Response(200, json=raw))
+    client, _, _ = recording_runpod(lambda r: httpx.Response(200, json=raw))
     with pytest.raises(BadResponse) as info:
         client.endpoint("img-1").status("j")
     assert fragment in str(info.value)
@@ -168,7 +141,7 @@ def test_wrong_types_are_bad_response(raw, fragment):
 
 
 def test_health_with_wrong_counter_type_is_bad_response():
-    client, _, _ = make(lambda r: httpx.Response(200, json={"jobs": {"inQueue": "2"}, "workers": {}}))
+    client, _, _ = recording_runpod(lambda r: httpx.Response(200, json={"jobs": {"inQueue": "2"}, "workers": {}}))
     with pytest.raises(BadResponse, match="inQueue"):
         client.endpoint("e").health()
 
@@ -178,7 +151,7 @@ def test_health_with_wrong_counter_type_is_bad_response():
 
 @pytest.mark.parametrize("route, limit", [("run", 10_000_000), ("runsync", 20_000_000)])
 def test_payload_too_large_before_any_request(route, limit):
-    client, seen, _ = make(lambda r: httpx.Response(200, json={"id": "j", "status": "IN_QUEUE"}))
+    client, seen, _ = recording_runpod(lambda r: httpx.Response(200, json={"id": "j", "status": "IN_QUEUE"}))
     big = {"image": "x" * (limit + 400_000)}
     with pytest.raises(PayloadTooLarge) as info:
         getattr(client.endpoint("e"), route)(big)
@@ -190,7 +163,7 @@ def test_payload_too_large_before_any_request(route, limit):
 
 
 def test_payload_measured_in_utf8_bytes():
-    client, seen, _ = make(lambda r: httpx.Response(200, json={"id": "j", "status": "IN_QUEUE"}))
+    client, seen, _ = recording_runpod(lambda r: httpx.Response(200, json={"id": "j", "status": "IN_QUEUE"}))
     # 3.4 M characters but 10.2 MB once encoded: the limit is on bytes.
     with pytest.raises(PayloadTooLarge):
         client.endpoint("e").run({"t": "€" * 3_400_000})
@@ -198,7 +171,7 @@ def test_payload_measured_in_utf8_bytes():
 
 
 def test_non_dict_input_is_refused_early():
-    client, seen, _ = make(lambda r: httpx.Response(200))
+    client, seen, _ = recording_runpod(lambda r: httpx.Response(200))
     with pytest.raises(TypeError, match="input must be a dict"):
         client.endpoint("e").run(["a"])
     with pytest.raises(TypeError, match="not JSON-serialisable"):
@@ -223,7 +196,7 @@ def sequence(*answers):
 
 
 def test_wait_polls_adaptively_and_reports_changes():
-    client, seen, clock = make(sequence(
+    client, seen, clock = recording_runpod(sequence(
         {"id": "j", "status": "IN_QUEUE"}, {"id": "j", "status": "IN_QUEUE"},
         {"id": "j", "status": "IN_PROGRESS", "output": {"progress": "1/2"}},
         {"id": "j", "status": "IN_PROGRESS", "output": {"progress": "2/2"}},
@@ -238,24 +211,26 @@ def test_wait_polls_adaptively_and_reports_changes():
 
 
 def test_wait_interval_capped():
-    client, _, clock = make(sequence(*([{"id": "j", "status": "IN_QUEUE"}] * 12), {"id": "j", "status": "FAILED"}))
+    client, _, clock = recording_runpod(sequence(*([{"id": "j", "status": "IN_QUEUE"}] * 12),
+                                                 {"id": "j", "status": "FAILED"}))
     client.endpoint("e").wait("j", timeout_s=600, poll=PollPolicy(first_s=0.5, factor=2, cap_s=2.0))
     assert clock.sleeps[:4] == [0.5, 1.0, 2.0, 2.0]
     assert max(clock.sleeps) == 2.0
 
 
 def test_wait_deadline_raises_with_last_job():
-    client, seen, clock = make(lambda r: httpx.Response(200, json={"id": "j", "status": "IN_PROGRESS"}))
+    client, seen, clock = recording_runpod(lambda r: httpx.Response(200, json={"id": "j", "status": "IN_PROGRESS"}))
     with pytest.raises(JobWaitTimeout) as info:
         client.endpoint("e").wait("j", timeout_s=5)
     assert info.value.job.status is JobStatus.IN_PROGRESS
-    assert clock.t - 1000.0 == pytest.approx(5.0)  # never sleeps past the deadline
+    assert clock.elapsed == pytest.approx(5.0)  # never sleeps past the deadline
     assert "still IN_PROGRESS after 5 s" in str(info.value)
     assert len(seen) <= 12
 
 
 def test_run_and_wait_done_in_one_request():
-    client, seen, _ = make(lambda r: httpx.Response(200, json={"id": "sync-1", "status": "COMPLETED", "output": 1}))
+    client, seen, _ = recording_runpod(lambda r: httpx.Response(200, json={"id": "sync-1", "status": "COMPLETED",
+                                                                           "output": 1}))
     job = client.endpoint("e").run_and_wait({"a": 1}, timeout_s=20)
     assert job.output == 1
     assert [(r.method, r.url.path, r.url.params.get("wait")) for r in seen] == [("POST", "/v2/e/runsync", "20000")]
@@ -263,7 +238,7 @@ def test_run_and_wait_done_in_one_request():
 
 @pytest.mark.parametrize("timeout_s, wait", [(0.2, "1000"), (900, "300000")])
 def test_run_and_wait_clamps_wait(timeout_s, wait):
-    client, seen, _ = make(lambda r: httpx.Response(200, json={"id": "s", "status": "COMPLETED"}))
+    client, seen, _ = recording_runpod(lambda r: httpx.Response(200, json={"id": "s", "status": "COMPLETED"}))
     client.endpoint("e").run_and_wait({}, timeout_s=timeout_s)
     assert seen[0].url.params["wait"] == wait
 
@@ -275,18 +250,18 @@ def test_run_and_wait_falls_back_to_polling():
         polls = sum(1 for r in seen if "/status/" in r.url.path)
         status = "COMPLETED" if polls >= 3 else "IN_PROGRESS"
         return httpx.Response(200, json={"id": "sync-1", "status": status, "output": "ok"})
-    client, seen, _ = make(handler)
+    client, seen, _ = recording_runpod(handler)
     job = client.endpoint("e").run_and_wait({"a": 1}, timeout_s=400)
     assert job.status is JobStatus.COMPLETED
     assert [r.url.path for r in seen] == ["/v2/e/runsync"] + ["/v2/e/status/sync-1"] * 3
 
 
 def test_run_and_wait_deadline_counts_runsync_time():
-    client, seen, clock = make(lambda r: httpx.Response(200, json={"id": "s", "status": "IN_QUEUE"}))
+    client, seen, clock = recording_runpod(lambda r: httpx.Response(200, json={"id": "s", "status": "IN_QUEUE"}))
     original = client._core.request
 
     def slow(*a, **kw):  # the runsync itself holds for the whole budget
-        clock.t += 10 if kw.get("operation", "").startswith("POST /runsync") else 0
+        clock.advance(10 if kw.get("operation", "").startswith("POST /runsync") else 0)
         return original(*a, **kw)
     client._core.request = slow
     with pytest.raises(JobWaitTimeout):
@@ -298,7 +273,7 @@ def test_run_and_wait_deadline_counts_runsync_time():
 
 
 def test_iter_stream_stops_on_cancelled():
-    client, seen, _ = make(sequence(
+    client, seen, _ = recording_runpod(sequence(
         {"id": "j", "status": "IN_PROGRESS", "stream": [{"output": 1}]},
         {"id": "j", "status": "IN_PROGRESS", "stream": []},
         {"id": "j", "status": "CANCELLED", "stream": []}))
@@ -308,7 +283,7 @@ def test_iter_stream_stops_on_cancelled():
 
 
 def test_iter_stream_drains_final_pages_and_returns_status():
-    client, seen, clock = make(sequence(
+    client, seen, clock = recording_runpod(sequence(
         {"id": "j", "status": "IN_PROGRESS", "stream": [{"output": "a"}, {"output": "b"}]},
         {"id": "j", "status": "COMPLETED", "stream": [{"output": "c"}]},
         {"id": "j", "status": "COMPLETED", "stream": []}))
@@ -323,7 +298,7 @@ def test_iter_stream_drains_final_pages_and_returns_status():
 
 
 def test_iter_stream_deadline():
-    client, _, _ = make(lambda r: httpx.Response(200, json={"id": "j", "status": "IN_QUEUE", "stream": []}))
+    client, _, _ = recording_runpod(lambda r: httpx.Response(200, json={"id": "j", "status": "IN_QUEUE", "stream": []}))
     with pytest.raises(JobWaitTimeout) as info:
         list(client.endpoint("e").iter_stream("j", timeout_s=3))
     assert info.value.job.status is JobStatus.IN_QUEUE
@@ -345,7 +320,7 @@ def test_for_spec_and_from_settings():
 
 
 def test_job_not_found_message():
-    client, _, _ = make(lambda r: httpx.Response(404, json={"error": "job not found"}))
+    client, _, _ = recording_runpod(lambda r: httpx.Response(404, json={"error": "job not found"}))
     with pytest.raises(NotFound) as info:
         client.endpoint("img-1").status("j-9")
     msg = str(info.value)

@@ -8,12 +8,11 @@ import httpx
 import pytest
 
 from lib.runpod import (
-    AuthError, BadRequest, BadResponse, BillingRecord, Endpoint, NetworkVolume, NotFound, RateLimited, RunPod,
+    AuthError, BadRequest, BadResponse, BillingRecord, Endpoint, NetworkVolume, NotFound, RateLimited,
     Worker,
 )
+from tests.support.fakes import KEY, REST_URL, recording_runpod
 
-KEY = "rpa_CANARY_7f3e9c1d2b4a"
-REST = "https://rest.test/v2"
 
 E = {
     "id": "img-1", "name": "console-image", "type": "QUEUE",
@@ -26,36 +25,10 @@ E = {
 }
 
 
-class Clock:
-    def __init__(self):
-        self.t = 0.0
-        self.sleeps = []
-
-    def now(self):
-        return self.t
-
-    def sleep(self, s):
-        self.sleeps.append(s)
-        self.t += s
-
-
-def make(handler, **kw):
-    seen = []
-
-    def record(request):
-        seen.append(request)
-        return handler(request)
-
-    clock = Clock()
-    client = RunPod(KEY, api_url="https://api.test/v2", rest_url=REST, transport=httpx.MockTransport(record),
-                    sleep=clock.sleep, clock=clock.now, **kw)
-    return client, seen, clock
-
-
 def test_endpoint_parsed_fully():
-    client, seen, _ = make(lambda r: httpx.Response(200, json=E))
+    client, seen, _ = recording_runpod(lambda r: httpx.Response(200, json=E))
     ep = client.rest.endpoint("img-1")
-    assert (seen[0].method, str(seen[0].url)) == ("GET", f"{REST}/serverless/img-1")
+    assert (seen[0].method, str(seen[0].url)) == ("GET", f"{REST_URL}/serverless/img-1")
     assert seen[0].headers["authorization"] == f"Bearer {KEY}"
     assert ep == Endpoint(id="img-1", name="console-image", gpu_pools=("ADA_24", "AMPERE_48"), gpu_count=1,
                           workers_min=1, workers_max=3, idle_timeout_s=7, scaling_type="REQUEST_COUNT",
@@ -80,7 +53,7 @@ def test_endpoint_defaults_for_missing_fields():
     ({"id": None}, "has no 'id'"),
 ])
 def test_endpoint_wrong_types(patch, fragment):
-    client, _, _ = make(lambda r: httpx.Response(200, json={**E, **patch}))
+    client, _, _ = recording_runpod(lambda r: httpx.Response(200, json={**E, **patch}))
     with pytest.raises(BadResponse, match=fragment):
         client.rest.endpoint("img-1")
 
@@ -90,10 +63,10 @@ def test_lists_are_unwrapped_and_paginated():
         None: {"endpoints": [E, {**E, "id": "img-2"}], "nextCursor": "c2"},
         "c2": {"endpoints": [{**E, "id": "img-3"}], "nextCursor": None},
     }
-    client, seen, _ = make(lambda r: httpx.Response(200, json=pages[r.url.params.get("cursor")]))
+    client, seen, _ = recording_runpod(lambda r: httpx.Response(200, json=pages[r.url.params.get("cursor")]))
     ids = [e.id for e in client.rest.endpoints()]
     assert ids == ["img-1", "img-2", "img-3"]
-    assert [str(r.url) for r in seen] == [f"{REST}/serverless", f"{REST}/serverless?cursor=c2"]
+    assert [str(r.url) for r in seen] == [f"{REST_URL}/serverless", f"{REST_URL}/serverless?cursor=c2"]
 
 
 def test_next_link_followed_and_repeated_cursor_refused():
@@ -103,20 +76,21 @@ def test_next_link_followed_and_repeated_cursor_refused():
         return httpx.Response(200, json={"networkVolumes": [
             {"id": "v1", "name": "characters", "size": 200, "dataCenter": "EU-RO-1", "type": "HIGH_PERFORMANCE"}],
             "next": "?page=2"})
-    client, seen, _ = make(handler)
+    client, seen, _ = recording_runpod(handler)
     gen = client.rest.network_volumes()
     assert next(gen) == NetworkVolume(id="v1", name="characters", size_gb=200, datacenter="EU-RO-1",
                                       type="HIGH_PERFORMANCE")
     assert next(gen).id == "v2"
     with pytest.raises(BadResponse, match="same page cursor twice"):
         next(gen)
-    assert str(seen[1].url) == f"{REST}/network-volumes?page=2"
+    assert str(seen[1].url) == f"{REST_URL}/network-volumes?page=2"
 
 
 def test_network_volume_get():
-    client, seen, _ = make(lambda r: httpx.Response(200, json={"id": "v1", "size": 50, "dataCenterId": "US-KS-2"}))
+    client, seen, _ = recording_runpod(lambda r: httpx.Response(200, json={"id": "v1", "size": 50,
+                                                                           "dataCenterId": "US-KS-2"}))
     vol = client.rest.network_volume("v1")
-    assert str(seen[0].url) == f"{REST}/network-volumes/v1"
+    assert str(seen[0].url) == f"{REST_URL}/network-volumes/v1"
     assert (vol.size_gb, vol.datacenter, vol.type) == (50, "US-KS-2", "STANDARD")
 
 
@@ -132,15 +106,15 @@ def test_network_volume_get():
     ({"gpu_pools": ("ADA_24",)}, {"gpu": {"pools": ["ADA_24"]}}),
 ])
 def test_update_endpoint_patch_shapes(kwargs, body):
-    client, seen, _ = make(lambda r: httpx.Response(200, json=E))
+    client, seen, _ = recording_runpod(lambda r: httpx.Response(200, json=E))
     assert client.rest.update_endpoint("img-1", **kwargs).id == "img-1"
-    assert (seen[0].method, str(seen[0].url)) == ("PATCH", f"{REST}/serverless/img-1")
+    assert (seen[0].method, str(seen[0].url)) == ("PATCH", f"{REST_URL}/serverless/img-1")
     assert json.loads(seen[0].content) == body
 
 
 @pytest.mark.parametrize("kwargs", [{}, {"scaling_value": 3}, {"scaling_type": "FAST", "scaling_value": 1}])
 def test_update_endpoint_refuses_bad_arguments(kwargs):
-    client, seen, _ = make(lambda r: httpx.Response(200, json=E))
+    client, seen, _ = recording_runpod(lambda r: httpx.Response(200, json=E))
     with pytest.raises(ValueError):
         client.rest.update_endpoint("img-1", **kwargs)
     assert seen == []
@@ -152,7 +126,7 @@ def test_patch_retried_with_same_body():
     def handler(request):
         calls.append(request.content)
         return httpx.Response(502) if len(calls) == 1 else httpx.Response(200, json=E)
-    client, _, _ = make(handler)
+    client, _, _ = recording_runpod(handler)
     client.rest.update_endpoint("img-1", workers_max=5)
     assert len(calls) == 2 and calls[0] == calls[1]
 
@@ -162,9 +136,9 @@ def test_workers_summary():
                        {"id": "w2", "status": "IDLE"}],
            "summary": {"running": 1, "idle": 1, "initializing": 0, "throttled": 0, "unhealthy": 0, "total": 2},
            "endpointVersion": 4}
-    client, seen, _ = make(lambda r: httpx.Response(200, json=raw))
+    client, seen, _ = recording_runpod(lambda r: httpx.Response(200, json=raw))
     s = client.rest.workers("img-1")
-    assert str(seen[0].url) == f"{REST}/serverless/img-1/workers"
+    assert str(seen[0].url) == f"{REST_URL}/serverless/img-1/workers"
     assert s.workers[0] == Worker(id="w1", status="RUNNING", created_at=datetime(2026, 3, 1, 10, tzinfo=timezone.utc))
     assert (s.running, s.idle, s.total, s.endpoint_version) == (1, 1, 2, 4)
 
@@ -174,7 +148,7 @@ def test_billing_serverless_query_and_records():
                         "totalAmount": 1.5, "gpuAmount": 1.2, "cpuAmount": 0, "diskAmount": 0.2,
                         "feeAmount": 0.1, "serverlessId": "img-1"}],
            "metadata": {"recordCount": 1, "totals": {"totalAmount": 1.5}}}
-    client, seen, _ = make(lambda r: httpx.Response(200, json=raw))
+    client, seen, _ = recording_runpod(lambda r: httpx.Response(200, json=raw))
     start = datetime(2026, 5, 1, 2, 0, tzinfo=timezone(timedelta(hours=2)))
     report = client.rest.billing_serverless(start=start, end=datetime(2026, 5, 8), bucket_size="day",
                                             serverless_id="img-1")
@@ -192,7 +166,7 @@ def test_billing_network_volumes():
     raw = {"records": [{"startTime": "2026-05-01T00:00:00Z", "endTime": "2026-05-02T00:00:00Z",
                         "totalAmount": 0.5, "standardAmount": 0.5, "highPerformanceAmount": 0,
                         "networkVolumeId": "v1"}]}
-    client, seen, _ = make(lambda r: httpx.Response(200, json=raw))
+    client, seen, _ = recording_runpod(lambda r: httpx.Response(200, json=raw))
     recs = client.rest.billing_network_volumes(start=datetime(2026, 5, 1), end=datetime(2026, 5, 2),
                                                bucket_size="hour")
     assert seen[0].url.path == "/v2/billing/network-volumes" and seen[0].url.params["bucketSize"] == "hour"
@@ -205,8 +179,8 @@ def test_billing_network_volumes():
 def test_problem_json_in_message(status, error):
     problem = {"title": "Forbidden" if status == 403 else "Bad", "status": status, "detail": "access denied",
                "errors": [{"field": "workers.max"}]}
-    client, _, _ = make(lambda r: httpx.Response(status, json=problem,
-                                                 headers={"content-type": "application/problem+json"}))
+    client, _, _ = recording_runpod(lambda r: httpx.Response(status, json=problem,
+                                                                  headers={"content-type": "application/problem+json"}))
     with pytest.raises(error) as info:
         client.rest.endpoint("img-1")
     msg = str(info.value)
@@ -218,7 +192,7 @@ def test_problem_json_in_message(status, error):
 def test_ratelimit_header_makes_next_call_wait():
     def handler(request):
         return httpx.Response(200, json=E, headers={"RateLimit": '"minute";r=0;t=12, "hour";r=2800;t=1812'})
-    client, seen, clock = make(handler)
+    client, seen, clock = recording_runpod(handler)
     client.rest.endpoint("img-1")
     assert clock.sleeps == []
     client.rest.endpoint("img-1")
@@ -226,7 +200,8 @@ def test_ratelimit_header_makes_next_call_wait():
 
 
 def test_ratelimit_over_cap_raises_rate_limited_without_request():
-    client, seen, clock = make(lambda r: httpx.Response(200, json=E, headers={"RateLimit": '"hour";r=0;t=1800'}))
+    client, seen, clock = recording_runpod(lambda r: httpx.Response(
+        200, json=E, headers={"RateLimit": '"hour";r=0;t=1800'}))
     client.rest.endpoint("img-1")
     with pytest.raises(RateLimited) as info:
         client.rest.endpoint("img-1")
@@ -234,7 +209,8 @@ def test_ratelimit_over_cap_raises_rate_limited_without_request():
 
 
 def test_ratelimit_with_quota_left_does_not_wait():
-    client, _, clock = make(lambda r: httpx.Response(200, json=E, headers={"RateLimit": '"minute";r=5;t=12'}))
+    client, _, clock = recording_runpod(lambda r: httpx.Response(200, json=E,
+                                                                          headers={"RateLimit": '"minute";r=5;t=12'}))
     client.rest.endpoint("img-1")
     client.rest.endpoint("img-1")
     assert clock.sleeps == []
@@ -249,6 +225,6 @@ def test_rest_429_retry_after_honoured():
             return httpx.Response(429, json={"title": "Too Many Requests", "status": 429},
                                   headers={"Retry-After": "3"})
         return httpx.Response(200, json={"endpoints": []})
-    client, _, clock = make(handler)
+    client, _, clock = recording_runpod(handler)
     assert list(client.rest.endpoints()) == []
     assert clock.sleeps == [3.0]

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import base64
 import io
-import threading
 from pathlib import Path
 
 import cv2
@@ -14,13 +13,13 @@ from skimage import data as skdata
 
 from lib.config import ConsoleConfig
 from lib.images import RUN_BODY_LIMIT, body_bytes
-from lib.runpod import Job, JobStatus
 from lib.special import (FACE_MODEL_LICENCE, FaceSwapOptions, SpecialInputError, Upload, batch_results,
                          describe_faces, plan_faceswap, preflight_jobs, submit_jobs)
 from lib.store import JobStore
 from lib.tracker import Tracker
 from lib.volume import LocalVolume
 from lib.workflows.templates import load_template
+from tests.support.fakes import FakeJobs, jpeg, png
 
 CONFIG = ConsoleConfig.load(Path(__file__).resolve().parents[2] / "console.toml")
 REACTOR_INPUTS = {"enabled", "input_image", "source_image", "swap_model", "facedetection",
@@ -29,28 +28,16 @@ REACTOR_INPUTS = {"enabled", "input_image", "source_image", "swap_model", "faced
                   "source_faces_index", "console_log_level"}
 
 
-def _png(array: np.ndarray) -> bytes:
-    buf = io.BytesIO()
-    Image.fromarray(array).save(buf, "PNG")
-    return buf.getvalue()
-
-
-def _jpeg(array: np.ndarray) -> bytes:
-    buf = io.BytesIO()
-    Image.fromarray(array).save(buf, "JPEG", quality=92)
-    return buf.getvalue()
-
-
 @pytest.fixture(scope="module")
 def face() -> Upload:
-    return Upload("me.png", _png(skdata.astronaut()))
+    return Upload("me.png", png(skdata.astronaut()))
 
 
 @pytest.fixture(scope="module")
 def targets() -> list[Upload]:
     beach = skdata.coffee().copy()
     beach[20:378, 200:558] = cv2.resize(skdata.astronaut(), (358, 358))
-    return [Upload("beach.jpg", _jpeg(beach)), Upload("office.png", _png(skdata.chelsea()))]
+    return [Upload("beach.jpg", jpeg(beach, quality=92)), Upload("office.png", png(skdata.chelsea()))]
 
 
 def _decoded(entry: dict) -> np.ndarray:
@@ -175,21 +162,10 @@ def test_preflight_passes_without_models_on_the_volume(face, targets, tmp_path):
     assert len(problems) == 1 and "is not among the images sent with the job" in problems[0]
 
 
-class _FakeJobs:
-    def __init__(self):
-        self.runs = []
-        self.lock = threading.Lock()
-
-    def run(self, input, *, policy=None, webhook=None):
-        with self.lock:
-            self.runs.append(input)
-            return Job(id=f"rp-{len(self.runs)}", status=JobStatus.IN_QUEUE)
-
-
 def test_submission_is_recorded_once_per_target_and_results_pair_up(face, targets, tmp_path):
     store = JobStore(tmp_path)
     try:
-        jobs = _FakeJobs()
+        jobs = FakeJobs()
         tracker = Tracker(store, CONFIG, lambda role: jobs)
         plan = plan_faceswap(face, targets, FaceSwapOptions(), batch_id="fsH")
         outcome = submit_jobs(tracker, plan.jobs, user="ana@example.com", group="fsH", config=CONFIG)
@@ -200,7 +176,7 @@ def test_submission_is_recorded_once_per_target_and_results_pair_up(face, target
         assert record.role == "special" and record.kind == "faceswap" and record.group == "fsH"
         assert record.est_cost_usd == pytest.approx(CONFIG.price_per_second("special") * 5.0)
 
-        swapped = _png(skdata.astronaut()[::-1].copy())
+        swapped = png(skdata.astronaut()[::-1].copy())
         store.save_output(outcome.local_ids[0], "fsH_t1_00001_.png", swapped, "image/png")
         views = batch_results(store, "fsH")
         assert [v.target_name for v in views] == ["beach.jpg", "office.png"]

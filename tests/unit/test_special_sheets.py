@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import io
-import threading
 from pathlib import Path
 
 import numpy as np
@@ -14,29 +13,21 @@ from skimage import data as skdata
 
 from lib.config import ConsoleConfig
 from lib.images import ImageError
-from lib.runpod import Job, JobStatus
 from lib.special import (PANELS, REFERENCE_LICENCE, SheetRequest, SpecialInputError, Upload, compose_progress,
                          compose_sheet, default_trigger, plan_sheet, preflight_jobs, save_sheet,
                          sheet_layout, sheet_progress, submit_jobs)
 from lib.store import JobStore
 from lib.tracker import Tracker
 from lib.volume import LocalVolume
+from tests.support.fakes import FakeJobs, png
 
 CONFIG = ConsoleConfig.load(Path(__file__).resolve().parents[2] / "console.toml")
 FLUX_FILES = ("models/unet/flux1-dev.safetensors", "models/clip/t5xxl_fp8_e4m3fn.safetensors",
               "models/clip/clip_l.safetensors", "models/vae/ae.safetensors")
 
 
-def _png(array: np.ndarray) -> bytes:
-    buf = io.BytesIO()
-    Image.fromarray(array).save(buf, "PNG")
-    return buf.getvalue()
-
-
 def _solid(colour: tuple[int, int, int], size=(96, 144)) -> bytes:
-    buf = io.BytesIO()
-    Image.new("RGB", size, colour).save(buf, "PNG")
-    return buf.getvalue()
+    return png(Image.new("RGB", size, colour))
 
 
 def _request(**changes) -> SheetRequest:
@@ -73,7 +64,7 @@ def test_pose_approach_makes_one_job_per_panel():
 
 
 def test_reference_face_guides_every_panel_that_shows_the_face():
-    face = Upload("ref.png", _png(skdata.astronaut()))
+    face = Upload("ref.png", png(skdata.astronaut()))
     plan = plan_sheet(_request(reference=face, panels=("front", "back", "smiling")), sheet_id="shB")
     assert plan.approach == "reference" and plan.licence == REFERENCE_LICENCE
     assert "antelopev2" in REFERENCE_LICENCE and "non-commercial" in REFERENCE_LICENCE
@@ -168,21 +159,10 @@ def test_partial_sheets_and_bad_panels():
         compose_sheet({"profile": b"<html>error</html>"}, "Ava")
 
 
-class _FakeJobs:
-    def __init__(self):
-        self.runs = []
-        self.lock = threading.Lock()
-
-    def run(self, input, *, policy=None, webhook=None):
-        with self.lock:
-            self.runs.append(input)
-            return Job(id=f"rp-{len(self.runs)}", status=JobStatus.IN_QUEUE)
-
-
 def test_progress_and_composition_from_the_store(tmp_path):
     store = JobStore(tmp_path)
     try:
-        tracker = Tracker(store, CONFIG, lambda role: _FakeJobs())
+        tracker = Tracker(store, CONFIG, lambda role: FakeJobs())
         plan = plan_sheet(_request(panels=("front", "profile", "neutral")), sheet_id="shE")
         outcome = submit_jobs(tracker, plan.jobs, user="ana@example.com", group="shE", config=CONFIG)
         for local_id, key in zip(outcome.local_ids[:2], ("front", "profile")):

@@ -1,5 +1,4 @@
 import base64
-import threading
 from pathlib import Path
 
 import pytest
@@ -8,42 +7,10 @@ from lib.config import ConsoleConfig
 from lib.runpod import Job, JobStatus, NotFound, PayloadTooLarge, RequestTimeout
 from lib.store import JobStore
 from lib.tracker import SubmitRefused, Tracker
+from tests.support.fakes import FakeJobs
 
 CONFIG = ConsoleConfig.load(Path(__file__).resolve().parents[2] / "console.toml")
 PNG = base64.b64encode(b"\x89PNG\r\n\x1a\nfake").decode()
-
-
-class FakeJobs:
-    """Scripted RunPod endpoint: each job id walks through the given statuses on /status."""
-
-    def __init__(self, script=None, run_error=None):
-        self.script = script or {}
-        self.run_error = run_error
-        self.runs, self.cancels, self.retries = [], [], []
-        self.lock = threading.Lock()
-
-    def run(self, input, *, policy=None, webhook=None):
-        if self.run_error:
-            raise self.run_error
-        with self.lock:
-            job_id = f"rp-{len(self.runs)}"
-            self.runs.append(input)
-        return Job(id=job_id, status=JobStatus.IN_QUEUE)
-
-    def status(self, job_id):
-        steps = self.script.get(job_id) or [Job(id=job_id, status=JobStatus.IN_QUEUE)]
-        item = steps.pop(0) if len(steps) > 1 else steps[0]
-        if isinstance(item, Exception):
-            raise item
-        return item
-
-    def cancel(self, job_id):
-        self.cancels.append(job_id)
-        return Job(id=job_id, status=JobStatus.CANCELLED)
-
-    def retry(self, job_id):
-        self.retries.append(job_id)
-        return Job(id=job_id, status=JobStatus.IN_QUEUE)
 
 
 @pytest.fixture

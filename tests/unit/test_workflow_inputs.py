@@ -2,12 +2,10 @@
 from __future__ import annotations
 
 import base64
-import io
 from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
 
 from lib import inference as inf
 from lib.images import RUN_BODY_LIMIT, body_bytes
@@ -15,15 +13,10 @@ from lib.volume import LocalVolume
 from lib.workflows import ParamError, parse_uploaded_workflow, retag_payload, save_custom_template, suggest_param_map
 from lib.workflows.inputs import image_inputs, prepare_input_images, stored_input_images
 from lib.workflows.preflight import _check_images
+from tests.support.fakes import png
 
 ROOT = Path(__file__).resolve().parents[2]
 IMG2IMG = ROOT / "docs" / "workflows" / "sdxl_img2img_api.json"
-
-
-def png(array: np.ndarray) -> bytes:
-    buffer = io.BytesIO()
-    Image.fromarray(array).save(buffer, "PNG")
-    return buffer.getvalue()
 
 
 @pytest.fixture
