@@ -22,6 +22,7 @@ from typing import Any
 from lib.auth import Forbidden
 from lib.devworkers import model_source
 from lib.grid import GridAxis, GridCell, GridError, compose_grid, format_value, plan_grid
+from lib.jobstate import JobState
 from lib.overview import WORKER_FAILURES, failure_view, status_line
 from lib.runpod import RunPodError
 from lib.store import JobRecord, OutputFile, StoreUnavailable
@@ -318,7 +319,7 @@ class GridState:
     @property
     def done(self) -> bool:
         """Every cell final, and each completed one has its image stored (or a note why not)."""
-        return all(v.record.is_final and (v.images or v.record.status != "COMPLETED" or v.record.error)
+        return all(v.record.is_final and (v.images or v.record.status != JobState.COMPLETED or v.record.error)
                    for v in self.views)
 
     @property

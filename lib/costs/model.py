@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from lib.config import ConfigError, ConsoleConfig
+from lib.jobstate import JobState
 
 HOURS_PER_MONTH = 730  # the month RunPod and the pod comparison use: 730 h
 MONTH_S = HOURS_PER_MONTH * 3600
@@ -30,7 +31,6 @@ DAY_S = 86_400
 MONTH_DAYS = MONTH_S / DAY_S
 
 WORKLOADS = {"image": "inference", "training": "training", "special": "special"}
-COMPLETED = "COMPLETED"
 NO_VALUE = "(none)"
 
 JOB_COLUMNS = ("local_id", "role", "endpoint_id", "status", "kind", "user", "character", "group",
@@ -157,7 +157,7 @@ def job_costs(jobs: pd.DataFrame, config: ConsoleConfig) -> pd.DataFrame:
     workload_codes = np.array([workload_names.index(w) for w in workloads], dtype="int64")[codes]
     frame["workload"] = pd.Categorical.from_codes(workload_codes, categories=workload_names)
     frame["day"] = frame["submitted_at"].dt.floor("D")
-    frame["completed"] = (frame["status"] == COMPLETED).to_numpy(dtype=bool, na_value=False)
+    frame["completed"] = (frame["status"] == JobState.COMPLETED.value).to_numpy(dtype=bool, na_value=False)
     frame["billed_s"] = billed_s.astype("int64")
     frame["exec_usd"] = exec_usd
     frame["cold_start_usd"] = cold_usd

@@ -18,6 +18,7 @@ from lib.images import (
     fit_images,
     load_image,
 )
+from lib.jobstate import FINAL, JobState
 from lib.workflows.templates import Template
 
 ROLE = "special"
@@ -82,21 +83,17 @@ class Started:
     outcome: SubmitOutcome
 
 
-FINISHED = ("COMPLETED", "FAILED", "CANCELLED", "TIMED_OUT", "EXPIRED", "SUBMIT_FAILED")
-_UNSUCCESSFUL = ("FAILED", "SUBMIT_FAILED", "TIMED_OUT", "EXPIRED", "CANCELLED")
-
-
 def job_error(record) -> str | None:
-    """One readable sentence for a job that ended without success (None while running or when done)."""
-    from lib.workflows.worker_errors import describe_worker_error
+    """One readable sentence for a job that ended without success, or that finished with a problem
+    (outputs that could not be kept); None while it runs and when all went well."""
+    from lib.workflows.worker_errors import describe_job_error
 
-    if record.status not in _UNSUCCESSFUL:
+    if record.status not in FINAL or (record.status == JobState.COMPLETED and not record.error):
         return None
     if not record.error:
-        return record.status.lower()
+        return record.status.lower().replace("_", " ")
     # A failed run's node errors travel in output.details (worker-contracts §1.3), next to `error`.
-    details = record.output.get("details") if isinstance(record.output, dict) else None
-    return describe_worker_error(record.error, details).summary
+    return describe_job_error(record.error, record.output).summary
 
 
 def new_batch_id(prefix: str) -> str:

@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from lib.images import decode_base64_image
+from lib.jobstate import FINAL
 from lib.special.common import (
     ROLE,
     PlannedJob,
@@ -22,6 +23,7 @@ from lib.special.common import (
     check_uploads,
     fit_for_job,
     image_entries,
+    job_error,
     preflight_and_submit,
     tag,
     with_load_images,
@@ -237,21 +239,17 @@ class SwapView:
 
     @property
     def finished(self) -> bool:
-        return self.status in ("COMPLETED", "FAILED", "CANCELLED", "TIMED_OUT", "EXPIRED", "SUBMIT_FAILED")
+        return self.status in FINAL
 
 
 def batch_results(store, batch_id: str) -> list[SwapView]:
     """Every job of a face-swap batch, in target order, from the local store (no API call)."""
-    from lib.workflows.worker_errors import describe_job_error
-
     records = store.list(role=ROLE, kind=KIND, group=batch_id)
     records.sort(key=lambda r: _target_number(r.idempotency_key))
     views = []
     for record in records:
         outputs = [o for o in store.outputs(record.local_id) if o.mime.startswith("image/")]
-        error = None
-        if record.status in ("FAILED", "SUBMIT_FAILED", "TIMED_OUT", "EXPIRED") or record.error:
-            error = describe_job_error(record.error, record.output).summary if record.error else record.status.lower()
+        error = job_error(record)
         views.append(SwapView(
             local_id=record.local_id, target_name=str(record.meta.get("target_name", "")),
             status=record.status, before=_input_image(record.input, record.meta.get("target_image")),

@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from lib.images import load_image
+from lib.jobstate import FINAL
 from lib.special.common import (
-    FINISHED,
     ROLE,
     PlannedJob,
     SpecialInputError,
@@ -252,7 +252,7 @@ class PanelView:
 
     @property
     def finished(self) -> bool:
-        return self.status in FINISHED
+        return self.status in FINAL
 
 
 @dataclass(frozen=True)
