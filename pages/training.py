@@ -143,7 +143,7 @@ def run_panel(local_id: str) -> None:
     st.progress(view.fraction, text=f"step {view.step} / {view.total_steps or '?'}{loss}{eta}{phase}")
     widgets.dev_worker_note(record)
     if view.error:
-        st.error(training_run.plain(view.error), icon=":material/error:")
+        st.error(escaped(view.error), icon=":material/error:")
     if view.log_tail:
         training_run.log_tail(view.log_tail, expanded=record.status == "FAILED")
     if view.loss_series:

@@ -6,22 +6,13 @@ so it heads the error box and is not repeated. Worker text is shown literally, n
 """
 from __future__ import annotations
 
-import re
-
 import streamlit as st
 
 from lib.auth import require
 from lib.runpod import RunPodError
+from lib.ui.safe_text import escaped
 from lib.ui.widgets import show_error
 from lib.workflows.worker_errors import WorkerErrorView
-
-_MARKDOWN = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:])")
-
-
-def as_text(text: str) -> str:
-    """Text from a worker or a user, for an element that renders Markdown, so that it shows literally."""
-    return _MARKDOWN.sub(r"\\\1", text)
-
 
 def job_line(line: str, view: WorkerErrorView | None, *, key: str, svc=None, user=None,
              local_id: str | None = None) -> None:
@@ -29,7 +20,7 @@ def job_line(line: str, view: WorkerErrorView | None, *, key: str, svc=None, use
     if view is None:
         st.text(line)
         return
-    st.error(as_text("\n\n".join([line, *view.lines])), icon=":material/error:")
+    st.error(escaped("\n\n".join([line, *view.lines])), icon=":material/error:")
     if view.retryable and svc is not None and local_id and st.button(
             "Retry", key=f"{key}.retry", icon=":material/replay:", help="Run the same job again on RunPod"):
         try:

@@ -2,22 +2,14 @@
 compared side by side by step and opened large on demand."""
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Mapping, Sequence
 
 import streamlit as st
 
 from lib.training.runs import Sample
+from lib.ui.safe_text import escaped
 
 SAMPLE_WIDTH = 220
-_MARKDOWN = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:])")
-
-
-def plain(text: str) -> str:
-    """A worker's message for st.error/st.caption: Markdown characters escaped, so it shows as written."""
-    return _MARKDOWN.sub(r"\\\1", text.replace("\n", " "))
-
-
 def log_tail(lines: Sequence[str], *, expanded: bool = False) -> None:
     """The worker's last trainer lines, as text (they come from the trainer, never Markdown)."""
     with st.expander(f"Trainer log — last {len(lines)} lines", expanded=expanded, icon=":material/terminal:"):
@@ -51,7 +43,7 @@ def sample_comparison(by_step: Mapping[int, Sequence[Sample]], read: Callable[[s
         return
     chosen = sorted(chosen)
     for row, prompt in enumerate(_prompts(by_step)):
-        st.caption(plain(prompt) if prompt else "(no prompt)")
+        st.caption(escaped(prompt) if prompt else "(no prompt)")
         for col, step in zip(st.columns(len(chosen)), chosen, strict=True):
             sample = next((s for s in by_step[step] if s.prompt == prompt), None)
             if sample is None:

@@ -180,9 +180,3 @@ def test_resume_point_is_the_last_intermediate_checkpoint_of_a_network_run():
     assert resume_point(stopped, {"config": {"process": [{"train": {}}]}}) is None   # no network: no resume
     assert resume_point(run_view(PROGRESS, OUTPUT), config) is None                   # finished
     assert resume_point(run_view({**PROGRESS, "checkpoints": []}, None, status="CANCELLED"), config) is None
-
-
-def test_worker_text_is_shown_as_written_not_as_markdown():
-    from lib.ui.training_run import plain
-
-    assert plain("Error: *boom* [x](y)\nnext") == r"Error\: \*boom\* \[x\]\(y\) next"
