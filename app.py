@@ -1,11 +1,11 @@
 """Serverless Console — router only: page config, sign-in gate, navigation, backend banner."""
 import streamlit as st
 
-from lib.ui import deps, queue_panel, widgets
+from lib.ui import config_error, deps, queue_panel, widgets
 
 st.set_page_config(page_title="Serverless Console", page_icon=":material/bolt:", layout="wide")
 
-services = deps.services()
+services = config_error.services_or_explain()
 user = deps.sign_in_gate(services)
 
 PAGES = {
@@ -26,7 +26,8 @@ PAGES = {
 }
 if user.can("audit"):
     PAGES["Admin"] = [st.Page("pages/audit.py", title="Audit", icon=":material/policy:"),
-                      st.Page("pages/provisioning.py", title="Provisioning", icon=":material/deployed_code:")]
+                      st.Page("pages/provisioning.py", title="Provisioning", icon=":material/deployed_code:"),
+                      st.Page("pages/connection.py", title="Connection check", icon=":material/stethoscope:")]
 
 navigation = st.navigation(PAGES)
 widgets.backend_banner(services)

@@ -16,7 +16,7 @@ Run: python -m bench.bench_grid   (or python bench/bench_grid.py) from the repos
 """
 from __future__ import annotations
 
-import dataclasses
+import copy
 import statistics
 import sys
 import tempfile
@@ -56,8 +56,8 @@ def wait_for_idle_workers(client: RunPod, endpoint_id: str, count: int) -> None:
 def main() -> None:
     config = ConsoleConfig.load(ROOT / "console.toml")
     # Only the warm-up gets shorter; job execution runs at full simulated length (time_scale=1).
-    config = dataclasses.replace(config, simulator=dataclasses.replace(
-        config.simulator, cold_start_s={**config.simulator.cold_start_s, "image": 5.0}))
+    pod_table = copy.deepcopy(dict(config.raw))
+    pod_table.setdefault("simulator", {}).setdefault("cold_start_s", {})["image"] = 5.0
     endpoint_id = config.endpoint("image").id
     template = load_template("z_image_turbo_lora")
     cells = plan_grid(GridAxis("seed", SEEDS), GridAxis("lora_strength", STRENGTHS),
@@ -67,7 +67,7 @@ def main() -> None:
               for i, cell in enumerate(cells)]
 
     with tempfile.TemporaryDirectory(prefix="bench-grid-") as data:
-        pod = LocalPod(Path(data), config, time_scale=1.0, seed_demo=False).start()
+        pod = LocalPod(Path(data), pod_table, time_scale=1.0, seed_demo=False).start()
         try:
             for key in MODEL_FILES:
                 path = pod.volume_dir / key

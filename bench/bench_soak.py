@@ -12,11 +12,22 @@ submission. Prints name=value lines:
     soak_lost_jobs (not COMPLETED with their own output)  soak_duplicate_jobs (extra jobs on RunPod)
     and context: soak_submit_rate_per_s, soak_completed, soak_failed, soak_p50_latency_ms, ...
 
+Two faults of the console's own machine are staged mid-run (durability, issue 13): at one third of
+the submission period another process holds the store's lock (BEGIN EXCLUSIVE) for --store-lock-s
+seconds, and at two thirds the disk holding CONSOLE_DATA is full for --enospc-s seconds (CONSOLE_DATA
+is a small tmpfs filled with a ballast file: that needs root; otherwise soak_enospc_staged=0 says it
+was not staged). A submission the full disk refuses is retried under the same idempotency key, as a
+person clicks again. Their figures: soak_store_lock_s, soak_enospc_staged, soak_enospc_s,
+soak_degraded_samples (health samples showing the fault), soak_submit_retries.
+
     python bench/bench_soak.py [--minutes 10] [--jobs 2000] [--sleep-ms 40] [--workers 8]
+                               [--store-lock-s 8] [--enospc-s 5]
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
+import errno
 import os
 import secrets
 import socket
@@ -35,8 +46,10 @@ import httpx  # noqa: E402
 
 from lib.config import ConsoleConfig  # noqa: E402
 from lib.runpod import RunPod  # noqa: E402
-from lib.store import JobStore  # noqa: E402
+from lib.services import jobs_at  # noqa: E402
+from lib.store import JobStore, StoreUnavailable  # noqa: E402
 from lib.tracker import Tracker  # noqa: E402
+from tests.faults.breakers import store_locked_by_another_process  # noqa: E402
 
 READY_PREFIX = "localpod ready on "
 USER = "soak@localhost"
@@ -96,6 +109,60 @@ def start_localpod(data_dir: Path, config: Path, key: str, time_scale: float) ->
     return proc, line[len(READY_PREFIX):]
 
 
+@contextlib.contextmanager
+def small_disk(path: Path, size_mb: int = 256):
+    """A tmpfs mounted at `path` (True), or a plain folder when mounting is not allowed (False)."""
+    path.mkdir(parents=True)
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size_mb}m", "tmpfs", str(path)],
+                             capture_output=True).returncode == 0 if os.geteuid() == 0 else False
+    try:
+        yield mounted
+    finally:
+        if mounted:
+            subprocess.run(["umount", "-l", str(path)], check=False)
+
+
+def fill_disk(ballast: Path) -> None:
+    with open(ballast, "wb") as fh:
+        try:
+            while True:
+                fh.write(b"\0" * 1_048_576)
+                fh.flush()
+        except OSError as exc:
+            if exc.errno != errno.ENOSPC:
+                raise
+
+
+class Faults(threading.Thread):
+    """Stages the store lock and the full disk mid-run and samples tracker health meanwhile."""
+
+    def __init__(self, tracker: Tracker, period_s: float, lock_s: float, enospc_s: float, disk: Path | None):
+        super().__init__(name="soak-faults", daemon=True)
+        self.tracker, self.period_s, self.lock_s, self.enospc_s, self.disk = tracker, period_s, lock_s, enospc_s, disk
+        self.degraded_samples = 0
+        self.t0 = time.monotonic()
+
+    def _sample_while(self, seconds: float) -> None:
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            self.degraded_samples += self.tracker.health().degraded
+            time.sleep(0.25)
+
+    def run(self) -> None:
+        if self.lock_s > 0:
+            time.sleep(max(0.0, self.t0 + self.period_s / 3 - time.monotonic()))
+            with store_locked_by_another_process(self.tracker.store.path, self.lock_s):
+                self._sample_while(self.lock_s)
+        if self.enospc_s > 0 and self.disk is not None:
+            time.sleep(max(0.0, self.t0 + self.period_s * 2 / 3 - time.monotonic()))
+            ballast = self.disk / "ballast"
+            fill_disk(ballast)
+            try:
+                self._sample_while(self.enospc_s)
+            finally:
+                ballast.unlink()
+
+
 class Sampler(threading.Thread):
     def __init__(self, every_s: float, t0: float):
         super().__init__(name="rss-sampler", daemon=True)
@@ -118,6 +185,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--time-scale", type=float, default=0.002,
                         help="simulator seconds compression (default 0.002: a 120 s cold start is 0.24 s)")
     parser.add_argument("--sample-s", type=float, default=5.0, help="RSS sampling period (default 5)")
+    parser.add_argument("--store-lock-s", type=float, default=8.0,
+                        help="another process locks the store this long at 1/3 of the run (default 8; 0: off)")
+    parser.add_argument("--enospc-s", type=float, default=5.0,
+                        help="the disk of CONSOLE_DATA is full this long at 2/3 of the run (default 5; 0: off)")
     args = parser.parse_args(argv)
     if args.jobs < 1 or args.minutes <= 0:
         parser.error("--jobs must be >= 1 and --minutes > 0")
@@ -129,42 +200,60 @@ def main(argv: list[str] | None = None) -> int:
         config = ConsoleConfig.load(config_path)
         proc, url = start_localpod(tmp_path / "localpod", config_path, key, args.time_scale)
         client = RunPod(key, api_url=f"{url}/v2", rest_url=f"{url}/rest/v2")
-        store = JobStore(tmp_path / "console")
-        tracker = Tracker(store, config, lambda role: client.for_spec(config.endpoint(role))).start()
-        try:
-            return run(args, url, key, tracker, store)
-        finally:
-            tracker.stop()
-            store.close()
-            client.close()
-            proc.terminate()
+        with small_disk(tmp_path / "data") as on_tmpfs:
+            store = JobStore(tmp_path / "data" / "console")
+            tracker = Tracker(store, config, lambda role: client.for_spec(config.endpoint(role)),
+                              jobs_at=jobs_at(client)).start()
+            faults = Faults(tracker, args.minutes * 60, args.store_lock_s, args.enospc_s,
+                            tmp_path / "data" if on_tmpfs else None)
             try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+                return run(args, url, key, tracker, store, faults)
+            finally:
+                tracker.stop()
+                store.close()
+                client.close()
+                proc.terminate()
+                try:
+                    proc.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
 
 
-def run(args, url: str, key: str, tracker: Tracker, store: JobStore) -> int:
+def submit_retrying(tracker: Tracker, i: int, sleep_ms: int) -> tuple[object, int]:
+    """Submit job i; a store that refuses it (full disk, lock) is asked again under the same key."""
+    retries = 0
+    while True:
+        try:
+            return tracker.submit("basic", {"sleep_ms": sleep_ms, "echo": i}, kind="soak", user=USER,
+                                  idempotency_key=f"soak-{i}"), retries
+        except StoreUnavailable:
+            retries += 1
+            time.sleep(0.5)
+
+
+def run(args, url: str, key: str, tracker: Tracker, store: JobStore, faults: Faults) -> int:
     interval = args.minutes * 60 / args.jobs
     t0 = time.monotonic()
     sampler = Sampler(args.sample_s, t0)
     sampler.start()
+    faults.start()
     local_ids: list[str] = []
-    submit_errors = 0
+    submit_errors = submit_retries = 0
     for i in range(args.jobs):
         # Paced against the start time so that a slow submit does not shift every later one.
         pause = t0 + i * interval - time.monotonic()
         if pause > 0:
             time.sleep(pause)
         try:
-            record = tracker.submit("basic", {"sleep_ms": args.sleep_ms, "echo": i}, kind="soak", user=USER,
-                                    idempotency_key=f"soak-{i}")
+            record, retried = submit_retrying(tracker, i, args.sleep_ms)
+            submit_retries += retried
         except Exception as exc:  # counted as lost below; the soak goes on
             submit_errors += 1
             print(f"# submit {i} failed: {exc}", file=sys.stderr)
             continue
         local_ids.append(record.local_id)
     submitted_s = time.monotonic() - t0
+    faults.join()
     try:
         records = tracker.wait_for(local_ids, timeout_s=120)
     except TimeoutError as exc:
@@ -205,6 +294,11 @@ def run(args, url: str, key: str, tracker: Tracker, store: JobStore) -> int:
         "soak_lost_jobs": lost,
         "soak_duplicate_jobs": duplicates,
         "soak_runpod_jobs": len(on_runpod),
+        "soak_store_lock_s": args.store_lock_s,
+        "soak_enospc_staged": int(faults.disk is not None and args.enospc_s > 0),
+        "soak_enospc_s": args.enospc_s if faults.disk is not None else 0,
+        "soak_degraded_samples": faults.degraded_samples,
+        "soak_submit_retries": submit_retries,
     }
     for name, value in figures.items():
         print(f"{name}={value}")

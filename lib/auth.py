@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from lib.errors import ConsoleError
+
 ROLES = ("viewer", "staff", "operator")
 _RANK = {role: rank for rank, role in enumerate(ROLES)}
 
@@ -40,7 +42,7 @@ class User:
         return _RANK.get(self.role, -1) >= _RANK[needed]
 
 
-class Forbidden(PermissionError):
+class Forbidden(ConsoleError, PermissionError):
     def __init__(self, user: User, action: str):
         needed = ACTION_ROLE.get(action, "operator")
         who = (f"{user.label} is a {user.role}" if user.role in ROLES

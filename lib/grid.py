@@ -14,6 +14,8 @@ from pathlib import PurePosixPath
 
 from PIL import Image, ImageDraw, ImageFont, UnidentifiedImageError
 
+from lib.errors import ConsoleError
+
 GRID_PARAMS = ("lora_name", "lora_strength", "prompt", "seed")
 AXIS_TITLES = {"lora_name": "LoRA", "lora_strength": "LoRA strength", "prompt": "Prompt", "seed": "Seed"}
 MAX_CELLS = 64
@@ -25,7 +27,7 @@ MISSING_FILL = (150, 150, 150)
 TEXT = (25, 25, 25)
 
 
-class GridError(ValueError):
+class GridError(ConsoleError, ValueError):
     """The grid cannot be planned or composed as asked; the message says what to change."""
 
 

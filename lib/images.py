@@ -31,6 +31,8 @@ from pathlib import PurePath
 
 from PIL import Image, ImageOps, JpegImagePlugin, PngImagePlugin, WebPImagePlugin
 
+from lib.errors import ConsoleError
+
 ALLOWED_FORMATS = ("PNG", "JPEG", "WEBP")
 MAX_PIXELS = 40_000_000
 RUN_BODY_LIMIT = 10_000_000
@@ -64,7 +66,7 @@ _OTHER_SIGNATURES = (
 UPLOAD_INSTEAD = "upload a PNG, JPEG or WEBP file"
 
 
-class ImageError(ValueError):
+class ImageError(ConsoleError, ValueError):
     """An image input cannot be used; ``str(err)`` is a complete message starting with the file name."""
 
     def __init__(self, name: str, reason: str):

@@ -18,6 +18,7 @@ from datetime import datetime
 from pathlib import Path, PurePosixPath
 
 from lib.auth import Forbidden
+from lib.devworkers import model_source
 from lib.grid import GridAxis, GridCell, GridError, compose_grid, format_value, plan_grid
 from lib.overview import status_line
 from lib.runpod import RunPodError
@@ -273,7 +274,7 @@ def start_grid(svc, template: Template, axes: Mapping[str, tuple[str, object]], 
     # The same request again (a rerun, or a retry after an interrupted submit) continues that grid.
     sent = svc.store.find_by_key(f"{request_key}-0")
     grid_id, planned = plan_grid_jobs(template, x, y, params, sent.group if sent else None)
-    report = check([job for _, job in planned], svc.volume)
+    report = check([job for _, job in planned], model_source(svc, ROLE))
     if not report.ok:
         return GridStart(report, None)
     return GridStart(report, submit_grid(svc, grid_id, template, x, y, planned, user_email=user_email,

@@ -13,6 +13,8 @@ from urllib.parse import unquote, urlparse
 
 import httpx
 
+from lib.errors import ConsoleError
+
 MAX_DOWNLOAD_BYTES = 200 * 1024 * 1024
 
 
@@ -23,7 +25,7 @@ class FetchedFile:
     mime: str
 
 
-class OutputError(Exception):
+class OutputError(ConsoleError):
     """An output file could not be decoded or downloaded; the message says which and why."""
 
 

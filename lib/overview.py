@@ -6,6 +6,7 @@ from datetime import datetime, timedelta, timezone
 
 import pandas as pd
 
+from lib.devworkers import reachability
 from lib.runpod import Health, NotFound, RunPodError
 from lib.store import JobRecord
 
@@ -18,6 +19,7 @@ class EndpointHealth:
     health: Health | None
     problem: str | None = None
     missing: bool = False  # declared in console.toml but not created on RunPod yet
+    dev_worker: bool = False  # a worker under development: reachability instead of RunPod health
 
 
 def endpoint_health(services) -> list[EndpointHealth]:
@@ -25,6 +27,11 @@ def endpoint_health(services) -> list[EndpointHealth]:
     rows = []
     for role, spec in services.config.endpoints.items():
         ident = spec.id or spec.url or role
+        if spec.is_dev_worker:
+            reach = reachability(services, role)
+            rows.append(EndpointHealth(role, spec.label, ident, None, None if reach.reachable else reach.detail,
+                                       dev_worker=True))
+            continue
         try:
             health = services.jobs(role).health()
             rows.append(EndpointHealth(role, spec.label, ident, health))

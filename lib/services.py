@@ -2,9 +2,11 @@
 volume, the job store and the tracker — on real RunPod, or on an in-process local simulator."""
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 import secrets
+import socket
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -26,6 +28,53 @@ DEMO_PHOTOS = "demo/photos/ava/"
 DEMO_USER = "demo-seed@localhost"
 
 
+class DataDirInUse(RuntimeError):
+    """Another console process works on the same CONSOLE_DATA."""
+
+
+class DataDirLock:
+    """An exclusive lock on CONSOLE_DATA for the life of a console process.
+
+    Two consoles on one folder would both start a simulator on the same state, both follow every
+    job and mark each other's submissions UNKNOWN. The lock is flock(2) on `console.lock`: the
+    kernel drops it when the process ends, even by kill -9, so a crash never leaves it stale.
+    """
+
+    FILE = "console.lock"
+
+    def __init__(self, data_dir: Path):
+        self.path = Path(data_dir) / self.FILE
+        handle = open(self.path, "a+", encoding="utf-8")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            handle.close()
+            raise DataDirInUse(f"CONSOLE_DATA {Path(data_dir).resolve()} is in use by another console ({holder}). "
+                               f"Stop that console first, or start this one with CONSOLE_DATA set to another "
+                               f"folder.") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"process {os.getpid()} on {socket.gethostname()}, started "
+                     f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M:%S} UTC")
+        handle.flush()
+        self._handle = handle
+
+    def release(self) -> None:
+        if not self._handle.closed:
+            self._handle.close()
+
+
+def jobs_at(client: RunPod):
+    """The job API where a job was sent: its endpoint id, or the url of a dev worker."""
+    def at(target: str):
+        if target.startswith(("http://", "https://")):
+            return client.dev_worker(target)
+        return client.endpoint(target)
+    return at
+
+
 @dataclass
 class Services:
     settings: Settings
@@ -38,6 +87,7 @@ class Services:
     localpod: object | None = None  # lib.localpod.server.LocalPod when simulated
     monitor: OpsMonitor | None = None  # alert rules, health log, warm-up restores
     started_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
+    data_lock: DataDirLock | None = None
 
     @property
     def simulated(self) -> bool:
@@ -66,6 +116,8 @@ class Services:
         self.store.close()
         if self.localpod is not None:
             self.localpod.stop()
+        if self.data_lock is not None:
+            self.data_lock.release()
 
 
 def build_services(settings: Settings, *, start_tracker: bool = True,
@@ -73,6 +125,19 @@ def build_services(settings: Settings, *, start_tracker: bool = True,
     config = config or ConsoleConfig.load(settings.config_path)
     data_dir = Path(settings.data_dir)
     data_dir.mkdir(parents=True, exist_ok=True)
+    data_lock = DataDirLock(data_dir)
+    try:
+        return _build(settings, config, data_dir, data_lock, start_tracker)
+    except BaseException:
+        data_lock.release()
+        raise
+
+
+def _build(settings: Settings, config: ConsoleConfig, data_dir: Path, data_lock: DataDirLock,
+           start_tracker: bool) -> Services:
+    # Every table of console.toml is read before anything starts: nothing runs half-configured.
+    access = AccessPolicy.from_config(config.raw)
+    monitor = OpsMonitor(config, data_dir)
     store = JobStore(data_dir)
     localpod = None
     if settings.uses_simulator:
@@ -105,13 +170,12 @@ def build_services(settings: Settings, *, start_tracker: bool = True,
 
         schedule = PollSchedule()
 
-    access = AccessPolicy.from_config(config.raw)
     tracker = Tracker(store, config, lambda role: client.for_spec(config.endpoint(role)),
-                      schedule=schedule, cold_start_threshold_ms=threshold, authorize=access.authorize,
-                      local_volume_root=localpod.volume_dir if localpod else None)
+                      jobs_at=jobs_at(client), schedule=schedule, cold_start_threshold_ms=threshold,
+                      authorize=access.authorize, local_volume_root=localpod.volume_dir if localpod else None)
     services_ = Services(settings=settings, config=config, client=client, volume=volume,
                          store=store, tracker=tracker, access=access, localpod=localpod,
-                         monitor=OpsMonitor(config, data_dir))
+                         monitor=monitor, data_lock=data_lock)
     if start_tracker:
         # The tracker thread evaluates the alert rules and restores warm-up holds on schedule.
         tracker.add_periodic(lambda: services_.monitor.tick_services(services_), MONITOR_INTERVAL_S)

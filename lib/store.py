@@ -5,8 +5,11 @@ restart can never submit it twice, and results outlive RunPod's 30-minute retent
 """
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
+import logging
+import os
 import sqlite3
 import threading
 import time
@@ -18,6 +21,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import pandas as pd
+
+log = logging.getLogger(__name__)
 
 # Local states around RunPod's own: PENDING (recorded, not yet confirmed by RunPod), SUBMIT_FAILED
 # (RunPod surely did not take it), UNKNOWN (the submit's outcome is unknown: never resent blindly),
@@ -93,6 +98,15 @@ CREATE TABLE IF NOT EXISTS audit (
 CREATE INDEX IF NOT EXISTS audit_at ON audit(at);
 CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
+# Columns added after the first release, for stores created by older consoles.
+_ADDED_COLUMNS = {
+    # RunPod said COMPLETED, the outputs are being kept: the job turns final only with them.
+    "outputs_pending": "INTEGER NOT NULL DEFAULT 0",
+}
+# How long one store call waits out another program's lock (a backup tool, the sqlite3 shell)
+# before it reports the store busy. Longer than a typical backup's write lock.
+LOCK_WAIT_S = 10.0
+_RETRY_PAUSE_S = 0.05
 
 
 def _ts(value: float | None) -> datetime | None:
@@ -145,6 +159,7 @@ class JobRecord:
     cold_start: bool = False
     simulated: bool = False
     idempotency_key: str | None = None
+    outputs_pending: bool = False
 
     @property
     def is_final(self) -> bool:
@@ -153,6 +168,11 @@ class JobRecord:
     @property
     def is_active(self) -> bool:
         return self.status in ACTIVE_STATES
+
+    @property
+    def on_dev_worker(self) -> bool:
+        """Sent to a worker under development (an endpoint given by url, not id)."""
+        return self.endpoint_id.startswith(("http://", "https://"))
 
     @property
     def character(self) -> str | None:
@@ -188,6 +208,65 @@ class AuditEntry:
     est_cost_usd: float | None
 
 
+class StoreUnavailable(Exception):
+    """The store cannot take a write right now; the message names the cause and what to do."""
+
+
+class StoreBusy(StoreUnavailable):
+    """Another program holds the SQLite file's lock for longer than LOCK_WAIT_S."""
+
+
+class DiskFull(StoreUnavailable):
+    """The disk holding CONSOLE_DATA is full."""
+
+
+class ForeignStore(Exception):
+    """CONSOLE_DATA holds a console.sqlite that is not a console job store: never overwritten."""
+
+
+class DamagedRecord(ValueError):
+    """A job row whose stored JSON cannot be read; the rest of the store is fine."""
+
+    def __init__(self, local_id: str, column: str):
+        super().__init__(f"job {local_id}: the stored {column} is damaged (not valid JSON)")
+        self.local_id = local_id
+        self.column = column
+
+
+def _is_busy(exc: sqlite3.OperationalError) -> bool:
+    text = str(exc).lower()
+    return "locked" in text or "busy" in text
+
+
+def _unavailable(exc: Exception, path: Path) -> StoreUnavailable | None:
+    """The StoreUnavailable for an SQLite or file error that waiting (or freeing space) cures."""
+    if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+        return DiskFull(f"the disk holding {path.parent} is full ({exc.strerror}) — free some space; "
+                        f"the console keeps the results and saves them when space returns")
+    if isinstance(exc, sqlite3.OperationalError):
+        if _is_busy(exc):
+            return StoreBusy(f"the job store {path} is locked by another program (a backup tool or the "
+                             f"sqlite3 shell?) — close it; the console keeps retrying")
+        if "full" in str(exc).lower():
+            return DiskFull(f"the disk holding {path} is full ({exc}) — free some space; the console "
+                            f"keeps retrying")
+    return None
+
+
+def _write_file(target: Path, data: bytes) -> None:
+    """Write through a temporary name and fsync, so a crash never leaves half a file under `target`."""
+    tmp = target.with_name(target.name + ".tmp")
+    try:
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        tmp.replace(target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
 class DuplicateSubmission(Exception):
     """An idempotency key was reused: the caller gets the existing record instead."""
 
@@ -199,36 +278,99 @@ class DuplicateSubmission(Exception):
 class JobStore:
     """Thread-safe SQLite store shared by the tracker thread and every Streamlit session."""
 
-    def __init__(self, data_dir: Path):
+    def __init__(self, data_dir: Path, *, lock_wait_s: float = LOCK_WAIT_S):
         self.data_dir = Path(data_dir)
         self.outputs_dir = self.data_dir / "outputs"
         self.outputs_dir.mkdir(parents=True, exist_ok=True)
         self.path = self.data_dir / "console.sqlite"
+        self.lock_wait_s = lock_wait_s
+        # Job rows skipped because their JSON is damaged: local_id -> what is wrong.
+        self.damaged: dict[str, str] = {}
         self._lock = threading.RLock()
-        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        # timeout= is SQLite's busy_timeout: each statement waits that long for another's lock.
+        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None,
+                                   timeout=lock_wait_s)
         self._db.row_factory = sqlite3.Row
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(_SCHEMA)
+        try:
+            self._refuse_foreign_file()
+            self._retrying(self._db.execute, "PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._retrying(self._db.executescript, _SCHEMA)
+            self._add_missing_columns()
+        except BaseException:
+            self._db.close()
+            raise
+
+    def _refuse_foreign_file(self) -> None:
+        """Never write into a file that is not ours: a garbage file or another program's database."""
+        what_to_do = ("The console does not overwrite it: move the file away (or restore a backup of "
+                      "the console's store), or set CONSOLE_DATA to another folder.")
+        try:
+            tables = {row[0] for row in self._retrying(
+                self._db.execute, "SELECT name FROM sqlite_master WHERE type='table'").fetchall()}
+        except sqlite3.DatabaseError as exc:
+            if isinstance(exc, sqlite3.OperationalError) and _is_busy(exc):
+                raise
+            raise ForeignStore(f"{self.path} is not a console job store (SQLite: {exc}). {what_to_do}") from None
+        if tables and "jobs" not in tables:
+            raise ForeignStore(f"{self.path} is another program's SQLite database (tables: "
+                               f"{', '.join(sorted(tables)[:5])}), not a console job store. {what_to_do}")
+
+    def _add_missing_columns(self) -> None:
+        present = {row["name"] for row in self._db.execute("PRAGMA table_info(jobs)")}
+        for column, decl in _ADDED_COLUMNS.items():
+            if column not in present:
+                self._retrying(self._db.execute, f"ALTER TABLE jobs ADD COLUMN {column} {decl}")
 
     def close(self) -> None:
         with self._lock:
             self._db.close()
 
+    def _retrying(self, call, *args):
+        """`call(*args)`, waiting out another program's lock for up to lock_wait_s in all.
+
+        busy_timeout covers most waits; SQLite still answers "locked" at once in a few cases (a
+        stale WAL snapshot, a checkpoint), so those are retried here within the same budget.
+        """
+        deadline = time.monotonic() + self.lock_wait_s
+        while True:
+            try:
+                return call(*args)
+            except sqlite3.OperationalError as exc:
+                if not _is_busy(exc) or time.monotonic() >= deadline:
+                    raise _unavailable(exc, self.path) or exc from exc
+                time.sleep(_RETRY_PAUSE_S)
+
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
         with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
+            self._retrying(self._db.execute, "BEGIN IMMEDIATE")
             try:
                 yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
+                self._db.execute("COMMIT")
+            except BaseException as exc:
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+                problem = _unavailable(exc, self.path)
+                if problem is not None and not isinstance(exc, StoreUnavailable):
+                    raise problem from exc
                 raise
-            self._db.execute("COMMIT")
 
     def _query(self, sql: str, args: Iterable = ()) -> list[sqlite3.Row]:
         with self._lock:
-            return self._db.execute(sql, tuple(args)).fetchall()
+            return self._retrying(lambda: self._db.execute(sql, tuple(args)).fetchall())
+
+    def _records(self, rows: Iterable[sqlite3.Row]) -> list["JobRecord"]:
+        """Rows as records, skipping (and remembering) damaged ones so one bad row hides nothing else."""
+        records = []
+        for row in rows:
+            try:
+                records.append(_record(row))
+            except DamagedRecord as exc:
+                if exc.local_id not in self.damaged:
+                    log.error("skipped a damaged job record: %s", exc)
+                self.damaged[exc.local_id] = str(exc)
+        return records
 
     # ---- jobs ---------------------------------------------------------------------------
     def create(self, *, role: str, endpoint_id: str, kind: str, user: str, input: dict,
@@ -262,11 +404,16 @@ class JobStore:
         rows = self._query("SELECT * FROM jobs WHERE local_id=?", (local_id,))
         if not rows:
             raise KeyError(f"no job {local_id!r} in the console's history")
-        return _record(rows[0])
+        try:
+            return _record(rows[0])
+        except DamagedRecord as exc:
+            self.damaged[local_id] = str(exc)
+            raise
 
     def find_by_key(self, idempotency_key: str) -> JobRecord | None:
         rows = self._query("SELECT * FROM jobs WHERE idempotency_key=?", (idempotency_key,))
-        return _record(rows[0]) if rows else None
+        records = self._records(rows)
+        return records[0] if records else None
 
     def list(self, *, role: str | None = None, status: str | Iterable[str] | None = None,
              kind: str | Iterable[str] | None = None, user: str | None = None,
@@ -291,13 +438,22 @@ class JobStore:
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY created_at DESC LIMIT ?"
         args.append(int(limit))
-        return [_record(r) for r in self._query(sql, args)]
+        return self._records(self._query(sql, args))
 
     def unfinished(self) -> list[JobRecord]:
-        """Jobs the tracker must follow: sent to RunPod and not final, or not confirmed."""
+        """Jobs the tracker must follow: sent to RunPod and not final, or not confirmed, or
+        finished on RunPod with their outputs not kept yet. Damaged rows are skipped (see .damaged)."""
         rows = self._query("SELECT * FROM jobs WHERE status IN ('PENDING','IN_QUEUE','IN_PROGRESS')"
                            " AND simulated = 0 ORDER BY created_at")
-        return [_record(r) for r in rows]
+        return self._records(rows)
+
+    def missing_outputs(self) -> list[JobRecord]:
+        """COMPLETED jobs with images in their stored output but none kept and no loss recorded
+        (a console before outputs_pending could die between the two)."""
+        rows = self._query("SELECT * FROM jobs WHERE status='COMPLETED' AND simulated=0 AND images=0"
+                           " AND output_json LIKE '%\"images\"%' AND error IS NULL"
+                           " AND NOT EXISTS (SELECT 1 FROM outputs o WHERE o.local_id = jobs.local_id)")
+        return [r for r in self._records(rows) if _has_image_entries(r.output)]
 
     def users(self) -> list[str]:
         return [r[0] for r in self._query("SELECT DISTINCT user FROM jobs ORDER BY user")]
@@ -327,13 +483,19 @@ class JobStore:
     def update_from_runpod(self, local_id: str, *, status: str, delay_ms: int | None,
                            execution_ms: int | None, worker_id: str | None, retries: int | None,
                            output: object, error: str | None, cold_start: bool | None = None,
-                           cost_usd: float | None = None) -> tuple[JobRecord, bool]:
-        """Apply one /status reply. Returns the record and whether the status changed."""
+                           cost_usd: float | None = None, outputs_pending: bool = False) -> tuple[JobRecord, bool]:
+        """Apply one /status reply. Returns the record and whether the status changed.
+
+        With outputs_pending, the reply is final (COMPLETED) but its outputs are not kept yet: the
+        result is stored and the job stays unfinished until finish_outputs()."""
         now = time.time()
         with self._tx() as db:
             row = db.execute("SELECT status FROM jobs WHERE local_id=?", (local_id,)).fetchone()
             if row is None:
                 raise KeyError(local_id)
+            keeps_output = status in FINAL_STATES
+            if outputs_pending:
+                status = row["status"]
             changed = row["status"] != status
             is_final = status in FINAL_STATES
             db.execute(
@@ -343,16 +505,34 @@ class JobStore:
                 " output_json=CASE WHEN ? THEN ? ELSE output_json END,"
                 " progress_json=CASE WHEN ? THEN ? ELSE progress_json END,"
                 " finished_at=CASE WHEN ? AND finished_at IS NULL THEN ? ELSE finished_at END,"
-                " cold_start=COALESCE(?, cold_start), cost_usd=COALESCE(?, cost_usd)"
+                " cold_start=COALESCE(?, cold_start), cost_usd=COALESCE(?, cost_usd),"
+                " outputs_pending=?"
                 " WHERE local_id=?",
                 (status, delay_ms, execution_ms, worker_id, retries, error,
-                 is_final, _dumps(output), status == "IN_PROGRESS" and output is not None,
+                 keeps_output, _dumps(output), status == "IN_PROGRESS" and output is not None,
                  _dumps(output), is_final, now,
-                 None if cold_start is None else int(cold_start), cost_usd, local_id))
+                 None if cold_start is None else int(cold_start), cost_usd, int(outputs_pending), local_id))
             if changed:
                 db.execute("INSERT INTO status_changes (local_id, at, status, delay_ms, execution_ms,"
                            " worker_id) VALUES (?,?,?,?,?,?)",
                            (local_id, now, status, delay_ms, execution_ms, worker_id))
+        return self.get(local_id), changed
+
+    def finish_outputs(self, local_id: str, problems: Iterable[str] = ()) -> tuple[JobRecord, bool]:
+        """The outputs of a COMPLETED job are kept (or their loss is recorded): now it is final.
+        Returns the record and whether the status changed (False for a repair of a final job)."""
+        problems = list(problems)
+        error = ("Some outputs could not be kept: " + "; ".join(problems)) if problems else None
+        now = time.time()
+        with self._tx() as db:
+            row = db.execute("SELECT status FROM jobs WHERE local_id=?", (local_id,)).fetchone()
+            if row is None:
+                raise KeyError(local_id)
+            changed = row["status"] != "COMPLETED"
+            db.execute("UPDATE jobs SET status='COMPLETED', outputs_pending=0, error=COALESCE(?, error),"
+                       " finished_at=COALESCE(finished_at, ?) WHERE local_id=?", (error, now, local_id))
+            db.execute("INSERT INTO status_changes (local_id, at, status, note) VALUES (?,?,?,?)",
+                       (local_id, now, "COMPLETED", error or "outputs kept"))
         return self.get(local_id), changed
 
     def reset_for_retry(self, local_id: str, status: str) -> JobRecord:
@@ -360,7 +540,7 @@ class JobStore:
         now = time.time()
         with self._tx() as db:
             db.execute("UPDATE jobs SET status=?, output_json=NULL, error=NULL, progress_json=NULL,"
-                       " finished_at=NULL, cost_usd=NULL WHERE local_id=?", (status, local_id))
+                       " finished_at=NULL, cost_usd=NULL, outputs_pending=0 WHERE local_id=?", (status, local_id))
             db.execute("INSERT INTO status_changes (local_id, at, status, note) VALUES (?,?,?,?)",
                        (local_id, now, status, "retried"))
         return self.get(local_id)
@@ -375,11 +555,12 @@ class JobStore:
                     meta: Mapping | None = None) -> OutputFile:
         safe_name = Path(name).name or "output.bin"
         folder = self.outputs_dir / local_id
-        folder.mkdir(parents=True, exist_ok=True)
         target = folder / safe_name
-        tmp = target.with_suffix(target.suffix + ".tmp")
-        tmp.write_bytes(data)
-        tmp.replace(target)
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            _write_file(target, data)
+        except OSError as exc:
+            raise (_unavailable(exc, target) or exc) from exc
         with self._tx() as db:
             db.execute("INSERT OR REPLACE INTO outputs (local_id, name, path, mime, meta_json)"
                        " VALUES (?,?,?,?,?)", (local_id, safe_name, str(target), mime, _dumps(dict(meta or {}))))
@@ -479,6 +660,17 @@ def _time_window(where: list[str], args: list, since: datetime | None, until: da
         args.append(until.timestamp())
 
 
+def _has_image_entries(output: object) -> bool:
+    return isinstance(output, dict) and any(isinstance(e, dict) for e in output.get("images") or [])
+
+
+def _json_column(row: sqlite3.Row, column: str):
+    try:
+        return _loads(row[column])
+    except ValueError:
+        raise DamagedRecord(row["local_id"], column) from None
+
+
 def _record(row: sqlite3.Row) -> JobRecord:
     return JobRecord(
         local_id=row["local_id"], role=row["role"], endpoint_id=row["endpoint_id"],
@@ -486,8 +678,9 @@ def _record(row: sqlite3.Row) -> JobRecord:
         group=row["grp"], created_at=_ts(row["created_at"]), submitted_at=_ts(row["submitted_at"]),
         finished_at=_ts(row["finished_at"]), delay_ms=row["delay_ms"],
         execution_ms=row["execution_ms"], worker_id=row["worker_id"], retries=row["retries"],
-        payload_hash=row["payload_hash"], input=_loads(row["input_json"]),
-        meta=_loads(row["meta_json"]) or {}, output=_loads(row["output_json"]), error=row["error"],
-        progress=_loads(row["progress_json"]), est_cost_usd=row["est_cost_usd"],
-        cost_usd=row["cost_usd"], images=row["images"] or 0, cold_start=bool(row["cold_start"]),
-        simulated=bool(row["simulated"]), idempotency_key=row["idempotency_key"])
+        payload_hash=row["payload_hash"], input=_json_column(row, "input_json"),
+        meta=_json_column(row, "meta_json") or {}, output=_json_column(row, "output_json"),
+        error=row["error"], progress=_json_column(row, "progress_json"),
+        est_cost_usd=row["est_cost_usd"], cost_usd=row["cost_usd"], images=row["images"] or 0,
+        cold_start=bool(row["cold_start"]), simulated=bool(row["simulated"]),
+        idempotency_key=row["idempotency_key"], outputs_pending=bool(row["outputs_pending"]))

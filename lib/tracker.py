@@ -4,6 +4,12 @@ Submit records the job in the store first and only then calls /run, so a rerun o
 never sends it twice. The tracker thread follows every unfinished job (independently of browser
 sessions), records each status change with its timings, keeps outputs as files and resumes after
 a console restart.
+
+Durability: each job is one task with its own schedule; a task's error (a locked store, a full
+disk, a bug) is recorded in health() and the task retried later, never ending the loop, and a
+supervisor restarts the loop if it fails anyway. Polls and output downloads run on separate
+pools, so one slow download or one job's backoff never delays another job's poll. A job turns
+final in the store only with its outputs kept (or their loss recorded).
 """
 from __future__ import annotations
 
@@ -12,21 +18,52 @@ import math
 import threading
 import time
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 
 from lib.config import ConsoleConfig
+from lib.errors import ConsoleError
 from lib.outputs import OutputError, fetch_image, image_entries
-from lib.runpod import Job, NotFound, Policy, PollPolicy, RunPodError
-from lib.store import DuplicateSubmission, JobRecord, JobStore
+from lib.runpod import DevWorkerJobs, Job, NotFound, Policy, PollPolicy, RateLimited, RunPodError
+from lib.store import DamagedRecord, DiskFull, DuplicateSubmission, JobRecord, JobStore, StoreUnavailable
 
 log = logging.getLogger(__name__)
 
-JobsFor = Callable[[str], object]  # role -> EndpointJobs | DevWorkerJobs
+JobsFor = Callable[[str], object]  # role (or, for jobs_at, endpoint id / dev worker url) -> jobs API
 Listener = Callable[[JobRecord], None]
+
+# RunPod keeps a /run result 30 min after completion: before that age a 404 cannot be a
+# forgotten result (it is a proxy, a wrong URL or a hiccup), so it never expires a job.
+RESULT_RETENTION_S = 30 * 60
+# A loop restart stays visible on Overview this long after it happened.
+LOOP_PROBLEM_SHOWN_S = 300.0
+POLL, KEEP = "poll", "keep"
+DEV_WORKER_LOST = ("The console lost contact with the worker under development while it ran this job "
+                   "(a timeout or a console restart). It may still be running there but will not report "
+                   "the result again, and the console never re-posts a job that may be running: check the "
+                   "worker's own console.")
+
+
+@dataclass(frozen=True)
+class TrackingHealth:
+    """What Overview shows about tracking: is the loop alive, and what is going wrong."""
+
+    running: bool
+    problems: tuple[str, ...] = ()
+
+    @property
+    def degraded(self) -> bool:
+        return not self.running or bool(self.problems)
+
+
+@dataclass(frozen=True)
+class _Due:
+    at: float
+    interval: float | None
+    task: str  # POLL or KEEP
 
 
 @dataclass(frozen=True)
@@ -46,7 +83,7 @@ class PollSchedule:
         return self.policy(role).next_interval(current)
 
 
-class SubmitRefused(Exception):
+class SubmitRefused(ConsoleError):
     """RunPod surely did not take the job; the record says why (status SUBMIT_FAILED)."""
 
     def __init__(self, record: JobRecord):
@@ -68,10 +105,16 @@ class Tracker:
                  schedule: PollSchedule = PollSchedule(), max_parallel: int = 16,
                  cold_start_threshold_ms: Callable[[str], float] | None = None,
                  local_volume_root: Path | None = None, clock=time.monotonic,
-                 authorize: Callable[[str, str], object] | None = None):
+                 authorize: Callable[[str, str], object] | None = None,
+                 jobs_at: JobsFor | None = None, retention_s: float = RESULT_RETENTION_S,
+                 max_downloads: int = 4):
         self.store = store
         self.config = config
         self._jobs_for = jobs_for
+        # A job is followed, cancelled and retried where it was sent (record.endpoint_id), even
+        # after console.toml names another endpoint for its role. Without jobs_at, by role.
+        self._jobs_at = jobs_at
+        self._retention_s = retention_s
         self._schedule = schedule
         self._clock = clock
         self._cold_threshold = cold_start_threshold_ms or (lambda role: 10_000.0)
@@ -79,8 +122,14 @@ class Tracker:
         # Every action is checked here, on the server side, whatever the page showed.
         self._authorize = authorize or (lambda user, action: None)
         self._pool = ThreadPoolExecutor(max_workers=max_parallel, thread_name_prefix="tracker-poll")
-        self._due: dict[str, tuple[float, float | None]] = {}  # local_id -> (due_at, interval)
+        self._downloads = ThreadPoolExecutor(max_workers=max_downloads, thread_name_prefix="tracker-outputs")
+        self._due: dict[str, _Due] = {}
+        self._running: set[str] = set()  # local ids with a task in flight: never dispatched twice
+        self._not_found: dict[str, int] = {}  # local id -> RunPod 404s seen in a row
         self._due_lock = threading.Lock()
+        self._problems: dict[str, tuple[str, float]] = {}  # kind -> (message, since)
+        self._problems_lock = threading.Lock()
+        self._resumed = False
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -90,11 +139,14 @@ class Tracker:
 
     # ---- lifecycle ----------------------------------------------------------------------
     def start(self) -> "Tracker":
-        """Resume every unfinished job, then follow them in a background thread."""
-        self.resume()
-        self._thread = threading.Thread(target=self._loop, name="job-tracker", daemon=True)
-        self._thread.start()
+        """Resume every unfinished job, then follow them in a supervised background thread."""
+        self._try_resume()
+        self._start_thread()
         return self
+
+    def _start_thread(self) -> None:
+        self._thread = threading.Thread(target=self._supervise, name="job-tracker", daemon=True)
+        self._thread.start()
 
     def stop(self) -> None:
         self._stop.set()
@@ -102,10 +154,12 @@ class Tracker:
         if self._thread:
             self._thread.join(timeout=10)
         self._pool.shutdown(wait=True, cancel_futures=True)
+        # A download still in flight is abandoned: its job stays outputs_pending and resumes.
+        self._downloads.shutdown(wait=False, cancel_futures=True)
         self._http.close()
 
     def add_listener(self, listener: Listener) -> None:
-        """Called (in the tracker thread) whenever a job's status changes."""
+        """Called (in a tracker thread) whenever a job's status changes."""
         self._listeners.append(listener)
 
     def add_periodic(self, task: Callable[[], None], every_s: float) -> None:
@@ -125,7 +179,16 @@ class Tracker:
             except Exception:  # one failing rule must not stop job tracking
                 log.exception("periodic task %s failed", getattr(task, "__name__", task))
 
+    def _try_resume(self) -> None:
+        try:
+            self.resume()
+        except StoreUnavailable as exc:  # the loop tries again; tracking starts when the store answers
+            self._problem(_kind_of(exc), str(exc))
+            return
+        self._resumed = True
+
     def resume(self) -> int:
+        """Follow every unfinished job again and keep the outputs an earlier run did not keep."""
         count = 0
         for record in self.store.unfinished():
             if record.status == "PENDING":
@@ -135,9 +198,39 @@ class Tracker:
                                       "The console restarted before RunPod confirmed this submission; "
                                       "check the endpoint before submitting it again.")
                 continue
-            self._schedule_poll(record.local_id, None, delay=0.0)
+            self._schedule_task(record.local_id, KEEP if record.outputs_pending else POLL, None, delay=0.0)
+            count += 1
+        for record in self.store.missing_outputs():
+            log.warning("job %s is COMPLETED without its outputs: keeping them from the stored result",
+                        record.local_id)
+            self._schedule_task(record.local_id, KEEP, None, delay=0.0)
             count += 1
         return count
+
+    # ---- health -------------------------------------------------------------------------
+    def health(self) -> TrackingHealth:
+        """Alive or not, and every reason tracking is degraded now (restarts a dead loop)."""
+        if self._thread is not None and not self._thread.is_alive() and not self._stop.is_set():
+            self._problem("loop", "the tracking thread had stopped and was restarted")
+            self._start_thread()
+        with self._problems_lock:
+            problems = [message for message, _ in self._problems.values()]
+        damaged = sorted(self.store.damaged)
+        if damaged:
+            problems.append(f"{len(damaged)} damaged job record(s) skipped and not followed: "
+                            + "; ".join(self.store.damaged[i] for i in damaged[:3]))
+        running = self._thread is not None and self._thread.is_alive()
+        return TrackingHealth(running=running, problems=tuple(problems))
+
+    def _problem(self, kind: str, message: str) -> None:
+        with self._problems_lock:
+            since = self._problems.get(kind, (None, self._clock()))[1]
+            self._problems[kind] = (message, since)
+
+    def _clear(self, *kinds: str) -> None:
+        with self._problems_lock:
+            for kind in kinds:
+                self._problems.pop(kind, None)
 
     # ---- actions ------------------------------------------------------------------------
     def submit(self, role: str, input: dict, *, kind: str, user: str, idempotency_key: str,
@@ -173,7 +266,7 @@ class Tracker:
         record = self.store.get(local_id)
         if record.is_final or not record.runpod_id:
             return record
-        job = self._jobs_for(record.role).cancel(record.runpod_id)
+        job = self._jobs_of(record).cancel(record.runpod_id)
         self.store.audit(user, "cancel", local_id, {"runpod_id": record.runpod_id})
         updated = self._apply(record, job)
         self._schedule_poll(local_id, None, delay=0.0)
@@ -185,70 +278,162 @@ class Tracker:
         record = self.store.get(local_id)
         if record.status not in ("FAILED", "TIMED_OUT") or not record.runpod_id:
             raise ValueError(f"only failed or timed-out jobs can be retried (this one is {record.status})")
-        job = self._jobs_for(record.role).retry(record.runpod_id)
+        job = self._jobs_of(record).retry(record.runpod_id)
         self.store.audit(user, "retry", local_id, {"runpod_id": record.runpod_id})
         updated = self.store.reset_for_retry(local_id, job.status.value)
         self._schedule_poll(local_id, None, delay=self._schedule.first_s)
         return updated
 
-    # ---- polling ------------------------------------------------------------------------
+    def _jobs_of(self, record: JobRecord):
+        return self._jobs_at(record.endpoint_id) if self._jobs_at else self._jobs_for(record.role)
+
+    # ---- scheduling ---------------------------------------------------------------------
     def _schedule_poll(self, local_id: str, interval: float | None, *, delay: float) -> None:
+        self._schedule_task(local_id, POLL, interval, delay=delay)
+
+    def _schedule_task(self, local_id: str, task: str, interval: float | None, *, delay: float) -> None:
         with self._due_lock:
-            self._due[local_id] = (self._clock() + delay, interval)
+            self._due[local_id] = _Due(self._clock() + delay, interval, task)
         self._wake.set()
 
     def tracked(self) -> int:
         with self._due_lock:
-            return len(self._due)
+            return len(self._due.keys() | self._running)
+
+    def _supervise(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self._loop()
+            except Exception as exc:  # the loop itself failed: log it, show it, run it again
+                log.exception("the tracking loop failed; restarting it")
+                self._problem("loop", f"the tracking loop failed ({type(exc).__name__}: {exc}) and was "
+                                      f"restarted")
+                self._stop.wait(0.5)
 
     def _loop(self) -> None:
         while not self._stop.is_set():
-            self.poll_due()
+            if not self._resumed:
+                self._try_resume()
+            self._dispatch_due()
             self.run_periodic()
+            self._forget_old_loop_problem()
             with self._due_lock:
-                next_due = min([due for due, _ in self._due.values()]
+                next_due = min([due.at for lid, due in self._due.items() if lid not in self._running]
                                + [entry[2] for entry in self._periodic], default=None)
             timeout = 1.0 if next_due is None else max(0.0, min(1.0, next_due - self._clock()))
             self._wake.wait(timeout)
             self._wake.clear()
 
-    def poll_due(self) -> int:
-        """Poll every job whose turn has come, in parallel over the shared client."""
+    def _forget_old_loop_problem(self) -> None:
+        with self._problems_lock:
+            entry = self._problems.get("loop")
+            if entry and self._clock() - entry[1] > LOOP_PROBLEM_SHOWN_S:
+                del self._problems["loop"]
+
+    def _dispatch_due(self, only: str | None = None) -> list[Future]:
+        """Start every task whose turn has come; polls and downloads on separate pools."""
         now = self._clock()
         with self._due_lock:
-            due = [(lid, interval) for lid, (at, interval) in self._due.items() if at <= now]
+            due = [(lid, entry) for lid, entry in self._due.items()
+                   if entry.at <= now and lid not in self._running and only in (None, entry.task)]
             for lid, _ in due:
-                self._due.pop(lid, None)
-        futures = [self._pool.submit(self._poll_one, lid, interval) for lid, interval in due]
-        for future in futures:
-            future.result()
-        return len(due)
+                del self._due[lid]
+                self._running.add(lid)
+        return [(self._downloads if entry.task == KEEP else self._pool).submit(self._run_task, lid, entry)
+                for lid, entry in due]
 
-    def _poll_one(self, local_id: str, interval: float | None) -> None:
+    def poll_due(self) -> int:
+        """Poll every job whose turn has come and wait for those polls and for the output saving
+        they started (the loop itself never waits: this is for tests and hand-driven use)."""
+        polls = self._dispatch_due()
+        wait(polls)
+        wait(self._dispatch_due(only=KEEP))
+        return len(polls)
+
+    def _run_task(self, local_id: str, due: _Due) -> None:
+        """One job's turn. Whatever fails here is this job's problem only: it is recorded, shown
+        in health() and retried after a pause, while every other job goes on."""
+        handed_off = False
+        try:
+            if due.task == KEEP:
+                self._keep_outputs(local_id)
+                self._clear("disk")
+            else:
+                handed_off = self._poll_one(local_id, due.interval)
+            self._clear("store", f"job:{local_id}")
+        except StoreUnavailable as exc:
+            log.warning("job %s: %s", local_id, exc)
+            self._problem(_kind_of(exc), str(exc))
+            self._retry_later(local_id, due)
+        except Exception as exc:
+            log.exception("tracking job %s failed; it is retried", local_id)
+            self._problem(f"job:{local_id}", f"job {local_id}: {type(exc).__name__}: {exc} — retrying")
+            self._retry_later(local_id, due)
+        finally:
+            if not handed_off:
+                self._task_done(local_id)
+
+    def _retry_later(self, local_id: str, due: _Due) -> None:
+        interval = self._schedule.next_interval(due.interval, "")
+        self._schedule_task(local_id, due.task, interval, delay=interval)
+
+    def _task_done(self, local_id: str) -> None:
+        with self._due_lock:
+            self._running.discard(local_id)
+        self._wake.set()
+
+    def _poll_one(self, local_id: str, interval: float | None) -> bool:
+        """Poll one job; True when a dev worker thread took it over."""
         try:
             record = self.store.get(local_id)
-        except KeyError:
-            return
+        except (KeyError, DamagedRecord):  # a damaged record is reported by health(), not followed
+            return False
+        if record.outputs_pending:
+            self._schedule_task(local_id, KEEP, None, delay=0.0)
+            return False
         if record.is_final or not record.runpod_id:
-            return
+            return False
+        jobs = self._jobs_of(record)
+        if isinstance(jobs, DevWorkerJobs):
+            return self._follow_dev_job(record, jobs)
         next_interval = self._schedule.next_interval(interval, record.role)
         try:
-            job = self._jobs_for(record.role).status(record.runpod_id)
-        except NotFound:
+            job = jobs.status(record.runpod_id)
+        except NotFound as exc:
+            self._on_not_found(record, exc, next_interval)
+            return False
+        except RunPodError as exc:
+            # Transient trouble (rate limit, 5xx, network): keep following this job a little slower;
+            # a Retry-After delays this job only.
+            log.warning("status of job %s failed: %s", local_id, exc)
+            retry_after = exc.retry_after if isinstance(exc, RateLimited) else None
+            self._schedule_poll(local_id, next_interval, delay=max(next_interval, retry_after or 0.0))
+            return False
+        with self._due_lock:
+            self._not_found.pop(local_id, None)
+        updated = self._apply(record, job)
+        if not updated.is_final and not updated.outputs_pending:
+            self._schedule_poll(local_id, next_interval, delay=next_interval)
+        return False
+
+    def _on_not_found(self, record: JobRecord, exc: NotFound, interval: float) -> None:
+        """Expire only on RunPod's own (JSON) 404, for a job old enough for RunPod to have forgotten
+        it, and only when a second look says the same. RunPod's 404 body is not documented (could
+        not confirm): a body that is not JSON (a proxy's HTML page) is never taken as RunPod's."""
+        from_runpod = isinstance(exc.body, (dict, list))
+        submitted = record.submitted_at or record.created_at
+        old_enough = time.time() - submitted.timestamp() >= self._retention_s
+        with self._due_lock:
+            looks = self._not_found.get(record.local_id, 0) + 1 if from_runpod and old_enough else 0
+            self._not_found[record.local_id] = looks
+        if looks >= 2:
+            with self._due_lock:
+                self._not_found.pop(record.local_id, None)
             self._expire(record)
             return
-        except RunPodError as exc:
-            # Transient trouble (rate limit, 5xx, network): keep following, a little slower.
-            log.warning("status of job %s failed: %s", local_id, exc)
-            self._schedule_poll(local_id, next_interval, delay=next_interval)
-            return
-        except Exception:  # a bug must not kill the tracker thread for every other job
-            log.exception("unexpected error while polling job %s", local_id)
-            self._schedule_poll(local_id, next_interval, delay=next_interval)
-            return
-        updated = self._apply(record, job)
-        if not updated.is_final:
-            self._schedule_poll(local_id, next_interval, delay=next_interval)
+        log.warning("job %s: RunPod answered 404 (%s); looking again before believing it", record.local_id,
+                    "JSON" if from_runpod else "not JSON")
+        self._schedule_poll(record.local_id, interval, delay=interval)
 
     def _expire(self, record: JobRecord) -> None:
         updated = self.store.mark_local(
@@ -257,6 +442,47 @@ class Tracker:
             "results 30 min) before the console could fetch it.")
         self._notify(updated)
 
+    # ---- dev workers --------------------------------------------------------------------
+    def _follow_dev_job(self, record: JobRecord, jobs: DevWorkerJobs) -> bool:
+        """A dev worker runs the job inside POST /status, blocking until the handler returns: it is
+        followed on a thread of its own, posted at most once (the store's IN_PROGRESS marks "posted",
+        across restarts too), and a job that may be running is never posted again."""
+        if record.status == "IN_PROGRESS":
+            finished = jobs.finished(record.runpod_id)
+            if finished is not None:  # the answer came, recording it failed: record it now
+                self._apply(record, finished)
+            else:
+                self._notify(self.store.mark_local(record.local_id, "UNKNOWN", DEV_WORKER_LOST))
+            return False
+        self.store.update_from_runpod(record.local_id, status="IN_PROGRESS", delay_ms=None, execution_ms=None,
+                                      worker_id=None, retries=None, output=None, error=None)
+        threading.Thread(target=self._dev_job_thread, args=(record.local_id, jobs, record.runpod_id),
+                         name=f"dev-worker-{record.local_id}", daemon=True).start()
+        return True
+
+    def _dev_job_thread(self, local_id: str, jobs: DevWorkerJobs, runpod_id: str) -> None:
+        failure: RunPodError | None = None
+        try:
+            try:
+                job = jobs.status(runpod_id)
+            except RunPodError as exc:
+                failure = exc
+            if self._stop.is_set():
+                return  # this tracker was stopped meanwhile: the next one decides from the store
+            if isinstance(failure, NotFound):
+                self._notify(self.store.mark_local(local_id, "EXPIRED", str(failure)))
+            elif failure is not None:
+                self._notify(self.store.mark_local(local_id, "UNKNOWN", f"{failure}. {DEV_WORKER_LOST}"))
+            else:
+                self._apply(self.store.get(local_id), job)
+        except Exception as exc:  # the result is kept in memory by DevWorkerJobs: recorded on the next turn
+            log.exception("recording the dev worker's result of job %s failed", local_id)
+            self._problem(_kind_of(exc), f"job {local_id}: {exc}")
+            self._schedule_poll(local_id, None, delay=self._schedule.cap_s)
+        finally:
+            self._task_done(local_id)
+
+    # ---- results ------------------------------------------------------------------------
     def _apply(self, record: JobRecord, job: Job) -> JobRecord:
         status = job.status.value
         is_final = job.is_terminal
@@ -267,14 +493,16 @@ class Tracker:
         if is_final and job.execution_time_ms is not None:
             cost = self.job_cost(record.role, job.execution_time_ms,
                                  cold_start=bool(cold if cold is not None else record.cold_start))
+        # A COMPLETED job with images turns final only once they are kept (a crash in between
+        # leaves it outputs_pending, and the next start keeps them from the stored result).
+        pending = status == "COMPLETED" and bool(image_entries(job.output))
         updated, changed = self.store.update_from_runpod(
             record.local_id, status=status, delay_ms=job.delay_time_ms,
             execution_ms=job.execution_time_ms, worker_id=job.worker_id, retries=job.retries,
-            output=job.output, error=job.error, cold_start=cold, cost_usd=cost)
-        if changed and status == "COMPLETED":
-            self._keep_outputs(updated)
-            updated = self.store.get(record.local_id)
-        if changed:
+            output=job.output, error=job.error, cold_start=cold, cost_usd=cost, outputs_pending=pending)
+        if pending:
+            self._schedule_task(record.local_id, KEEP, None, delay=0.0)
+        elif changed:
             self._notify(updated)
         return updated
 
@@ -289,21 +517,23 @@ class Tracker:
             seconds += self.config.endpoint(role).idle_timeout_s
         return seconds * self.config.price_per_second(role)
 
-    def _keep_outputs(self, record: JobRecord) -> None:
+    def _keep_outputs(self, local_id: str) -> None:
+        """Save every output file, then make the job final (runs on the download pool)."""
+        record = self.store.get(local_id)
         problems = []
         for entry in image_entries(record.output):
             try:
                 fetched = fetch_image(entry, http=self._http, local_root=self._local_root)
             except OutputError as exc:
+                fetched = None
                 problems.append(str(exc))
-                continue
-            self.store.save_output(record.local_id, fetched.name, fetched.data, fetched.mime,
-                                   meta=record.meta)
-        if problems:
-            self.store.update_from_runpod(
-                record.local_id, status=record.status, delay_ms=None, execution_ms=None,
-                worker_id=None, retries=None, output=record.output,
-                error="Some outputs could not be kept: " + "; ".join(problems))
+            if self._stop.is_set():
+                return  # stopping: the job stays outputs_pending and is kept on the next start
+            if fetched is not None:
+                self.store.save_output(local_id, fetched.name, fetched.data, fetched.mime, meta=record.meta)
+        updated, changed = self.store.finish_outputs(local_id, problems)
+        if changed:
+            self._notify(updated)
 
     def _notify(self, record: JobRecord) -> None:
         for listener in list(self._listeners):
@@ -324,3 +554,10 @@ class Tracker:
                 raise TimeoutError(f"{sum(not r.is_final for r in records)} of {len(ids)} jobs "
                                    f"still unfinished after {timeout_s:.0f} s")
             time.sleep(0.05)
+
+
+def _kind_of(exc: Exception) -> str:
+    """The health() slot a failure goes to: one message per cause, not per job."""
+    if isinstance(exc, DiskFull):
+        return "disk"
+    return "store" if isinstance(exc, StoreUnavailable) else "tracking"

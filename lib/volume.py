@@ -10,7 +10,6 @@ so deletes are one object at a time and copies are a single CopyObject.
 from __future__ import annotations
 
 import functools
-
 import io
 import os
 import time
@@ -24,6 +23,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from lib.config import ConsoleConfig, Secret, Settings
+from lib.errors import ConsoleError
 
 MiB = 1024 * 1024
 _COPY_CHUNK = 8 * MiB
@@ -44,7 +44,7 @@ class VolumeObject:
         return self.key.rsplit("/", 1)[-1]
 
 
-class VolumeError(Exception):
+class VolumeError(ConsoleError):
     """A volume operation failed; the message says which file, why, and what to do."""
 
 
@@ -536,7 +536,11 @@ class S3Volume(Volume):
                           f"— check the connection and try again")
 
     def _complete(self, key: str, upload_id: str, parts: list[dict], total: int) -> None:
-        from botocore.exceptions import ClientError, ConnectionClosedError, ReadTimeoutError
+        from botocore.exceptions import (
+            ClientError,
+            ConnectionClosedError,
+            ReadTimeoutError,
+        )
 
         try:
             self._complete_client.complete_multipart_upload(

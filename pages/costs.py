@@ -52,6 +52,8 @@ if report.simulated:
                "local simulator, priced with console.toml.")
 for note in report.notes:
     st.caption(note)
+for warning in services.config.price_warnings():
+    st.warning(warning, icon=":material/price_change:")
 
 for column, metric in zip(st.columns(4), report.headline):
     column.metric(metric.label, metric.value, delta=metric.delta, delta_color=metric.delta_color,

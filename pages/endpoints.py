@@ -3,6 +3,7 @@ import streamlit as st
 
 from lib.auth import Forbidden
 from lib.charts.ops import cold_starts_figure, percentiles_figure, worker_timeline_figure
+from lib import devworkers
 from lib.ops import actions
 from lib.ops.hold_cost import hold_cost
 from lib.ops.warmup import WarmupError
@@ -19,6 +20,10 @@ persist.remember("endpoints.role", "endpoints.days")
 roles = list(services.config.endpoints)
 role = st.segmented_control("Endpoint", roles, default=roles[0], key="endpoints.role") or roles[0]
 days = st.select_slider("History", [1, 7, 14, 30], value=7, key="endpoints.days", format_func=lambda d: f"{d} d")
+if services.config.endpoint(role).is_dev_worker:
+    st.info(f"**{role}** goes to a worker under development: {devworkers.reachability(services, role).detail}. "
+            f"Nothing to show or change here: {devworkers.NO_OPERATIONS}.", icon=":material/developer_mode:")
+    st.stop()
 view = actions.endpoint_overview(services, role, days=days)
 st.caption(f"**{view.label}** · `{view.endpoint_id}`")
 for alert in view.firing:

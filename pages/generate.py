@@ -4,9 +4,10 @@ import json
 import streamlit as st
 
 from lib import inference as inf
+from lib.devworkers import model_source
 from lib.inference import loras_on_volume
 from lib.grid import AXIS_TITLES, GRID_PARAMS, GridError
-from lib.ui import deps, lora_picker, persist, presses, widgets
+from lib.ui import configured, deps, lora_picker, persist, presses, widgets
 from lib.ui import live as live_view
 from lib.ui.live import feedback, show_problems
 from lib.volume import VolumeError
@@ -20,12 +21,12 @@ NO_LORA = "(no LoRA)"
 
 @st.cache_data(ttl=60, show_spinner=False)
 def volume_loras(volume_version: int) -> list[str]:  # a change made by the console re-lists at once
-    return loras_on_volume(svc.volume)
+    return loras_on_volume(model_source(svc, "image"))
 
 
 @st.cache_data(ttl=10, show_spinner=False)
 def checked(payloads_json: str):
-    return inf.preflight_many(json.loads(payloads_json), svc.volume)
+    return inf.preflight_many(json.loads(payloads_json), model_source(svc, "image"))
 
 
 def live(state_key: str) -> None:
@@ -37,9 +38,23 @@ def live_fragment(state_key: str, render=live) -> None:
 
 
 st.title("Generate images")
-persist.remember("gen.", "grid.", "own.map.", skip=("grid.lora_candidates",))
+configured.require_endpoint(svc, "image", "image generation")
+persist.remember("gen.", "grid.", "own.map.", skip=("grid.lora_candidates", "gen.saved"))
 templates = {t.title: t for t in inf.image_templates(svc.data_dir)}
-template = templates[st.selectbox("Model preset", list(templates), key="gen.model")]
+
+
+def prefill_prompt() -> None:
+    """A preset's own prompt (a saved workflow's) fills an empty prompt box, like its negative prompt."""
+    default = str(templates[st.session_state["gen.model"]].defaults.get("prompt") or "")
+    if default and not str(st.session_state.get("gen.prompt") or "").strip():
+        st.session_state["gen.prompt"] = default
+
+
+if st.session_state.get("gen.saved") in templates:  # just saved below: select it at once
+    st.session_state["gen.model"] = st.session_state.pop("gen.saved")
+    prefill_prompt()
+    st.success(f"Saved **{st.session_state['gen.model']}** — it is now in the Model preset list, selected.")
+template = templates[st.selectbox("Model preset", list(templates), key="gen.model", on_change=prefill_prompt)]
 st.caption(template.description)
 lim, defaults = template.limits, template.defaults
 left, right = st.columns([3, 2])
@@ -88,7 +103,7 @@ with images_tab:
     if report is not None and not report.ok:
         show_problems(report.summary, [p.message for p in report.problems])
     elif report is not None:
-        st.success(report.summary, icon=":material/check_circle:")
+        (st.warning if report.not_checked else st.success)(report.summary, icon=":material/check_circle:")
         lora_picker.warn_on_mismatch(svc, template.family, params.get("lora_name"))
     if st.button("Generate", type="primary", disabled=not (report and report.ok and can_submit), key="gen.go"):
         # A random seed makes a new batch per deliberate press; a double click still sends once.
@@ -158,7 +173,7 @@ with own_tab:
             mapping = form.param_map({param: cols[i % 3].selectbox(param, form.labels, form.labels.index(guess),
                                                                    key=f"own.map.{param}")
                                       for i, (param, guess) in enumerate(form.guesses.items())})
-            problems = preflight(workflow, svc.volume).problems
+            problems = preflight(workflow, model_source(svc, "image")).problems
             if problems:
                 show_problems("Preflight against the volume:", [p.message for p in problems])
             name = st.text_input("Save as", key="own.name", placeholder="e.g. Ava FLUX upscale")
@@ -166,6 +181,8 @@ with own_tab:
                 try:
                     saved = save_custom_template(inf.templates_dir(svc.data_dir), name, workflow, mapping)
                     svc.store.audit(user.email, "workflow.save", saved.name, {"title": saved.title})
-                    st.success(f"Saved **{saved.title}** — it is now in the Model preset list.")
                 except (TemplateError, WorkflowError) as exc:
                     st.error(str(exc), icon=":material/error:")
+                else:
+                    st.session_state["gen.saved"] = saved.title
+                    st.rerun()

@@ -40,6 +40,7 @@ record = store.get(records[picked[0]].local_id)
 st.subheader(f"{widgets.STATUS_ICONS.get(record.status, '')} {widgets.status_words(record.status)} · "
              f"{record.kind} job `{record.local_id}`")
 st.write(overview.status_line(record))
+widgets.dev_worker_note(record)
 a, b, c, d = st.columns(4)
 a.metric("Queue (delayTime)", f"{(record.delay_ms or 0) / 1000:.1f} s")
 b.metric("Run (executionTime)", f"{(record.execution_ms or 0) / 1000:.1f} s")

@@ -3,11 +3,12 @@ import streamlit as st
 
 from lib import overview
 from lib.ops import actions
-from lib.ui import deps
+from lib.ui import deps, widgets
 
 services = deps.services()
 
 st.title("Overview")
+widgets.tracking_health(services.tracker.health())
 
 
 @st.fragment(run_every="5s")
@@ -18,6 +19,13 @@ def live_health() -> None:
         with column.container(border=True):
             st.subheader(row.label)
             st.caption(f"{row.role} endpoint · `{row.endpoint_id}`")
+            if row.dev_worker:
+                if row.problem:
+                    st.warning(f"Worker under development — {row.problem}", icon=":material/link_off:")
+                else:
+                    st.success("Worker under development — reachable.", icon=":material/developer_mode:")
+                st.caption("A dev worker has no RunPod queue or health to show.")
+                continue
             if row.missing:
                 st.info("Not created yet — see Provisioning.", icon=":material/construction:")
                 continue

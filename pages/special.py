@@ -2,8 +2,9 @@
 import streamlit as st
 
 from lib import special as sp
+from lib.devworkers import model_source
 from lib.inference import loras_on_volume
-from lib.ui import deps, persist, widgets
+from lib.ui import configured, deps, persist, widgets
 
 svc = deps.services()
 user = deps.current_user()
@@ -13,7 +14,7 @@ FACES = [str(n) for n in range(5)]
 
 @st.cache_data(ttl=60, show_spinner=False)
 def volume_loras(volume_version: int) -> list[str]:  # a change made by the console re-lists at once
-    return loras_on_volume(svc.volume)
+    return loras_on_volume(model_source(svc, "special"))
 
 
 def upload(file) -> sp.Upload:
@@ -63,6 +64,7 @@ def stop_polling_when(finished: bool, scope: str) -> None:
 
 
 st.title("Face swap & character sheets")
+configured.require_endpoint(svc, "special", "face swap and character sheets")
 persist.remember("fs.restore", "fs.visibility", "fs.fidelity", "fs.gender.", "sh.")
 swap_tab, sheet_tab = st.tabs(["Face swap", "Character sheet"])
 

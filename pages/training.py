@@ -12,11 +12,22 @@ from lib.ops.actions import format_bytes
 from lib.runpod import RunPodError
 from lib.training import service
 from lib.training.charts import loss_figure
-from lib.training.config import (PRESETS, ConfigProblem, TrainingParams, build_config, dataset_path, estimate,
-                                 new_run_id, output_path, parse_yaml, to_yaml, validate_config)
+from lib.training.config import (
+    PRESETS,
+    ConfigProblem,
+    TrainingParams,
+    build_config,
+    dataset_path,
+    estimate,
+    new_run_id,
+    output_path,
+    parse_yaml,
+    to_yaml,
+    validate_config,
+)
 from lib.training.datasets import TrainingSets
 from lib.training.runs import RunError, format_duration, next_version
-from lib.ui import deps, persist, queue_panel, widgets
+from lib.ui import configured, deps, persist, queue_panel, training_run, widgets
 from lib.volume import VolumeError
 
 svc = deps.services()
@@ -30,6 +41,7 @@ def volume_file(key: str) -> bytes:   # run outputs never change once written
 
 
 st.title("LoRA training")
+configured.require_endpoint(svc, "training", "LoRA training")
 persist.remember("tr.set", "tr.version", "tr.preset", "tr.steps.", "tr.rank.", "tr.alpha.", "tr.lr",
                  "tr.buckets", "tr.save_every", "tr.sample_every", "tr.prompts", "tr.pick")
 ready_sets = [s for s in sets.list() if s.versions]
@@ -123,28 +135,40 @@ def run_panel(local_id: str) -> None:
              f" · {record.input['output_path'] if record.input else ''}")
     loss = f" · loss {view.loss:.4f}" if view.loss is not None else ""
     eta = f" · ETA {format_duration(view.eta_s)}" if record.is_active and view.eta_s is not None else ""
-    st.progress(view.fraction, text=f"step {view.step} / {view.total_steps or '?'}{loss}{eta}")
+    phase = f" · {view.phase}" if record.is_active and view.phase else ""
+    st.progress(view.fraction, text=f"step {view.step} / {view.total_steps or '?'}{loss}{eta}{phase}")
+    widgets.dev_worker_note(record)
     if view.error:
-        st.error(view.error, icon=":material/error:")
-        if view.log_tail:
-            st.code("\n".join(view.log_tail), language="text")
+        st.error(view.error.replace("\n", " "), icon=":material/error:")
+    if view.log_tail:
+        training_run.log_tail(view.log_tail, expanded=record.status == "FAILED")
     if view.loss_series:
         st.plotly_chart(loss_figure(view.loss_series, [c.step for c in view.checkpoints], view.total_steps),
                         key=f"tr.loss.{local_id}")
-    for step, samples in list(view.samples_by_step().items())[-3:][::-1]:
-        st.image([volume_file(s.key) for s in samples], width=220,
-                 caption=[f"step {step}: {s.prompt}" for s in samples])
+    if view.samples:
+        training_run.sample_comparison(view.samples_by_step(), volume_file, key=f"tr.samples.{local_id}")
     if view.checkpoints:
         st.dataframe(pd.DataFrame([{"step": c.step, "file": c.file_name, "size": format_bytes(c.size or 0),
                                     "sha256": (c.sha256 or "")[:12]} for c in view.checkpoints]),
                      hide_index=True, width="stretch")
     if record.is_active and st.button("Cancel run…", icon=":material/cancel:", key=f"tr.cancel.{local_id}"):
         queue_panel.confirm_cancel(svc, user, local_id)
-    if record.status == "COMPLETED" and view.checkpoints:
-        actions(record, view)
+    if record.is_final and view.checkpoints:
+        actions(record, view)   # a cancelled run's checkpoints are real files on the volume too
 
 
 def actions(record, view) -> None:
+    resume_at = service.resumable_from(svc, record)
+    if resume_at and st.button(f"Resume from step {resume_at.step}", icon=":material/play_arrow:",
+                               key=f"tr.resume.{record.local_id}", disabled=not user.can("train")):
+        try:
+            resumed = service.resume(svc, user, record, run_id=new_run_id(),
+                                     request_key=deps.idempotency_key("resume", [record.local_id, resume_at.step]))
+            st.session_state["tr.run"] = resumed.local_id
+            st.toast(f"Resuming from step {resume_at.step} as a new run")
+            st.rerun()      # the whole page: the runs list gains the new run
+        except (RunError, ConfigProblem, Forbidden, RunPodError, VolumeError) as exc:
+            widgets.show_error(exc, "resume the run")
     steps = [c.step for c in view.checkpoints]
     left, right = st.columns(2)
     chosen = left.multiselect("Checkpoints to compare", steps, steps[-3:], key=f"tr.cmp.{record.local_id}")

@@ -10,7 +10,8 @@ from lib.costs.billing import (
     Projection, billing_frame, daily_spend, project_next_month, spend_over_time, volume_frame,
 )
 from lib.costs.model import (
-    HOURS_PER_MONTH, WORKLOADS, cost_per_image, endpoint_labels, job_costs, peak_concurrency, rollup,
+    HOURS_PER_MONTH, WORKLOADS, cost_per_image, endpoint_labels, estimate_job_cost, job_costs,
+    peak_concurrency, rollup,
 )
 from lib.costs.options import (
     BreakEven, OptionsComparison, ScalingAdvice, break_even, compare_options, recommend_scaling,
@@ -19,7 +20,7 @@ from lib.costs.reconcile import PARTS, reconcile
 from lib.costs.report import CostAnalysis, CostReport, Metric, analyse, build_report, to_csv_bytes
 
 __all__ = [
-    "HOURS_PER_MONTH", "WORKLOADS", "PARTS", "job_costs", "rollup", "cost_per_image",
+    "HOURS_PER_MONTH", "WORKLOADS", "PARTS", "job_costs", "estimate_job_cost", "rollup", "cost_per_image",
     "endpoint_labels", "peak_concurrency", "billing_frame", "volume_frame", "spend_over_time",
     "daily_spend", "project_next_month", "Projection", "reconcile", "compare_options",
     "OptionsComparison", "break_even", "BreakEven", "recommend_scaling", "ScalingAdvice",

@@ -47,6 +47,29 @@ ROLLUP_KEYS = {"endpoint": "endpoint_id", "workload": "workload", "character": "
 _SPAN = np.int64(2**41)
 
 
+def billed_seconds(execution_ms: np.ndarray) -> np.ndarray:
+    """Execution time billed per second, rounded up; a job that never ran (NaN) bills nothing."""
+    return np.ceil(np.nan_to_num(np.clip(execution_ms, 0, None), nan=0.0) / 1000.0)
+
+
+def job_cost_usd(execution_ms: np.ndarray, cold_start: np.ndarray, *, idle_timeout_s: np.ndarray,
+                 flex_per_s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The one cost formula (module docstring): (execution $, cold-start $) per job, vectorised."""
+    return (billed_seconds(execution_ms) * flex_per_s,
+            np.where(cold_start, idle_timeout_s * flex_per_s, 0.0))
+
+
+def estimate_job_cost(config: ConsoleConfig, role: str, execution_ms: float | None, *,
+                      cold_start: bool = False) -> float:
+    """One job's cost in $ at its endpoint's flex price: the same formula as `job_costs`."""
+    spec = config.endpoint(role)
+    exec_usd, cold_usd = job_cost_usd(
+        np.array([np.nan if execution_ms is None else float(execution_ms)]), np.array([cold_start]),
+        idle_timeout_s=np.array([float(spec.idle_timeout_s)]),
+        flex_per_s=np.array([config.price_per_second(role)]))
+    return float(exec_usd[0] + cold_usd[0])
+
+
 def empty_jobs() -> pd.DataFrame:
     """A jobs frame with no rows and the store's column types."""
     return pd.DataFrame({
@@ -121,10 +144,9 @@ def job_costs(jobs: pd.DataFrame, config: ConsoleConfig) -> pd.DataFrame:
     idle_timeout = table["idle_timeout_s"].to_numpy(dtype="float64")[codes]
 
     execution_ms = frame["execution_ms"].to_numpy(dtype="float64", na_value=np.nan)
-    billed_s = np.ceil(np.nan_to_num(np.clip(execution_ms, 0, None), nan=0.0) / 1000.0)
+    billed_s = billed_seconds(execution_ms)
     cold = frame["cold_start"].to_numpy(dtype=bool, na_value=False)
-    exec_usd = billed_s * flex
-    cold_usd = np.where(cold, idle_timeout * flex, 0.0)
+    exec_usd, cold_usd = job_cost_usd(execution_ms, cold, idle_timeout_s=idle_timeout, flex_per_s=flex)
 
     since_prev, idle_before = _idle_before(frame, codes, table, execution_ms, billed_s, cold)
 

@@ -14,7 +14,7 @@ import sys
 import threading
 from pathlib import Path
 
-from lib.config import ConfigError, ConsoleConfig
+from lib.localpod.config import PodConfig, PodConfigError
 from lib.localpod.server import LocalPod
 
 
@@ -42,8 +42,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     config_path = args.config or os.environ.get("CONSOLE_CONFIG") or "console.toml"
     try:
-        config = ConsoleConfig.load(config_path)
-    except ConfigError as exc:
+        config = PodConfig.load(config_path)
+    except PodConfigError as exc:
         print(f"localpod: {exc}", file=sys.stderr)
         return 2
     pod = LocalPod(args.data, config, api_key=args.api_key, time_scale=args.time_scale,

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from lib.config import EndpointSpec
+from lib.localpod.config import EndpointSpec
 
 IN_QUEUE = "IN_QUEUE"
 IN_PROGRESS = "IN_PROGRESS"
@@ -146,7 +146,7 @@ class Job:
                 "retention_ms": self.retention_ms}
 
     @classmethod
-    def from_record(cls, rec: dict) -> "Job":
+    def from_record(cls, rec: dict) -> Job:
         return cls(**rec)
 
 
@@ -163,6 +163,7 @@ class Worker:
     job_id: str | None = None
     billed_until: float | None = None
     timer: asyncio.TimerHandle | None = None
+    host_cuda: str | None = None     # the CUDA version of its host's driver (lib/localpod/hosts.py)
 
     def view(self) -> dict:
         return {"id": self.id, "status": self.status, "createdAt": iso_z(self.created_at)}
@@ -198,7 +199,7 @@ class Endpoint:
     scale_timer: asyncio.TimerHandle | None = None
 
     @classmethod
-    def from_spec(cls, spec: EndpointSpec, created_at: float) -> "Endpoint":
+    def from_spec(cls, spec: EndpointSpec, created_at: float) -> Endpoint:
         name = spec.name or f"console-{spec.role}"
         if spec.role not in name.lower():
             # Pages and tests find an endpoint's workload by its name (DESIGN.md).
@@ -209,7 +210,7 @@ class Endpoint:
                    scaling_type=spec.scaling_type, scaling_value=float(spec.scaling_value),
                    execution_timeout_ms=spec.execution_timeout_ms,
                    flashboot="FLASHBOOT" if spec.flashboot else "OFF",
-                   image=spec.image or _default_image(spec.role), env=dict(spec.env),
+                   image=spec.image or _default_image(spec.role), env=spec.runpod_env(),
                    created_at=created_at)
 
     def live_workers(self) -> list[Worker]:
@@ -230,7 +231,7 @@ class Endpoint:
                 "slots_used": sorted(self.slots_used)}
 
     @classmethod
-    def from_record(cls, rec: dict) -> "Endpoint":
+    def from_record(cls, rec: dict) -> Endpoint:
         rec = dict(rec)
         rec["slots_used"] = set(rec.get("slots_used", ()))
         return cls(**rec)

@@ -20,8 +20,8 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter, ImageOps
 from safetensors.numpy import save_file
 
-from lib.config import ConsoleConfig, EndpointSpec
 from lib.localpod import billing
+from lib.localpod.config import EndpointSpec, PodConfig
 from lib.localpod.state import BillingHour, Store
 
 DEMO_DAYS = 30
@@ -104,7 +104,7 @@ def window(now: datetime, days: int = DEMO_DAYS) -> tuple[datetime, datetime]:
     return end - timedelta(days=days), end
 
 
-def demo_traffic(config: ConsoleConfig, *, now: datetime, days: int = DEMO_DAYS,
+def demo_traffic(config: PodConfig | object, *, now: datetime, days: int = DEMO_DAYS,
                  seed: int = DEMO_SEED) -> list[SeedJob]:
     """Past jobs of every simulated endpoint over `days` before `now` (snapped to the hour).
 
@@ -114,7 +114,7 @@ def demo_traffic(config: ConsoleConfig, *, now: datetime, days: int = DEMO_DAYS,
     """
     start, end = window(now, days)
     jobs: list[SeedJob] = []
-    for role, spec in config.endpoints.items():
+    for role, spec in PodConfig.of(config).endpoints.items():
         if spec.is_dev_worker or not spec.id or role not in _KINDS:
             continue
         rng = random.Random(f"localpod-demo:{seed}:{role}:{spec.id}:{end.isoformat()}:{days}")
@@ -239,7 +239,7 @@ def _simulate(rng: random.Random, spec: EndpointSpec, role: str, sessions: list[
     return jobs
 
 
-def demo_billing(config: ConsoleConfig, jobs: list[SeedJob], *, now: datetime,
+def demo_billing(config: PodConfig | object, jobs: list[SeedJob], *, now: datetime,
                  days: int = DEMO_DAYS) -> list[BillingHour]:
     """Hourly billing of the demo history, by the rules of lib.localpod.billing.
 
@@ -247,6 +247,7 @@ def demo_billing(config: ConsoleConfig, jobs: list[SeedJob], *, now: datetime,
     ends plus the idle timeout (clipped to the window); initializing time is billed only before
     2026-06-29. Active (workers_min) workers are billed the whole window at the active price.
     """
+    config = PodConfig.of(config)
     start, end = window(now, days)
     rows: list[BillingHour] = []
     sessions: dict[tuple[str, str], list[SeedJob]] = defaultdict(list)
@@ -256,7 +257,7 @@ def demo_billing(config: ConsoleConfig, jobs: list[SeedJob], *, now: datetime,
     for spec in specs.values():
         if spec.is_dev_worker:
             continue
-        price = config.prices.per_second(spec.gpu_pools[0], active=True)
+        price = config.price(spec.gpu_pools[0], active=True)
         for _ in range(spec.workers_min):
             rows.extend(billing.charges(spec.id, price, True, start.timestamp(), end.timestamp()))
     for (endpoint_id, _worker), worker_jobs in sessions.items():
@@ -268,7 +269,7 @@ def demo_billing(config: ConsoleConfig, jobs: list[SeedJob], *, now: datetime,
         ready = created + first.delay_ms / 1000
         stop = min(end.timestamp(), max(j.finished_at.timestamp() for j in worker_jobs)
                    + spec.idle_timeout_s)
-        price = config.prices.per_second(spec.gpu_pools[0], active=False)
+        price = config.price(spec.gpu_pools[0], active=False)
         for a, b in billing.billable_intervals(created, ready, stop):
             rows.extend(billing.charges(endpoint_id, price, False, a, b))
     return billing.merge(rows)
@@ -386,7 +387,7 @@ def seed_info(data_dir: Path) -> dict | None:
     return json.loads(marker.read_text(encoding="utf-8")) if marker.exists() else None
 
 
-def seed_data_dir(data_dir: Path, volume_dir: Path, store: Store, config: ConsoleConfig,
+def seed_data_dir(data_dir: Path, volume_dir: Path, store: Store, config: PodConfig,
                   now: datetime) -> dict:
     """First start only: volume tree, demo billing, then the DIR/seeded marker."""
     seed_volume(volume_dir)
@@ -405,5 +406,14 @@ def seed_data_dir(data_dir: Path, volume_dir: Path, store: Store, config: Consol
     return info
 
 
-__all__ = ["SeedJob", "demo_traffic", "demo_billing", "seed_volume", "seed_data_dir", "seed_info",
-           "window", "MODEL_FILES", "write_placeholder"]
+__all__ = [
+    "MODEL_FILES",
+    "SeedJob",
+    "demo_billing",
+    "demo_traffic",
+    "seed_data_dir",
+    "seed_info",
+    "seed_volume",
+    "window",
+    "write_placeholder",
+]

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import uvicorn
 
-from lib.config import ConsoleConfig
 from lib.localpod import seed
-from lib.localpod.app import build_app
-from lib.localpod.scheduler import Simulator
+from lib.localpod.config import PodConfig
+from lib.localpod.routes import build_app
+from lib.localpod.simulator import Simulator
 from lib.localpod.state import Store
 
 log = logging.getLogger("localpod")
@@ -33,14 +33,16 @@ class LocalPod:
     `empty=True` is a fresh RunPod account: no endpoint, no network volume and no demo seed until
     they are created through REST v2 (what the Provisioning page does); what was created before on
     the same data_dir is still there.
+
+    `config` is a PodConfig, a path to console.toml, or that file's parsed table (see PodConfig.of).
     """
 
-    def __init__(self, data_dir: Path, config: ConsoleConfig, *, api_key: str | None = None,
+    def __init__(self, data_dir: Path, config: PodConfig | object, *, api_key: str | None = None,
                  time_scale: float | None = None, seed_demo: bool = True, empty: bool = False):
         self.data_dir = Path(data_dir)
-        self.config = config
+        self.config = config = PodConfig.of(config)
         self._api_key = api_key
-        self.time_scale = config.simulator.time_scale if time_scale is None else time_scale
+        self.time_scale = config.time_scale if time_scale is None else time_scale
         if self.time_scale <= 0:
             raise ValueError(f"time_scale must be > 0, not {self.time_scale}")
         self.empty = empty
@@ -73,7 +75,7 @@ class LocalPod:
             raise RuntimeError("LocalPod is not running: call start() first")
         return self.url
 
-    def start(self, host: str = "127.0.0.1", port: int = 0) -> "LocalPod":
+    def start(self, host: str = "127.0.0.1", port: int = 0) -> LocalPod:
         if self._thread is not None:
             raise RuntimeError(f"LocalPod already running on {self.url}")
         self.volume_dir.mkdir(parents=True, exist_ok=True)
@@ -131,7 +133,7 @@ class LocalPod:
         self._server = self._thread = self._store = self._sim = None
         self.url = None
 
-    def __enter__(self) -> "LocalPod":
+    def __enter__(self) -> LocalPod:
         return self if self._thread is not None else self.start()
 
     def __exit__(self, *exc) -> None:

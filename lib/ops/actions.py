@@ -265,6 +265,8 @@ def used_by_table(refs) -> pd.DataFrame:
 
 def settings_table(report: DriftReport) -> pd.DataFrame:
     def shown(value):
+        if value is None:
+            return "—"
         return ", ".join(value) if isinstance(value, (list, tuple)) else value
     return pd.DataFrame([{"setting": r.label, "console.toml": str(shown(r.declared)), "live": str(shown(r.live)),
                           "drift": "⚠️ differs" if r.drifted else ""} for r in report.rows],

@@ -19,7 +19,14 @@ FIELDS = (
     ("flashboot", "flashboot", "flashboot", "FlashBoot"),
     ("timeout_ms", "execution_timeout_ms", "timeout_ms", "Execution timeout (ms)"),
     ("gpu_pools", "gpu_pools", "gpu_pools", "GPU pools (in order)"),
+    ("min_cuda_version", "min_cuda_version", "min_cuda_version", "Min CUDA version (host driver)"),
+    ("allowed_cuda_versions", "allowed_cuda_versions", "allowed_cuda_versions", "Allowed CUDA versions"),
 )
+# Compared only when console.toml declares them; an endpoint without them is not managed there.
+OPTIONAL = frozenset({"min_cuda_version", "allowed_cuda_versions"})
+# Sent together: whether RunPod merges or replaces a partial `gpu` object on PATCH is not
+# documented, so a change to any of them carries the declared others (could not confirm).
+GPU_GROUP = ("gpu_pools", "min_cuda_version", "allowed_cuda_versions")
 
 
 @dataclass(frozen=True)
@@ -59,6 +66,10 @@ class DriftReport:
             declared = {row.field: row.declared for row in self.rows}
             fix["scaling_type"] = declared["scaling_type"]
             fix["scaling_value"] = _patch_value("scaling_value", declared["scaling_value"])
+        if any(field in fix for field in GPU_GROUP):
+            for row in self.rows:
+                if row.field in GPU_GROUP:
+                    fix[row.field] = _patch_value(row.field, row.declared)
         return fix
 
 
@@ -76,6 +87,10 @@ def _normalise(field: str, value: object) -> object:
         return _flashboot(value)
     if field == "gpu_pools":
         return tuple(str(p) for p in (value if isinstance(value, (list, tuple)) else [value]))
+    if field == "min_cuda_version":
+        return str(value) or None
+    if field == "allowed_cuda_versions":
+        return tuple(sorted(str(v) for v in (value if isinstance(value, (list, tuple)) else [value])))
     if field == "scaling_type":
         return str(value).upper()
     if field == "scaling_value":
@@ -88,6 +103,8 @@ def compare(spec: EndpointSpec, live) -> DriftReport:
     """Every declared setting beside the live one; `items` lists only the drifted ones."""
     items, rows = [], []
     for field, spec_attr, live_attr, label in FIELDS:
+        if field in OPTIONAL and getattr(spec, spec_attr, None) is None:
+            continue
         declared = _normalise(field, getattr(spec, spec_attr))
         current = _normalise(field, getattr(live, live_attr, None))
         drifted = declared != current
@@ -99,7 +116,7 @@ def compare(spec: EndpointSpec, live) -> DriftReport:
 
 
 def _patch_value(field: str, declared: object) -> object:
-    if field == "gpu_pools":
+    if field in ("gpu_pools", "allowed_cuda_versions"):
         return list(declared)
     if field == "scaling_value" and float(declared).is_integer():
         return int(declared)
@@ -115,7 +132,8 @@ def with_changes(spec: EndpointSpec, changes: Mapping[str, object]) -> EndpointS
     unknown = sorted(set(changes) - set(attrs))
     if unknown:
         raise ValueError(f"cannot change {', '.join(unknown)}; known settings: {', '.join(attrs)}")
-    values = {attrs[k]: (tuple(v) if k == "gpu_pools" else v) for k, v in changes.items()}
+    values = {attrs[k]: (tuple(v) if k in ("gpu_pools", "allowed_cuda_versions") else v)
+              for k, v in changes.items()}
     return replace(spec, **values)
 
 

@@ -18,13 +18,14 @@ from pathlib import Path
 
 from PIL import Image
 
+from lib.errors import ConsoleError
 from lib.runpod import RunPodError
 
 WARMUP_KIND = "warmup"
 SCHEDULE_FILE = "warmup_holds.json"
 
 
-class WarmupError(ValueError):
+class WarmupError(ConsoleError, ValueError):
     """A warm-up cannot be done as asked; the message says what to do instead."""
 
 

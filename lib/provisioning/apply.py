@@ -140,7 +140,8 @@ def _create_endpoint(d: EndpointDecl, rest, ctx: _Context) -> Endpoint:
         workers_max=d.workers_max, idle_timeout_s=d.idle_timeout_s, scaling_type=d.scaling_type,
         scaling_value=d.scaling_value, flashboot=d.flashboot, timeout_ms=d.timeout_ms,
         data_center_ids=d.data_centers, network_volume_ids=[ctx.volume_id], env=d.runpod_env,
-        disk_gb=d.container_disk_gb)
+        disk_gb=d.container_disk_gb, min_cuda_version=d.spec.min_cuda_version,
+        allowed_cuda_versions=d.spec.allowed_cuda_versions)
 
 
 def _binder(r: ResourcePlan, bind: Binder, record: Recorder) -> Callable[[], str]:

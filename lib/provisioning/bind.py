@@ -13,12 +13,14 @@ import re
 import tomllib
 from pathlib import Path
 
+from lib.errors import ConsoleError
+
 _HEADER = re.compile(r"^\s*\[(?!\[)([^\]]+)\]\s*(#.*)?$")
 _ID_LINE = re.compile(r"^(\s*id\s*=\s*)(\"[^\"]*\"|'[^']*')(.*)$")
 _SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 
 
-class BindError(Exception):
+class BindError(ConsoleError):
     """console.toml could not be updated; the message says which id to write by hand."""
 
 

@@ -10,6 +10,7 @@ container_disk_gb, and a validated env and data_centers) are read here from Cons
     container_disk_gb = 100
     data_centers = ["EU-RO-1"]
     env = { HF_TOKEN = "secret:HF_TOKEN" }
+    min_cuda_version = "13.0"        # or allowed_cuda_versions = ["13.0"]: hosts whose driver runs the image
 
 A secret is referenced by name only. It is sent to RunPod as `{{ RUNPOD_SECRET_<name> }}`, which
 RunPod fills in from the account's secrets when a worker starts, so its value never passes through
@@ -22,16 +23,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lib.config import ConsoleConfig, EndpointSpec, Prices
+from lib.config import SECRET_LIKE_PREFIXES, ConsoleConfig, EndpointSpec, Prices
+from lib.config import SENSITIVE_NAME as _SENSITIVE_NAME
+from lib.errors import ConsoleError
 
 SECRET_PREFIX = "secret:"
-# Prefixes of credentials the team handles: RunPod API keys (rpa_), RunPod S3 secrets (rps_),
-# Hugging Face tokens (hf_), and the common cloud/Git ones.
-SECRET_LIKE_PREFIXES = ("rpa_", "rps_", "hf_", "sk-", "sk_live_", "ghp_", "github_pat_", "xoxb-", "xoxp-",
-                        "AKIA", "glpat-")
-# Whole words of a variable name (HF_TOKEN, BUCKET_SECRET_ACCESS_KEY), not TOKENIZER_PARALLELISM.
-_SENSITIVE_NAME = re.compile(r"(^|_)(SECRET|TOKEN|PASSWORD|PASSWD|API_?KEY|PRIVATE_KEY|CREDENTIALS?)(_|$)",
-                             re.IGNORECASE)
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _RUNPOD_SECRET = re.compile(r"^\{\{\s*RUNPOD_SECRET_([A-Za-z0-9_-]+)\s*\}\}$")
 
@@ -44,18 +40,16 @@ KNOWN_POOLS = ("AMPERE_16", "AMPERE_24", "ADA_24", "ADA_32_PRO", "AMPERE_48", "A
 MAX_POOLS = 3                      # reference §1.11: up to 3 GPU types in priority order
 EXECUTION_TIMEOUT_MS = (5_000, 7 * 24 * 3600 * 1000)   # reference §1.11: 5 s to 7 days
 VOLUME_SIZE_GB = (10, 4096)        # reference §3.2
+CUDA_VERSIONS = ("13.0", "11.8")   # reference §3.2: allowedCudaVersions "13.0" … "11.8" (newest, oldest)
 # Reference §4: datacenters with RunPod's S3 API (as of 2026-03); the console reaches the volume
 # only through it.
 S3_DATACENTERS = ("EU-CZ-1", "EU-RO-1", "EUR-IS-1", "EUR-NO-1", "US-CA-2", "US-GA-2", "US-IL-1", "US-KS-2",
                   "US-MD-1", "US-MO-1", "US-MO-2", "US-NC-1", "US-NC-2", "US-NE-1", "US-WA-1")
 
 
-class DeclarationError(ValueError):
+class DeclarationError(ConsoleError, ValueError):
     """console.toml cannot be provisioned as written; `problems` lists every fix needed."""
 
-    def __init__(self, problems: list[str]):
-        self.problems = problems
-        super().__init__("; ".join(problems))
 
 
 @dataclass(frozen=True)
@@ -155,7 +149,7 @@ class Declaration:
         raise KeyError(f"console.toml declares no provisioned endpoint {role!r}")
 
     @classmethod
-    def from_config(cls, config: ConsoleConfig) -> "Declaration":
+    def from_config(cls, config: ConsoleConfig) -> Declaration:
         """The declaration, or DeclarationError listing every problem of the file at once."""
         problems: list[str] = []
         notes: list[str] = []
@@ -226,12 +220,34 @@ def _endpoint(spec: EndpointSpec, raw: Mapping, volume: VolumeDecl, config: Cons
         problems.append(f"{where} data_centers {data_centers} leaves out {volume.datacenter}, the network "
                         f"volume's datacenter: workers elsewhere cannot mount the volume")
     env = _env(raw.get("env"), where, problems)
+    _check_cuda(spec, where, problems)
     return EndpointDecl(
         role=spec.role, spec=spec, id=spec.id or "", name=name, image=image, gpu_pools=tuple(spec.gpu_pools),
         gpu_count=gpu_count, workers_min=spec.workers_min, workers_max=spec.workers_max,
         idle_timeout_s=spec.idle_timeout_s, scaling_type=spec.scaling_type, scaling_value=float(spec.scaling_value),
         flashboot=spec.flashboot, timeout_ms=spec.execution_timeout_ms, data_centers=tuple(data_centers),
         env=env, container_disk_gb=disk)
+
+
+def _cuda(version: str) -> tuple[int, ...] | None:
+    return tuple(int(x) for x in version.split(".")) if re.fullmatch(r"\d+\.\d+", version) else None
+
+
+def _check_cuda(spec: EndpointSpec, where: str, problems: list[str]) -> None:
+    """RunPod takes CUDA versions "13.0" … "11.8" (reference §3.2)."""
+    lo, hi = _cuda(CUDA_VERSIONS[1]), _cuda(CUDA_VERSIONS[0])
+    named = ([("min_cuda_version", spec.min_cuda_version)] if spec.min_cuda_version is not None else []) + \
+        [("allowed_cuda_versions", v) for v in spec.allowed_cuda_versions or ()]
+    for key, version in named:
+        parsed = _cuda(version)
+        if parsed is None or not lo <= parsed <= hi:
+            problems.append(f"{where} {key}: {version!r} is not a CUDA version RunPod offers "
+                            f"({CUDA_VERSIONS[0]} … {CUDA_VERSIONS[1]}, e.g. \"13.0\")")
+    if spec.min_cuda_version and spec.allowed_cuda_versions and _cuda(spec.min_cuda_version):
+        floor = _cuda(spec.min_cuda_version)
+        if not any((_cuda(v) or (0,)) >= floor for v in spec.allowed_cuda_versions):
+            problems.append(f"{where} allowed_cuda_versions {list(spec.allowed_cuda_versions)} are all below "
+                            f"min_cuda_version {spec.min_cuda_version}: no host could run a worker")
 
 
 def _positive_int(raw: Mapping, key: str, default: int | None, where: str, problems: list[str]) -> int | None:

@@ -38,7 +38,7 @@ class LiveState:
     volumes: tuple[NetworkVolume, ...]
 
     @classmethod
-    def fetch(cls, rest) -> "LiveState":
+    def fetch(cls, rest) -> LiveState:
         """Every endpoint and network volume of the account (RestV2)."""
         return cls(endpoints=tuple(rest.endpoints()), volumes=tuple(rest.network_volumes()))
 
@@ -296,6 +296,10 @@ def _summary(d: EndpointDecl) -> str:
              f"workers {d.workers_min}–{d.workers_max}", scaling,
              f"FlashBoot {'on' if d.flashboot else 'off'}", f"timeout {d.timeout_ms // 1000} s",
              ", ".join(d.data_centers)]
+    if d.spec.min_cuda_version:
+        parts.append(f"CUDA ≥ {d.spec.min_cuda_version}")
+    if d.spec.allowed_cuda_versions:
+        parts.append("CUDA " + ", ".join(d.spec.allowed_cuda_versions))
     if d.secrets:
         parts.append("secrets " + ", ".join(d.secrets))
     return " · ".join(parts)

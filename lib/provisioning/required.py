@@ -18,6 +18,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from lib.errors import ConsoleError
 from lib.ops.flags import placement_flag
 from lib.training.config import PRESETS
 from lib.workflows.templates import list_templates
@@ -29,7 +30,7 @@ _REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 MAX_LOCAL_ENTRIES = 50_000                 # a scan of a local folder stops here
 
 
-class LocalFolderError(ValueError):
+class LocalFolderError(ConsoleError, ValueError):
     """The local folder cannot be used as a source; the message says why."""
 
 

@@ -2,13 +2,37 @@
 from lib.runpod.client import RunPod
 from lib.runpod.devworker import DevWorkerJobs
 from lib.runpod.errors import (
-    AuthError, BadRequest, BadResponse, ConnectionFailed, JobWaitTimeout, NotFound, PayloadTooLarge,
-    RateLimited, RequestTimeout, RunPodError, ServerError, StatusError, Unsupported,
+    AuthError,
+    BadRequest,
+    BadResponse,
+    ConnectionFailed,
+    JobWaitTimeout,
+    NotFound,
+    PayloadTooLarge,
+    RateLimited,
+    RequestTimeout,
+    RunPodError,
+    ServerError,
+    StatusError,
+    Unsupported,
 )
 from lib.runpod.jobs import EndpointJobs, Policy, PollPolicy
 from lib.runpod.models import (
-    TERMINAL, BillingRecord, BillingReport, Endpoint, Health, Job, JobCounts, JobStatus, NetworkVolume,
-    PurgeResult, StreamPage, VolumeBillingRecord, Worker, WorkerCounts, WorkersSummary,
+    TERMINAL,
+    BillingRecord,
+    BillingReport,
+    Endpoint,
+    Health,
+    Job,
+    JobCounts,
+    JobStatus,
+    NetworkVolume,
+    PurgeResult,
+    StreamPage,
+    VolumeBillingRecord,
+    Worker,
+    WorkerCounts,
+    WorkersSummary,
 )
 from lib.runpod.rest import RestV2
 

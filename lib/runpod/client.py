@@ -4,6 +4,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Mapping
+from typing import Any
 
 import httpx
 
@@ -26,7 +27,7 @@ class RunPod:
                  limits: httpx.Limits | None = None, max_retries: int = 3, retry_cap_s: float = 30.0,
                  transport: httpx.BaseTransport | None = None, sleep: Callable[[float], None] = time.sleep,
                  clock: Callable[[], float] = time.monotonic,
-                 event_hooks: Mapping[str, list] | None = None):
+                 event_hooks: Mapping[str, list[Any]] | None = None):
         key = api_key.reveal() if isinstance(api_key, Secret) else (api_key or "")
         self.api_url = api_url.rstrip("/")
         self.rest_url = rest_url.rstrip("/")
@@ -39,8 +40,8 @@ class RunPod:
         self._rest = RestV2(self._core, self.rest_url)
 
     @classmethod
-    def from_settings(cls, settings: Settings, **overrides) -> "RunPod":
-        kwargs = dict(api_url=settings.api_url, rest_url=settings.rest_url)
+    def from_settings(cls, settings: Settings, **overrides: Any) -> "RunPod":
+        kwargs: dict[str, Any] = dict(api_url=settings.api_url, rest_url=settings.rest_url)
         kwargs.update(overrides)
         return cls(settings.api_key, **kwargs)
 
@@ -85,5 +86,5 @@ class RunPod:
     def __enter__(self) -> "RunPod":
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()

@@ -4,7 +4,9 @@ That server has routes at the root (/run, /runsync, POST /status/{id}), no auth,
 retention: /run only stores the input, POST /status RUNS the job (blocking) and then forgets it,
 and an unknown id is an HTTP 200 FAILED "Job ID not found". We therefore never send the API key
 there, keep finished results in memory so a second status() still answers, and serialise
-status() per job so two threads never run the same job twice.
+status() per job so two threads never run the same job twice. A POST /status whose answer was
+lost (read timeout, broken connection) is never sent again: the worker may still be running the
+job, and a second POST would start it a second time (two trainers at once).
 """
 from __future__ import annotations
 
@@ -13,16 +15,26 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from urllib.parse import quote
 
-from lib.runpod.errors import JobWaitTimeout, NotFound, RequestTimeout, Unsupported
+from lib.runpod.errors import JobWaitTimeout, NotFound, RequestTimeout, RunPodError, Unsupported
 from lib.runpod.http import HttpCore, Retry
 from lib.runpod.jobs import (
-    RUN_LIMIT_BYTES, RUNSYNC_LIMIT_BYTES, PollPolicy, Policy, check_size, submit_body, submitted_job,
+    RUN_LIMIT_BYTES,
+    RUNSYNC_LIMIT_BYTES,
+    Policy,
+    PollPolicy,
+    check_size,
+    submit_body,
+    submitted_job,
 )
 from lib.runpod.models import Health, Job, JobStatus, PurgeResult, StreamPage
 
 DEFAULT_RUN_TIMEOUT_S = 3600.0
 _KEEP_RESULTS = 256
 _NOT_FOUND_TEXT = "Job ID not found"
+
+
+class RunOutcomeLost(RunPodError):
+    """The job was posted to the dev worker once and its answer was lost: it is never posted again."""
 
 
 class DevWorkerJobs:
@@ -35,6 +47,7 @@ class DevWorkerJobs:
         self._lock = threading.Lock()
         self._job_locks: dict[str, threading.Lock] = {}
         self._finished: OrderedDict[str, Job] = OrderedDict()
+        self._posted_unanswered: set[str] = set()  # POST /status sent, no answer recorded
 
     def __repr__(self) -> str:
         return f"DevWorkerJobs({self.url!r})"
@@ -70,6 +83,11 @@ class DevWorkerJobs:
         """Runs the stored job (blocking) the first time; later calls answer from memory."""
         return self._run_stored(job_id, self.run_timeout_s)
 
+    def finished(self, job_id: str) -> Job | None:
+        """The result this dev worker already returned for the job, if any (never posts)."""
+        with self._lock:
+            return self._finished.get(job_id)
+
     def wait(self, job_id: str, *, timeout_s: float, poll: PollPolicy = PollPolicy(),
              on_update: Callable[[Job], None] | None = None) -> Job:
         """One POST /status held up to timeout_s (the dev worker cannot be polled)."""
@@ -83,6 +101,12 @@ class DevWorkerJobs:
         # /run + /status rather than /runsync: the job keeps an id that status() can answer for later.
         job = self.run(input, webhook=webhook, policy=policy)
         return self.wait(job.id, timeout_s=timeout_s)
+
+    def reachable(self) -> None:
+        """Raises a RunPodError when the dev worker's local API does not answer. It has no /health;
+        its FastAPI schema route answers whenever the server is up."""
+        op = self._op("GET", "/openapi.json")
+        self._core.request("GET", self.url + "/openapi.json", operation=op, retry=Retry.IDEMPOTENT, auth=False)
 
     # ------------------------------------------------------------------ unsupported
 
@@ -128,6 +152,11 @@ class DevWorkerJobs:
             with self._lock:
                 if job_id in self._finished:
                     return self._finished[job_id]
+                if job_id in self._posted_unanswered:
+                    raise RunOutcomeLost(f"{op}: this job was already posted and its answer was lost — the dev "
+                                         f"worker may still be running it, so it is not posted again",
+                                         operation=op)
+                self._posted_unanswered.add(job_id)
             try:
                 data = self._core.request("POST", self.url + path, operation=op, retry=Retry.SUBMIT, auth=False,
                                           timeout=self._core.timeout_with_read(timeout_s))
@@ -135,11 +164,19 @@ class DevWorkerJobs:
                 raise JobWaitTimeout(f"{op}: the handler did not finish within {timeout_s:g} s — the dev worker "
                                      f"keeps running it but will not report the result again", running,
                                      operation=op) from exc
+            except RunPodError as exc:
+                if not exc.outcome_unknown:  # the POST surely never reached the worker: posting again is safe
+                    with self._lock:
+                        self._posted_unanswered.discard(job_id)
+                raise
             job = Job.from_json(data, op, job_id)
             if job.status is JobStatus.FAILED and job.error == _NOT_FOUND_TEXT:
+                with self._lock:
+                    self._posted_unanswered.discard(job_id)
                 raise NotFound(f"{op}: the dev worker does not know job {job_id} — it forgets jobs once they "
                                f"ran and on restart; submit it again", status=200, body=job.raw, operation=op)
             with self._lock:
+                self._posted_unanswered.discard(job_id)
                 self._finished[job_id] = job
                 while len(self._finished) > _KEEP_RESULTS:
                     self._finished.popitem(last=False)

@@ -6,7 +6,7 @@ is scrubbed before it is stored (see ``lib.runpod.http``).
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from lib.runpod.models import Job
@@ -93,7 +93,7 @@ class NotFound(StatusError):
 class RateLimited(StatusError):
     """429: ``retry_after`` is the server's wait in seconds when it sent one."""
 
-    def __init__(self, message: str, *, retry_after: float | None = None, **kwargs):
+    def __init__(self, message: str, *, retry_after: float | None = None, **kwargs: Any):
         super().__init__(message, **kwargs)
         self.retry_after = retry_after
 

@@ -25,8 +25,17 @@ from typing import Protocol
 import httpx
 
 from lib.runpod.errors import (
-    AuthError, BadRequest, BadResponse, ConnectionFailed, NotFound, PayloadTooLarge, RateLimited,
-    RequestTimeout, RunPodError, ServerError, StatusError,
+    AuthError,
+    BadRequest,
+    BadResponse,
+    ConnectionFailed,
+    NotFound,
+    PayloadTooLarge,
+    RateLimited,
+    RequestTimeout,
+    RunPodError,
+    ServerError,
+    StatusError,
 )
 
 DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=5.0)

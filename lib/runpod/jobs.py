@@ -2,13 +2,14 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import quote
 
 from lib.runpod.errors import BadResponse, JobWaitTimeout, PayloadTooLarge
 from lib.runpod.http import Hints, HttpCore, Retry, dump_json
-from lib.runpod.models import TERMINAL, Health, Job, PurgeResult, StreamPage
+from lib.runpod.models import TERMINAL, Health, Job, JobStatus, PurgeResult, StreamPage
 
 RUN_LIMIT_BYTES = 10_000_000      # documented /run body limit
 RUNSYNC_LIMIT_BYTES = 20_000_000  # documented /runsync body limit
@@ -28,8 +29,8 @@ class Policy:
     low_priority: bool | None = None
     ttl_ms: int | None = None
 
-    def to_json(self) -> dict:
-        out: dict = {}
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
         if self.execution_timeout_ms is not None:
             out["executionTimeout"] = int(self.execution_timeout_ms)
         if self.low_priority is not None:
@@ -47,7 +48,7 @@ class PollPolicy:
     factor: float = 1.5
     cap_s: float = 2.0
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         if self.first_s < 0 or self.factor < 1 or self.cap_s < self.first_s:
             raise ValueError("PollPolicy needs first_s >= 0, factor >= 1 and cap_s >= first_s")
 
@@ -56,10 +57,10 @@ class PollPolicy:
         return self.first_s if current is None else min(current * self.factor, self.cap_s)
 
 
-def submit_body(input: dict, webhook: str | None, policy: Policy | None, what: str) -> bytes:
+def submit_body(input: dict[str, Any], webhook: str | None, policy: Policy | None, what: str) -> bytes:
     if not isinstance(input, dict):
         raise TypeError(f"{what}: input must be a dict (the handler's job['input']), not {type(input).__name__}")
-    body: dict = {"input": input}
+    body: dict[str, Any] = {"input": input}
     if webhook:
         body["webhook"] = webhook
     if policy is not None and policy.to_json():
@@ -109,7 +110,7 @@ class EndpointJobs:
 
     # ------------------------------------------------------------------ submit
 
-    def run(self, input: dict, *, webhook: str | None = None, policy: Policy | None = None) -> Job:
+    def run(self, input: dict[str, Any], *, webhook: str | None = None, policy: Policy | None = None) -> Job:
         """Queue a job (POST /run); returns at once with the job id, normally IN_QUEUE."""
         op = self._op("POST", "/run")
         body = submit_body(input, webhook, policy, op)
@@ -119,7 +120,7 @@ class EndpointJobs:
                                               body_limit=RUN_LIMIT_BYTES, route="/run"))
         return submitted_job(data, op)
 
-    def runsync(self, input: dict, *, wait_ms: int | None = None, webhook: str | None = None,
+    def runsync(self, input: dict[str, Any], *, wait_ms: int | None = None, webhook: str | None = None,
                 policy: Policy | None = None) -> Job:
         """POST /runsync: RunPod holds the request up to wait_ms (1–300 s, default 90 s). A reply still
         IN_QUEUE / IN_PROGRESS is normal: poll it with wait()."""
@@ -192,7 +193,7 @@ class EndpointJobs:
         """Poll /status until the job is terminal; raises JobWaitTimeout(last_job) at the deadline."""
         return self._poll(job_id, self._core.clock() + timeout_s, timeout_s, poll, on_update, None)
 
-    def run_and_wait(self, input: dict, *, timeout_s: float, policy: Policy | None = None,
+    def run_and_wait(self, input: dict[str, Any], *, timeout_s: float, policy: Policy | None = None,
                      webhook: str | None = None) -> Job:
         """Short interactive work: one /runsync held up to the timeout, then polling if needed."""
         deadline = self._core.clock() + timeout_s
@@ -201,7 +202,7 @@ class EndpointJobs:
             return job
         return self._poll(job.id, deadline, timeout_s, PollPolicy(), None, job)
 
-    def iter_stream(self, job_id: str, *, timeout_s: float, poll: PollPolicy = PollPolicy()) -> Iterator[object]:
+    def iter_stream(self, job_id: str, *, timeout_s: float, poll: PollPolicy = PollPolicy()) -> Generator[object, None, JobStatus]:
         """Yield each streamed chunk until the job is terminal (any terminal state, CANCELLED too) and
         nothing is left to deliver; the generator's return value is the final status."""
         clock, sleep = self._core.clock, self._core.sleep

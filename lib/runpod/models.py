@@ -7,6 +7,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from typing import Any, overload
 
 from lib.runpod.errors import BadResponse
 
@@ -59,6 +60,13 @@ class Reader:
     def has(self, key: str) -> bool:
         return self.data.get(key) is not None
 
+    @overload
+    def text(self, key: str) -> str | None: ...
+    @overload
+    def text(self, key: str, default: str) -> str: ...
+    @overload
+    def text(self, key: str, default: None) -> str | None: ...
+
     def text(self, key: str, default: str | None = None) -> str | None:
         value = self.data.get(key)
         if value is None:
@@ -72,6 +80,13 @@ class Reader:
         if not value:
             raise BadResponse(f"{self.where}: {self.what} has no {key!r} — the API may have changed")
         return value
+
+    @overload
+    def integer(self, key: str) -> int | None: ...
+    @overload
+    def integer(self, key: str, default: int) -> int: ...
+    @overload
+    def integer(self, key: str, default: None) -> int | None: ...
 
     def integer(self, key: str, default: int | None = None) -> int | None:
         value = self.data.get(key)
@@ -99,7 +114,7 @@ class Reader:
             raise self._bad(key, "true or false")
         return value
 
-    def items(self, key: str) -> list:
+    def items(self, key: str) -> list[Any]:
         value = self.data.get(key)
         if value is None:
             return []
@@ -156,7 +171,7 @@ class Job:
     retries: int | None = None
     output: object = None
     error: str | None = None
-    raw: dict = field(default_factory=dict, repr=False, compare=False)
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def is_terminal(self) -> bool:
@@ -188,9 +203,9 @@ class Job:
 @dataclass(frozen=True)
 class StreamPage:
     status: JobStatus
-    chunks: list  # each yielded value, unwrapped from RunPod's {"output": ...}
+    chunks: list[Any]  # each yielded value, unwrapped from RunPod's {"output": ...}
     id: str | None = None
-    raw: dict = field(default_factory=dict, repr=False, compare=False)
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
     def from_json(cls, data: object, where: str) -> "StreamPage":
@@ -281,10 +296,12 @@ class Endpoint:
     data_center_ids: tuple[str, ...]
     network_volume_ids: tuple[str, ...]
     image: str
-    raw: dict = field(default_factory=dict, repr=False, compare=False)
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
     # repr=False: an endpoint's environment may hold credentials someone typed into RunPod's console.
     env: Mapping[str, str] = field(default_factory=dict, repr=False)
     disk_gb: int | None = None      # container disk; None when RunPod does not report it
+    min_cuda_version: str | None = None             # gpu.minCudaVersion; None when not set
+    allowed_cuda_versions: tuple[str, ...] = ()     # gpu.allowedCudaVersions; () when not set
 
     @classmethod
     def from_json(cls, data: object, where: str) -> "Endpoint":
@@ -337,6 +354,8 @@ class Endpoint:
             raw=dict(r.data),
             env=_env(r.data.get("env"), where),
             disk_gb=r.integer("disk"),
+            min_cuda_version=gpu.text("minCudaVersion", "") or None,
+            allowed_cuda_versions=gpu.texts("allowedCudaVersions"),
         )
 
 
@@ -424,7 +443,7 @@ class BillingRecord:
 @dataclass(frozen=True)
 class BillingReport:
     records: list[BillingRecord]
-    totals: dict = field(default_factory=dict)
+    totals: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime, timezone
+from typing import Any
 from urllib.parse import quote, urljoin
 
 import httpx
@@ -11,7 +12,13 @@ import httpx
 from lib.runpod.errors import BadResponse, RateLimited
 from lib.runpod.http import Hints, HttpCore, Retry, dump_json
 from lib.runpod.models import (
-    BillingRecord, BillingReport, Endpoint, NetworkVolume, Reader, VolumeBillingRecord, WorkersSummary,
+    BillingRecord,
+    BillingReport,
+    Endpoint,
+    NetworkVolume,
+    Reader,
+    VolumeBillingRecord,
+    WorkersSummary,
 )
 
 SCALING_FIELDS = {"QUEUE_DELAY": "queueDelay", "REQUEST_COUNT": "requestCount"}
@@ -76,10 +83,13 @@ def rfc3339(value: datetime) -> str:
     return as_utc(value).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def create_endpoint_body(*, name: str, image: str, gpu_pools, gpu_count: int, workers_min: int,
+def create_endpoint_body(*, name: str, image: str, gpu_pools: Sequence[str], gpu_count: int, workers_min: int,
                          workers_max: int, idle_timeout_s: int, scaling_type: str, scaling_value: float,
-                         flashboot: bool, timeout_ms: int, data_center_ids, network_volume_ids,
-                         env: Mapping[str, str] | None, disk_gb: int | None) -> dict:
+                         flashboot: bool, timeout_ms: int, data_center_ids: Sequence[str],
+                         network_volume_ids: Sequence[str],
+                         env: Mapping[str, str] | None, disk_gb: int | None,
+                         min_cuda_version: str | None = None,
+                         allowed_cuda_versions: Sequence[str] | None = None) -> dict[str, Any]:
     """The v2 CreateEndpointRequest for a GPU queue endpoint with its container settings inline.
 
     v2 takes the container settings (image, env, disk) in the endpoint body, so the console needs no
@@ -98,7 +108,7 @@ def create_endpoint_body(*, name: str, image: str, gpu_pools, gpu_count: int, wo
     value = scaling_value
     if kind == "REQUEST_COUNT" or float(value).is_integer():
         value = int(value)
-    body: dict = {
+    body: dict[str, Any] = {
         "name": name, "type": "QUEUE", "image": image,
         "gpu": {"pools": pools, "count": int(gpu_count)},
         "workers": workers,
@@ -111,7 +121,18 @@ def create_endpoint_body(*, name: str, image: str, gpu_pools, gpu_count: int, wo
     }
     if disk_gb is not None:
         body["disk"] = int(disk_gb)
+    body["gpu"].update(_cuda_fields(min_cuda_version, allowed_cuda_versions))
     return body
+
+
+def _cuda_fields(min_cuda_version: str | None, allowed_cuda_versions: Sequence[str] | None) -> dict[str, Any]:
+    """gpu.minCudaVersion / gpu.allowedCudaVersions (reference §3.2), only those given."""
+    fields: dict[str, Any] = {}
+    if min_cuda_version is not None:
+        fields["minCudaVersion"] = str(min_cuda_version)
+    if allowed_cuda_versions is not None:
+        fields["allowedCudaVersions"] = [str(v) for v in allowed_cuda_versions]
+    return fields
 
 
 class RestV2:
@@ -123,13 +144,13 @@ class RestV2:
     def __repr__(self) -> str:
         return f"RestV2({self.base!r})"
 
-    def _get(self, path: str, *, params: dict | None = None, not_found: str = "not found — check the id",
+    def _get(self, path: str, *, params: dict[str, Any] | None = None, not_found: str = "not found — check the id",
              url: str | None = None) -> object:
         op = f"GET {path} (RunPod REST)"
         return self._core.request("GET", url or self.base + path, operation=op, retry=Retry.IDEMPOTENT,
                                   params=params, hints=Hints(not_found=not_found), gate=self._gate)
 
-    def _pages(self, path: str, key: str) -> Iterator[tuple[dict, str]]:
+    def _pages(self, path: str, key: str) -> Iterator[tuple[dict[str, Any], str]]:
         """Items of a wrapped list, following nextCursor / next if the body carries one."""
         op = f"GET {path} (RunPod REST)"
         url, params = self.base + path, None
@@ -173,7 +194,9 @@ class RestV2:
                         scaling_type: str = "QUEUE_DELAY", scaling_value: float = 4, flashboot: bool = True,
                         timeout_ms: int = 600_000, data_center_ids: list[str] | tuple[str, ...] = (),
                         network_volume_ids: list[str] | tuple[str, ...] = (),
-                        env: Mapping[str, str] | None = None, disk_gb: int | None = None) -> Endpoint:
+                        env: Mapping[str, str] | None = None, disk_gb: int | None = None,
+                        min_cuda_version: str | None = None,
+                        allowed_cuda_versions: list[str] | tuple[str, ...] | None = None) -> Endpoint:
         """POST /serverless: a queue endpoint running `image` (v2 CreateEndpointRequest, reference §3.2).
 
         Every setting is sent explicitly: v2's create defaults (timeout 300 s, FlashBoot OFF, idle
@@ -184,7 +207,8 @@ class RestV2:
             name=name, image=image, gpu_pools=gpu_pools, gpu_count=gpu_count, workers_min=workers_min,
             workers_max=workers_max, idle_timeout_s=idle_timeout_s, scaling_type=scaling_type,
             scaling_value=scaling_value, flashboot=flashboot, timeout_ms=timeout_ms,
-            data_center_ids=data_center_ids, network_volume_ids=network_volume_ids, env=env, disk_gb=disk_gb)
+            data_center_ids=data_center_ids, network_volume_ids=network_volume_ids, env=env, disk_gb=disk_gb,
+            min_cuda_version=min_cuda_version, allowed_cuda_versions=allowed_cuda_versions)
         op = "POST /serverless (RunPod REST)"
         # Retried like a job submission (only on 429/503): a blind retry could create a second endpoint.
         data = self._core.request("POST", self.base + "/serverless", operation=op, retry=Retry.SUBMIT,
@@ -206,9 +230,10 @@ class RestV2:
                         image: str | None = None, env: Mapping[str, str] | None = None,
                         data_center_ids: list[str] | tuple[str, ...] | None = None,
                         network_volume_ids: list[str] | tuple[str, ...] | None = None,
-                        disk_gb: int | None = None) -> Endpoint:
+                        disk_gb: int | None = None, min_cuda_version: str | None = None,
+                        allowed_cuda_versions: list[str] | tuple[str, ...] | None = None) -> Endpoint:
         """PATCH only the given fields, in v2 shape. `env` replaces the endpoint's whole environment."""
-        body: dict = {}
+        body: dict[str, Any] = {}
         if name is not None:
             body["name"] = name
         workers = {k: v for k, v in (("min", workers_min), ("max", workers_max),
@@ -227,9 +252,11 @@ class RestV2:
             body["flashboot"] = "FLASHBOOT" if flashboot else "OFF"
         if timeout_ms is not None:
             body["timeout"] = int(timeout_ms)
-        if gpu_pools is not None or gpu_count is not None:
-            body["gpu"] = {k: v for k, v in (("pools", None if gpu_pools is None else list(gpu_pools)),
-                                             ("count", gpu_count)) if v is not None}
+        gpu = {k: v for k, v in (("pools", None if gpu_pools is None else list(gpu_pools)),
+                                 ("count", gpu_count)) if v is not None}
+        gpu.update(_cuda_fields(min_cuda_version, allowed_cuda_versions))
+        if gpu:
+            body["gpu"] = gpu
         for key, value in (("image", image), ("env", None if env is None else dict(env)),
                            ("dataCenterIds", None if data_center_ids is None else list(data_center_ids)),
                            ("networkVolumes", None if network_volume_ids is None else list(network_volume_ids)),
@@ -308,7 +335,7 @@ class RestV2:
         return [VolumeBillingRecord.from_json(x, op) for x in records_raw]
 
     @staticmethod
-    def _billing_params(start: datetime, end: datetime, bucket_size: str) -> dict:
+    def _billing_params(start: datetime, end: datetime, bucket_size: str) -> dict[str, Any]:
         if bucket_size not in BUCKET_SIZES:
             raise ValueError(f"bucket_size must be one of {', '.join(BUCKET_SIZES)}")
         if as_utc(end) <= as_utc(start):
@@ -316,7 +343,7 @@ class RestV2:
         return {"startTime": rfc3339(start), "endTime": rfc3339(end), "bucketSize": bucket_size}
 
     @staticmethod
-    def _records(data: object, op: str) -> tuple[list, dict]:
+    def _records(data: object, op: str) -> tuple[list[Any], dict[str, Any]]:
         if isinstance(data, list):
             return data, {}
         r = Reader(data, op, "the billing report")

@@ -8,7 +8,16 @@ import secrets
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from lib.images import BodyTooLarge, CheckedImage, EncodedImage, ImageError, body_bytes, fit_images, load_image
+from lib.errors import ConsoleError
+from lib.images import (
+    BodyTooLarge,
+    CheckedImage,
+    EncodedImage,
+    ImageError,
+    body_bytes,
+    fit_images,
+    load_image,
+)
 from lib.workflows.templates import Template
 
 ROLE = "special"
@@ -21,12 +30,9 @@ TYPICAL_SECONDS = {"faceswap": 5.0, "sheet_panel": 15.0}
 _TAG_SAFE = re.compile(r"[^A-Za-z0-9_-]+")
 
 
-class SpecialInputError(ValueError):
+class SpecialInputError(ConsoleError, ValueError):
     """The user's inputs cannot make a job; ``problems`` holds one complete sentence per problem."""
 
-    def __init__(self, problems: Sequence[str]):
-        self.problems = list(problems)
-        super().__init__("; ".join(self.problems))
 
 
 @dataclass(frozen=True)
@@ -119,7 +125,9 @@ def image_entries(encoded: Mapping[str, EncodedImage]) -> list[dict[str, str]]:
 
 def preflight_jobs(jobs: Sequence[PlannedJob], volume) -> list[str]:
     """Problems the worker would hit (missing models, images, body size), checked before any GPU time."""
-    from lib.workflows.preflight import preflight  # needs lib.volume; keep planning importable without it
+    from lib.workflows.preflight import (
+        preflight,  # needs lib.volume; keep planning importable without it
+    )
 
     problems: list[str] = []
     seen: set[str] = set()
@@ -167,7 +175,9 @@ def submit_jobs(tracker, jobs: Sequence[PlannedJob], *, user: str, group: str,
 
 def preflight_and_submit(svc, jobs, *, user: str, group: str) -> "SubmitOutcome":
     """Preflight every job against the volume, then submit them all; nothing is sent if one fails."""
-    problems = preflight_jobs(jobs, svc.volume)
+    from lib.devworkers import model_source  # needs lib.volume, like preflight_jobs
+
+    problems = preflight_jobs(jobs, model_source(svc, ROLE))
     if problems:
         raise SpecialInputError(problems)
     return submit_jobs(svc.tracker, jobs, user=user, group=group, config=svc.config)

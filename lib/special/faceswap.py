@@ -12,7 +12,6 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from lib.faceswap_cv import parse_face_indices
 from lib.images import decode_base64_image
 from lib.special.common import (ROLE, PlannedJob, SpecialInputError, SubmitOutcome, Upload, check_uploads,
                                 fit_for_job, image_entries, preflight_and_submit, tag,
@@ -47,6 +46,15 @@ RESTORE_MODELS = {
     "GPEN-BFR-512.onnx": "GPEN 512",
 }
 GENDERS = {"no": "any face", "female": "only women's faces", "male": "only men's faces"}
+
+
+def parse_face_indices(text: str | int, what: str) -> list[int]:
+    """``"0"`` or ``"0,2"`` → [0, 2] (ReActor's face numbers); ValueError naming ``what`` otherwise."""
+    parts = [p.strip() for p in str(text).strip().strip(",").split(",")]
+    if not parts or any(not p.isdigit() for p in parts):
+        raise ValueError(f"{what} must be face numbers separated by commas, like \"0\" or \"0,1\" "
+                         f"(0 = the largest face), not {text!r}")
+    return [int(p) for p in parts]
 
 
 def describe_faces(indices: str) -> str:

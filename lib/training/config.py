@@ -13,11 +13,12 @@ import math
 import re
 import secrets
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import yaml
 
 from lib.config import ConsoleConfig
+from lib.errors import ConsoleError
 
 VOLUME_MOUNT = "/runpod-volume"
 TRIGGER_PLACEHOLDER = "[trigger]"
@@ -32,12 +33,9 @@ TIMEOUT_SLACK_S = 600
 COLD_START_S = 120.0
 
 
-class ConfigProblem(ValueError):
+class ConfigProblem(ConsoleError, ValueError):
     """A config or form value cannot be used; `problems` lists what to fix."""
 
-    def __init__(self, problems: list[str]):
-        self.problems = problems
-        super().__init__("; ".join(problems))
 
 
 @dataclass(frozen=True)
@@ -420,9 +418,9 @@ def _override(console: ConsoleConfig, table: str, key: str, default: float) -> f
     return float(value) if _number(value) is not None else default
 
 
-def estimate(config: dict, preset_key: str, console: ConsoleConfig) -> Estimate:
+def estimate(config: dict, preset_key: str, console: ConsoleConfig, start_step: int = 0) -> Estimate:
     """Duration and cost before launch: calibrated s/step × steps + sampling + start-up + cold start,
-    priced at the training endpoint's first GPU pool."""
+    priced at the training endpoint's first GPU pool. A resumed run trains from `start_step`."""
     p = preset(preset_key)
     proc = config["config"]["process"][0]
     steps = int(proc["train"]["steps"])
@@ -431,13 +429,12 @@ def estimate(config: dict, preset_key: str, console: ConsoleConfig) -> Estimate:
     sample = proc.get("sample") or {}
     every = int(sample.get("sample_every", 100)) if sample else 0
     images = len(sample_prompts(proc))
-    # AI Toolkit samples once before step 1 and then every sample_every steps.
-    sample_rounds = (1 + steps // every) if every and images else 0
+    sample_rounds = _sample_rounds(steps, every, proc.get("train") or {}, start_step) if images else 0
     # The calibration is per image at the preset's own sample_steps; scale for edited values.
     sample_steps = int(sample.get("sample_steps", p.sample["sample_steps"])) if sample else 0
     per_image = p.seconds_per_sample_image * sample_steps / p.sample["sample_steps"]
     sampling = sample_rounds * images * per_image
-    training = steps * spp
+    training = max(0, steps - start_step) * spp
     spec = console.endpoint("training")
     total = training + sampling + startup + COLD_START_S
     return Estimate(
@@ -446,6 +443,18 @@ def estimate(config: dict, preset_key: str, console: ConsoleConfig) -> Estimate:
         price_per_s=console.price_per_second("training"), gpu_pool=spec.gpu_pools[0],
         execution_timeout_ms=execution_timeout_ms(total),
     )
+
+
+def _sample_rounds(steps: int, every: int, train: dict, start: int = 0) -> int:
+    """AI Toolkit's loop runs steps start … steps-1 and samples at every multiple of sample_every
+    but its first step; a baseline round comes before the loop of a fresh run (unless
+    skip_first_sample) and a last round after it, at step = steps, whatever steps is
+    (docs/training-contract.md, "What AI Toolkit writes")."""
+    if train.get("disable_sampling"):
+        return 0
+    in_loop = ((steps - 1) // every - start // every) if every else 0
+    baseline = 0 if train.get("skip_first_sample") or start > 1 else 1
+    return max(0, in_loop) + 1 + baseline
 
 
 def execution_timeout_ms(expected_s: float) -> int:
@@ -458,7 +467,7 @@ def execution_timeout_ms(expected_s: float) -> int:
 
 
 def new_run_id(now: datetime | None = None) -> str:
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     return f"run-{now:%Y%m%d-%H%M%S}-{secrets.token_hex(2)}"
 
 
@@ -483,8 +492,10 @@ class TrainingJob:
 
 
 def build_job(*, name: str, trigger_word: str, dataset_version: str, preset_key: str,
-              config: dict, console: ConsoleConfig, run_id: str | None = None) -> TrainingJob:
-    """The training job input, exactly per the contract, with console-owned fields enforced."""
+              config: dict, console: ConsoleConfig, run_id: str | None = None,
+              resume_from: tuple[str, int] | None = None) -> TrainingJob:
+    """The training job input, exactly per the contract, with console-owned fields enforced.
+    `resume_from` = (checkpoint path, its step) continues a stopped run in a new run folder."""
     run_id = run_id or new_run_id()
     ds = dataset_path(name, dataset_version)
     out = output_path(name, run_id)
@@ -493,11 +504,14 @@ def build_job(*, name: str, trigger_word: str, dataset_version: str, preset_key:
     problems = validate_config(to_yaml(final), dataset_path=ds, training_folder=out)
     if problems:
         raise ConfigProblem(problems)
-    est = estimate(final, preset_key, console)
+    est = estimate(final, preset_key, console, start_step=resume_from[1] if resume_from else 0)
     job_input = {"name": name, "trigger_word": trigger_word, "dataset_path": ds,
                  "output_path": out, "config": final}
     meta = {"character": name, "dataset_version": dataset_version, "run_id": run_id,
             "preset": preset_key, "steps": est.steps}
+    if resume_from:
+        job_input["resume_from"] = resume_from[0]
+        meta.update(resumed_from=resume_from[0], start_step=resume_from[1])
     return TrainingJob(input=job_input, run_id=run_id, preset=preset_key,
                        dataset_version=dataset_version, estimate=est, meta=meta)
 

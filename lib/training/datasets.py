@@ -19,6 +19,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
+from lib.errors import ConsoleError
 from lib.training.images import ANALYSIS_VERSION, ImageInfo, load_image, make_thumbnail
 from lib.training.readiness import ReadinessReport, check_set, has_trigger
 from lib.training.uploads import UploadResult
@@ -32,7 +33,7 @@ MANIFEST = "manifest.json"
 SET_FILE = "set.json"
 
 
-class DatasetError(ValueError):
+class DatasetError(ConsoleError, ValueError):
     """A training-set operation cannot be done; the message says why and what to do."""
 
 

@@ -16,6 +16,8 @@ import cv2
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from lib.errors import ConsoleError
+
 # JPEG, PNG and WebP are what AI Toolkit's loader reads (worker-contracts §3.3).
 FORMATS = {"JPEG": ".jpg", "PNG": ".png", "WEBP": ".webp"}
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp")
@@ -30,7 +32,7 @@ _EXIF_ORIENTATION = 0x0112
 _ANALYSIS_SHORT_SIDE = 512
 
 
-class ImageRejected(ValueError):
+class ImageRejected(ConsoleError, ValueError):
     """The bytes are not an image a training set can hold; the message says why."""
 
 

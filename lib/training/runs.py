@@ -8,6 +8,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from lib.errors import ConsoleError
 from lib.training.config import VOLUME_MOUNT
 from lib.volume import Volume, VolumeError, VolumeNotFound, safe_key
 
@@ -19,7 +20,7 @@ _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{1,47}$")
 _VERSION_RE = re.compile(r"^v(\d+)$")
 
 
-class RunError(ValueError):
+class RunError(ConsoleError, ValueError):
     """A run action cannot be done; the message says why."""
 
 
@@ -71,6 +72,8 @@ class RunView:
     lora_path: str | None = None
     error: str | None = None
     log_tail: tuple[str, ...] = ()
+    phase: str | None = None        # loading | caching latents | training | sampling | saving
+    learning_rate: float | None = None
 
     @property
     def fraction(self) -> float:
@@ -131,11 +134,21 @@ def _number(value: object) -> float | None:
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
+# How a stop the user or the time limit asked for reads; the trainer's last lines go in the details.
+STOPPED = {"CANCELLED": "Cancelled", "TIMED_OUT": "Timed out"}
+
+
+def _lines(value: object) -> tuple[str, ...]:
+    return tuple(str(x) for x in value if isinstance(x, str)) if isinstance(value, list) else ()
+
+
 def run_view(progress: Mapping | None, output: Mapping | None, error: str | None = None,
-             loss_series: Iterable[tuple[int, float]] = ()) -> RunView:
+             loss_series: Iterable[tuple[int, float]] = (), status: str | None = None) -> RunView:
     """Combine a job's latest progress, its output (when finished) and error into one view.
 
     `loss_series` is the live curve (see `read_live_loss`); a finished run's own `loss` wins.
+    A cancelled or timed-out run says where it stopped ("Cancelled at step 480 of 1000"); its
+    checkpoints, samples and curve are what the worker had written by then.
     """
     progress = progress if isinstance(progress, Mapping) else {}
     output = output if isinstance(output, Mapping) else {}
@@ -148,14 +161,14 @@ def run_view(progress: Mapping | None, output: Mapping | None, error: str | None
     if lora_path and checkpoints:
         step = max(step, checkpoints[-1].step)
         total = total or checkpoints[-1].step
-    tail = tuple(str(x) for x in output.get("log_tail", []) if isinstance(x, str)) \
-        if isinstance(output.get("log_tail"), list) else ()
+    tail = _lines(output.get("log_tail"))
     message = error or (output.get("error") if isinstance(output.get("error"), str) else None)
     if message and not tail and "\n" in message:
-        # The worker puts the trainer's last lines under the first line of its error, so they
-        # survive platforms that keep only `error` of a failed job.
+        # The worker puts a crashed trainer's last lines under the first line of its error, so
+        # they survive platforms that keep only `error` of a failed job.
         message, *rest = message.splitlines()
         tail = tuple(rest)
+    tail = tail or _lines(progress.get("log_tail"))
     last_loss = _number(progress.get("loss"))
     speed = _number(progress.get("speed"))
     eta = _number(progress.get("eta_s"))
@@ -165,14 +178,20 @@ def run_view(progress: Mapping | None, output: Mapping | None, error: str | None
             step = series[-1][0]
             eta = (total - step) / speed if speed and isinstance(total, int) else eta
         last_loss = series[-1][1]
-    return RunView(step=step, total_steps=total if isinstance(total, int) else None, loss=last_loss,
-                   speed=speed, eta_s=None if lora_path else eta,
+    total = total if isinstance(total, int) else None
+    if status in STOPPED:
+        message = f"{STOPPED[status]} at step {step} of {total or '?'}"
+    phase = progress.get("phase") if isinstance(progress.get("phase"), str) else None
+    return RunView(step=step, total_steps=total, loss=last_loss,
+                   speed=speed, eta_s=None if lora_path or status in STOPPED else eta,
                    checkpoints=checkpoints, samples=samples, loss_series=series, lora_path=lora_path,
-                   error=message, log_tail=tail)
+                   error=message, log_tail=tail, phase=None if lora_path or message else phase,
+                   learning_rate=_number(progress.get("learning_rate")))
 
 
 def read_live_loss(volume: Volume, output_path: str) -> list[tuple[int, float]]:
-    """The loss curve so far, from the loss.json the worker keeps next to its checkpoints."""
+    """The loss curve so far, from the loss.json the worker keeps next to its checkpoints (also
+    after a cancel: the worker writes it once more when it stops the trainer)."""
     try:
         data = json.loads(volume.read(f"{volume_key(output_path)}/loss.json"))
     except (VolumeNotFound, ValueError):
@@ -259,3 +278,23 @@ def promote_checkpoint(volume: Volume, checkpoint: Checkpoint, character: str,
         raise RunError(f"Could not copy the checkpoint: {exc}") from None
     return Promotion(source=checkpoint.key, target=target, lora_name=target.removeprefix(LORAS_DIR + "/"),
                      version=version, size=obj.size, sha256=checkpoint.sha256)
+
+
+def resume_point(view: RunView, config: Mapping | None) -> Checkpoint | None:
+    """The checkpoint a stopped run can continue from, or None.
+
+    AI Toolkit resumes a network (LoRA, LoKr) run from the newest <name>_<step>.safetensors in its
+    run folder (worker-contracts §3.1: "resuming picks up the last checkpoint"); the worker puts
+    the chosen one there. A run without a network (a full fine-tune) or without an intermediate
+    checkpoint has nothing to resume from.
+    """
+    if view.finished:
+        return None
+    try:
+        process = config["config"]["process"][0]
+    except (KeyError, IndexError, TypeError):
+        return None
+    if not isinstance(process, Mapping) or not isinstance(process.get("network"), Mapping):
+        return None
+    intermediate = [c for c in view.checkpoints if re.search(r"_\d{9}\.safetensors$", c.file_name)]
+    return intermediate[-1] if intermediate else None

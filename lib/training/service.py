@@ -6,19 +6,30 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from lib.auth import User, require
+from lib.errors import ConsoleError
 from lib.runpod import Policy
 from lib.store import JobRecord
 from lib.training.config import build_job, output_path
 from lib.training.datasets import TrainingSets
 from lib.training.readiness import ReadinessReport
-from lib.training.runs import (Candidate, Promotion, RunError, RunView, promote_checkpoint, read_live_loss, run_view,
-                               stage_candidates)
+from lib.training.runs import (
+    Candidate,
+    Checkpoint,
+    Promotion,
+    RunError,
+    RunView,
+    promote_checkpoint,
+    read_live_loss,
+    resume_point,
+    run_view,
+    stage_candidates,
+)
 
 KIND = "training"
 ROLE = "training"
 
 
-class TrainingBlocked(ValueError):
+class TrainingBlocked(ConsoleError, ValueError):
     """The chosen set version is not ready to train; `blockers` says what to fix first."""
 
     def __init__(self, blockers: list[str]):
@@ -81,12 +92,38 @@ def run_label(record: JobRecord) -> str:
 
 
 def view(svc, record: JobRecord) -> RunView:
-    """The run as the page shows it; while it runs, the loss curve comes from the volume."""
+    """The run as the page shows it. Until it completes, the loss curve comes from the volume,
+    where the worker keeps it, also after a cancel."""
+    completed = record.status == "COMPLETED"
     live = []
-    if not record.is_final and record.input:
+    if not completed and record.input and record.status != "SUBMIT_FAILED":
         live = read_live_loss(svc.volume, record.input["output_path"])
-    return run_view(record.progress, record.output if record.status == "COMPLETED" else None,
-                    error=record.error, loss_series=live)
+    return run_view(record.progress, record.output if completed else None,
+                    error=record.error, loss_series=live, status=record.status)
+
+
+def resumable_from(svc, record: JobRecord) -> Checkpoint | None:
+    """The checkpoint a stopped run can be continued from (see runs.resume_point), or None."""
+    if not record.is_final or record.status == "COMPLETED" or not record.input:
+        return None
+    return resume_point(view(svc, record), record.input.get("config"))
+
+
+def resume(svc, user: User, record: JobRecord, *, run_id: str, request_key: str) -> JobRecord:
+    """Continue a stopped run from its last checkpoint, as a new run with the same set and config."""
+    require(user, "train")
+    name, _ = _run_of(record)
+    point = resumable_from(svc, record)
+    if point is None:
+        raise RunError("This run has no checkpoint to resume from.")
+    meta = record.meta or {}
+    job = build_job(name=name, trigger_word=record.input["trigger_word"],
+                    dataset_version=meta.get("dataset_version", ""), preset_key=meta.get("preset", ""),
+                    config=record.input["config"], console=svc.config, run_id=run_id,
+                    resume_from=(point.path, point.step))
+    return svc.tracker.submit(ROLE, job.input, kind=KIND, user=user.email, idempotency_key=request_key,
+                              meta=job.meta, est_cost_usd=job.estimate.cost_usd,
+                              policy=Policy(execution_timeout_ms=job.estimate.execution_timeout_ms))
 
 
 def _run_of(record: JobRecord) -> tuple[str, str]:

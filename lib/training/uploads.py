@@ -17,6 +17,7 @@ import zipfile
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from lib.errors import ConsoleError
 from lib.training.images import IMAGE_EXTENSIONS, ImageRejected, LoadedImage, load_image
 
 MAX_FILES = 300                          # images + captions in one upload
@@ -45,7 +46,7 @@ class Offender:
         return f"{self.name}: {self.reason}"
 
 
-class UploadRejected(ValueError):
+class UploadRejected(ConsoleError, ValueError):
     """The upload was refused as a whole; `offenders` lists every file at fault."""
 
     def __init__(self, summary: str, offenders: Iterable[Offender]):

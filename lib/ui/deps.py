@@ -13,7 +13,8 @@ import streamlit as st
 from lib.access import local_operator_allowed
 from lib.auth import LOCAL_OPERATOR, User
 from lib.config import Settings
-from lib.services import Services, build_services
+from lib.services import DataDirInUse, Services, build_services
+from lib.store import ForeignStore
 
 
 def _secrets() -> dict:
@@ -30,15 +31,24 @@ def _build() -> Services:
 
 
 @st.cache_resource(show_spinner="Starting the console…")
-def services() -> Services:
-    """One set of services per console process, shared by every browser session."""
+def _shared_services() -> Services:
     return _build()
+
+
+def services() -> Services:
+    """One set of services per console process, shared by every browser session. A CONSOLE_DATA
+    held by another console, or a store file that is not ours, stops every page with the reason."""
+    try:
+        return _shared_services()
+    except (DataDirInUse, ForeignStore) as exc:
+        st.error(f"The console cannot start: {exc}", icon=":material/block:")
+        st.stop()
 
 
 def reload_services() -> None:
     """Restart the shared services (tracker, client, simulator) on the console.toml now on disk."""
     old = services()
-    services.clear()
+    _shared_services.clear()
     old.close()
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 import streamlit as st
 
 from lib.auth import Forbidden
+from lib.devworkers import DEV, routes
+from lib.errors import ConsoleError
 from lib.runpod import RunPodError
 
 # Material icons (Streamlit's own font), not emoji: Debian ships no emoji font, so emoji showed as
@@ -22,7 +24,11 @@ def status_words(status: str) -> str:
 
 
 def backend_banner(services) -> None:
-    if services.simulated:
+    where = routes(services)
+    if any(route.target == DEV for route in where):
+        st.info("Where jobs go:  \n" + "  \n".join(f"**{r.role}** → {r.target} `{r.where}`" for r in where),
+                icon=":material/developer_mode:")
+    elif services.simulated:
         st.info(f"**Local simulator** — no RunPod key is set, so every job runs on localpod "
                 f"(cold starts compressed ×{services.config.simulator.time_scale:g}). "
                 "Historic traffic and billing are simulated.", icon=":material/science:")
@@ -35,7 +41,32 @@ def show_error(exc: Exception, doing: str) -> None:
     """A clear message naming what failed and what to do; never a traceback."""
     if isinstance(exc, Forbidden):
         st.error(str(exc), icon=":material/lock:")
-    elif isinstance(exc, RunPodError):
-        st.error(f"Could not {doing}: {exc}", icon=":material/error:")
+    elif isinstance(exc, ConsoleError) and len(exc.problems) > 1:
+        st.error(f"Could not {doing}:\n" + "\n".join(f"- {p}" for p in exc.problems)
+                 + (f"\n\n{exc.what_to_do}" if exc.what_to_do else ""), icon=":material/error:")
     else:
-        st.error(f"Could not {doing}: {exc}", icon=":material/error:")
+        what_to_do = f" {exc.what_to_do}" if isinstance(exc, ConsoleError) and exc.what_to_do else ""
+        st.error(f"Could not {doing}: {exc}{what_to_do}", icon=":material/error:")
+
+
+def tracking_health(health) -> None:
+    """Overview's word on job tracking (lib.tracker.TrackingHealth): silent while healthy."""
+    if not health.degraded:
+        return
+    if not health.running:
+        st.error("**Job tracking has stopped** — finished jobs are not recorded until the console restarts.",
+                 icon=":material/sync_problem:")
+    else:
+        st.warning("**Job tracking is degraded** — every job is kept and retried, and tracking catches up by "
+                   "itself once the cause below is gone.", icon=":material/sync_problem:")
+    st.text("\n".join(health.problems))  # paths and error texts: shown as text, never Markdown
+
+
+DEV_WORKER_NOTE = ("Runs on a worker under development (runpod --rp_serve_api): it reports no progress, so the "
+                   "job shows as running until its handler returns.")
+
+
+def dev_worker_note(record) -> None:
+    """Say so when an unfinished job runs on a dev worker, whose status cannot show progress."""
+    if record.on_dev_worker and not record.is_final:
+        st.caption(DEV_WORKER_NOTE)

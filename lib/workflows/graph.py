@@ -9,6 +9,8 @@ import json
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
+from lib.errors import ConsoleError
+
 # Folder (under /runpod-volume/models/) that each loader input reads on the stock worker-comfyui.
 # The stock image's extra_model_paths.yaml maps `unet` and `clip` but NOT ComfyUI's newer names
 # `diffusion_models` / `text_encoders`: files placed there are invisible (reference §1.7).
@@ -44,12 +46,9 @@ LORA_PASSTHROUGH: Mapping[str, Mapping[int, str]] = {
 }
 
 
-class WorkflowError(ValueError):
+class WorkflowError(ConsoleError, ValueError):
     """A workflow (uploaded or built) is not a usable ComfyUI API graph; `problems` lists every reason."""
 
-    def __init__(self, problems: list[str] | str):
-        self.problems = [problems] if isinstance(problems, str) else list(problems)
-        super().__init__("; ".join(self.problems))
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,13 @@ import secrets
 from collections.abc import Mapping, Sequence
 from pathlib import PurePosixPath
 
-from lib.workflows.graph import OUTPUT_NODE, WorkflowError, bypass_nodes, structure_problems
+from lib.errors import ConsoleError
+from lib.workflows.graph import (
+    OUTPUT_NODE,
+    WorkflowError,
+    bypass_nodes,
+    structure_problems,
+)
 from lib.workflows.templates import PARAM_NAMES, Template
 
 SEED_MAX = 2**64 - 1  # KSampler's seed widget range in ComfyUI
@@ -23,12 +29,9 @@ _JOB_TAG = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,79}$")
 _IMAGE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,119}$")
 
 
-class ParamError(ValueError):
+class ParamError(ConsoleError, ValueError):
     """The form's values cannot be used with this template; `problems` has one sentence per field."""
 
-    def __init__(self, problems: list[str]):
-        self.problems = list(problems)
-        super().__init__("; ".join(self.problems))
 
 
 def new_seed() -> int:

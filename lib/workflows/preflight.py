@@ -45,14 +45,27 @@ class Problem:
 
 
 @dataclass(frozen=True)
+class ModelsNotChecked:
+    """In place of a volume: the model files cannot be checked (a dev worker without models_dir)."""
+
+    reason: str
+
+    def list(self, prefix: str = "", *, page_size: int = 1000):
+        return iter(())
+
+
+@dataclass(frozen=True)
 class PreflightReport:
     ok: bool
     problems: list[Problem]
     models: list[ModelRef] = field(default_factory=list)
     body_bytes: int | None = None
+    not_checked: str = ""  # why the model files were not checked, when they were not
 
     @property
     def summary(self) -> str:
+        if self.ok and self.not_checked and self.models:
+            return f"Preflight could not check the {len(self.models)} model file(s): {self.not_checked}."
         if self.ok:
             return f"Preflight passed: {len(self.models)} model file(s) found where the worker looks."
         return f"Preflight found {len(self.problems)} problem(s); nothing was sent."
@@ -198,12 +211,13 @@ def body_size(payload: Mapping) -> int:
     return len(json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode("utf-8"))
 
 
-def preflight(payload_or_workflow: Mapping, volume: Volume) -> PreflightReport:
-    """Check a job payload (or a job input, or a bare workflow) against the network volume."""
+def preflight(payload_or_workflow: Mapping, volume: Volume | ModelsNotChecked) -> PreflightReport:
+    """Check a job payload (or a job input, or a bare workflow) against the network volume (or what
+    stands for it: a dev worker's models folder; ModelsNotChecked skips the model files and says why)."""
     return _preflight(payload_or_workflow, _Listing(volume))
 
 
-def preflight_many(payloads: Sequence[Mapping], volume: Volume) -> PreflightReport:
+def preflight_many(payloads: Sequence[Mapping], volume: Volume | ModelsNotChecked) -> PreflightReport:
     """One report for a batch or grid: the volume is listed once for all, each problem kept once."""
     listing = _Listing(volume)
     problems: list[Problem] = []
@@ -215,7 +229,11 @@ def preflight_many(payloads: Sequence[Mapping], volume: Volume) -> PreflightRepo
         models += [m for m in report.models if m not in models]
         if report.body_bytes is not None:
             largest = max(largest or 0, report.body_bytes)
-    return PreflightReport(not problems, problems, models, largest)
+    return PreflightReport(not problems, problems, models, largest, _not_checked(listing))
+
+
+def _not_checked(listing: _Listing) -> str:
+    return listing.volume.reason if isinstance(listing.volume, ModelsNotChecked) else ""
 
 
 def _preflight(payload_or_workflow: Mapping, listing: _Listing) -> PreflightReport:
@@ -226,7 +244,7 @@ def _preflight(payload_or_workflow: Mapping, listing: _Listing) -> PreflightRepo
         return PreflightReport(False, problems)
     refs = models_in_workflow(workflow)
     problems: list[Problem] = []
-    if refs:
+    if refs and not _not_checked(listing):
         try:
             tree = listing.models()
             problems += [p for p in (_check_model(ref, listing, tree) for ref in refs) if p]
@@ -242,4 +260,4 @@ def _preflight(payload_or_workflow: Mapping, listing: _Listing) -> PreflightRepo
             problems.append(Problem(None, None, None, None, None, None, None,
                                     f"the request is {size / 1e6:.1f} MB, over RunPod's 10 MB limit for "
                                     f"/run: send fewer or smaller input images", TOO_LARGE))
-    return PreflightReport(not problems, problems, refs, size)
+    return PreflightReport(not problems, problems, refs, size, _not_checked(listing))

@@ -13,7 +13,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lib.workflows.graph import LORA_PASSTHROUGH, WorkflowError, models_in_workflow, structure_problems
+from lib.errors import ConsoleError
+from lib.workflows.graph import (
+    LORA_PASSTHROUGH,
+    WorkflowError,
+    models_in_workflow,
+    structure_problems,
+)
 
 BUILTIN_DIR = Path(__file__).parent / "templates"
 FORMAT = 1
@@ -26,7 +32,7 @@ _CUSTOM_LIMITS = {"min_side": 256, "max_side": 2048, "steps": [1, 150], "guidanc
                   "lora_strength": [-2.0, 2.0], "batch_size": [1, 4]}
 
 
-class TemplateError(ValueError):
+class TemplateError(ConsoleError, ValueError):
     """A template file is missing or malformed, or a new one cannot be saved; the message says why."""
 
 
@@ -205,7 +211,7 @@ def save_custom_template(store_dir: Path, name: str, workflow: Mapping,
         if passthrough:
             without_lora[node_id] = {str(i): name for i, name in passthrough.items()}
     defaults: dict[str, object] = {}
-    for key in ("negative_prompt", "steps", "guidance", "width", "height", "batch_size", "lora_strength"):
+    for key in ("prompt", "negative_prompt", "steps", "guidance", "width", "height", "batch_size", "lora_strength"):
         if params.get(key):
             node_id, input_name = params[key][0]
             value = workflow.get(node_id, {}).get("inputs", {}).get(input_name)

@@ -147,15 +147,18 @@ def test_own_workflow_ui_format_is_refused_and_api_format_is_saved(open_page, co
     at.file_uploader(key="own.file").upload("ui.json", json.dumps(ui).encode(), "application/json").run()
     assert "UI format" in at.error[-1].value and "Export (API)" in at.error[-1].value
     api = load_template("sdxl_lora").workflow
+    api["3"]["inputs"]["text"] = "ava_tok, a saved prompt"
     at.file_uploader(key="own.file").upload("api.json", json.dumps(api).encode(), "application/json").run()
     assert at.selectbox(key="own.map.prompt").value.startswith("3 · CLIPTextEncode · text")
     assert at.selectbox(key="own.map.lora_name").value.startswith("2 · LoraLoader · lora_name")
     name = f"Own SDXL {uuid.uuid4().hex[:4]}"
     at.text_input(key="own.name").input(name)
     at.button(key="own.save").click().run()
-    assert "now in the Model preset list" in at.success[-1].value
     assert console.store.audit_entries(action="workflow.save", limit=1)[0].detail["title"] == name
-    assert name in at.run().selectbox(key="gen.model").options
+    assert any("now in the Model preset list" in s.value for s in at.success)
+    # At once, without another rerun: listed, selected, and its prompts filled in from the workflow.
+    assert name in at.selectbox(key="gen.model").options and at.selectbox(key="gen.model").value == name
+    assert at.text_area(key="gen.prompt").value == "ava_tok, a saved prompt"
 
 
 def test_viewer_cannot_submit(open_page, users):

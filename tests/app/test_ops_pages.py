@@ -211,3 +211,16 @@ def test_counts_follow_a_change_made_elsewhere_in_the_console(console):
     finally:
         console.volume.delete("models/loras/apptest_promoted.safetensors")
         actions.model_files(console).refresh()
+
+
+def test_a_missing_cuda_constraint_on_the_training_endpoint_shows_as_drift(console):
+    spec = console.config.endpoint("training")
+    console.client.rest.update_endpoint(spec.id, min_cuda_version="12.8")
+    try:
+        at = page("endpoints.py", **{"endpoints.role": "training"})
+        drifted = table(at, "drift").query("drift != ''")
+        assert list(drifted["setting"]) == ["Min CUDA version (host driver)"]
+        assert (list(drifted["console.toml"]), list(drifted["live"])) == (["13.0"], ["12.8"])
+    finally:
+        actions.apply_settings(console, "training", LOCAL_OPERATOR.email)
+    assert console.client.rest.endpoint(spec.id).min_cuda_version == "13.0"

@@ -168,10 +168,11 @@ def test_only_operators_provision(empty, users):
 
 
 def test_a_secret_written_in_the_file_is_refused_without_showing_it(empty):
+    page()  # the console runs; then someone writes a secret into console.toml
     empty.edit('env = { HF_TOKEN = "secret:HF_TOKEN" }', 'env = { HF_TOKEN = "hf_abcdefghijklmnop" }')
     at = page()
     [error] = [e.value for e in at.error]
-    assert "[endpoints.training] env.HF_TOKEN holds what looks like a credential" in error
+    assert "endpoints.training.env.HF_TOKEN holds what looks like a secret" in error  # refused on load
     assert "hf_abcdefghijklmnop" not in error and not at.dataframe
 
 

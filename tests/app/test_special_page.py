@@ -16,7 +16,7 @@ from streamlit.testing.v1 import AppTest
 
 from lib import special as sp
 from lib.auth import LOCAL_OPERATOR, User
-from lib.faceswap_cv import detect_faces
+from lib.localpod.comfy.faceswap_cv import detect_faces
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -93,7 +93,7 @@ def test_face_onto_two_targets_before_and_after(console):
     shown = sum(len(img.value) if isinstance(img.value, list) else 1 for img in at.image)
     assert shown == 4  # before and after for each target
     assert [m.value for m in at.markdown if "beach.jpg" in m.value or "office.png" in m.value] == [
-        "✅ **beach.jpg** · completed", "✅ **office.png** · completed"]
+        ":material/check_circle: **beach.jpg** · completed", ":material/check_circle: **office.png** · completed"]
     at.button(key="fs.go").click().run()  # the same form again: nothing new is sent
     assert at.session_state["fs.batch"] == batch and len(console.store.list(group=batch)) == 2
     assert any("already sent" in i.value for i in at.info)

@@ -168,6 +168,13 @@ def test_train_watch_compare_and_promote(open_page, console):
     table = at.dataframe[-1].value
     assert list(table["step"]) == [50, 100, 150, 200]
     assert len(at.get("plotly_chart")) == 1
+    # Samples side by side: the last two rounds by default, any round can be added, any image opened large.
+    compare = at.multiselect(key=f"tr.samples.{record.local_id}.steps")
+    assert compare.value == [100, 200] and compare.options == ["0", "100", "200"]
+    compare.set_value([0, 100, 200]).run()
+    assert sum(b.label == "🔍" for b in at.button) == 6          # two prompts × three steps
+    next(b for b in at.button if b.label == "🔍").click().run()
+    assert not at.exception
 
     next(b for b in at.button if b.label == "Compare in a grid").click().run()
     candidates = at.session_state["grid.lora_candidates"]
@@ -198,3 +205,39 @@ def test_staff_can_compare_but_not_promote(open_page, console):
     assert any(b.label == "Compare in a grid" for b in at.button)
     assert not any(b.label == "Promote" for b in at.button)
     assert any("needs the operator role" in c.value for c in at.caption)
+
+
+def test_a_cancelled_run_keeps_its_curve_checkpoints_and_can_resume(open_page, console):
+    import time
+
+    name = make_set(console, acknowledge=True)
+    params = replace(default_params("zimage-turbo"), steps=20000, save_every=50, sample_every=100)
+    config = build_config(name=name, trigger_word="apptok", dataset_path=dataset_path(name, "v1"),
+                          training_folder=output_path(name, "run-stop"), params=params)
+    record = service.launch(console, LOCAL_OPERATOR, set_name=name, version="v1", preset_key="zimage-turbo",
+                            config=config, run_id="run-stop", request_key=f"{name}-stop")
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        progress = console.store.get(record.local_id).progress or {}
+        if len(progress.get("checkpoints") or []) >= 2:
+            break
+        time.sleep(0.1)
+    console.tracker.cancel(record.local_id, LOCAL_OPERATOR.email)
+    console.tracker.wait_for([record.local_id], timeout_s=60)
+    assert console.store.get(record.local_id).status == "CANCELLED"
+
+    at = open_page("pages/training.py")
+    at.selectbox(key="tr.pick").set_value(record.local_id).run()
+    assert not at.exception
+    assert any(e.value.startswith("Cancelled at step ") and e.value.endswith(" of 20000") for e in at.error)
+    assert any(x.label.startswith("Trainer log") for x in at.expander)
+    assert len(at.get("plotly_chart")) == 1
+    assert any(b.label == "Promote" for b in at.button)
+    resume = next(b for b in at.button if b.label.startswith("Resume from step "))
+    step = int(resume.label.rsplit(" ", 1)[-1])
+    resume.click().run()
+    assert not at.exception
+    resumed = next(r for r in console.store.list(role="training") if r.meta.get("resumed_from"))
+    assert resumed.input["resume_from"].endswith(f"_{step:09d}.safetensors")
+    assert resumed.meta["start_step"] == step and resumed.input["output_path"] != record.input["output_path"]
+    console.tracker.cancel(resumed.local_id, LOCAL_OPERATOR.email)

@@ -5,7 +5,8 @@ private store, and a TCP proxy that can break chosen requests on the wire.
                  worker at most), so its jobs run localpod's configurable `basic` handler.
 - `admin`        helpers over the simulator's admin routes: faults(), settings(), jobs().
 - `client`       a RunPod client on the simulator whose retry sleeps are recorded, not slept.
-- `make_tracker` Tracker(store in tmp_path, the basic endpoint) with a fast poll schedule.
+- `make_tracker` Tracker(store in tmp_path, the basic endpoint) with a fast poll schedule, following
+                 jobs on the endpoint they were sent to; extra keyword arguments go to Tracker.
 - `console_settings` Settings of a console in RunPod mode (API key set) pointed at `pod`, with
                  CONSOLE_DATA and CONSOLE_CONFIG in tmp_path: build_services(console_settings)
                  builds what a console process has.
@@ -28,6 +29,7 @@ import pytest
 from lib.config import ConsoleConfig, Secret, Settings
 from lib.localpod.server import LocalPod
 from lib.runpod import RunPod
+from lib.services import jobs_at
 from lib.store import JobStore
 from lib.tracker import PollSchedule, Tracker
 
@@ -53,9 +55,13 @@ def config_text() -> str:
     return (ROOT / "console.toml").read_text(encoding="utf-8") + BASIC_ENDPOINT
 
 
+def fault_config_now() -> ConsoleConfig:
+    return ConsoleConfig.parse(config_text(), path=ROOT / "console.toml")
+
+
 @pytest.fixture(scope="session")
 def fault_config() -> ConsoleConfig:
-    return ConsoleConfig.parse(config_text(), path=ROOT / "console.toml")
+    return fault_config_now()
 
 
 @pytest.fixture
@@ -148,10 +154,11 @@ def client(pod):
 def make_tracker(tmp_path, fault_config):
     made: list[tuple[Tracker, JobStore]] = []
 
-    def make(client: RunPod, *, start: bool = True, data_dir: Path | None = None) -> Tracker:
-        store = JobStore(data_dir or tmp_path / "console")
+    def make(client: RunPod, *, start: bool = True, data_dir: Path | None = None, store: JobStore | None = None,
+             **options) -> Tracker:
+        store = store or JobStore(data_dir or tmp_path / "console")
         tracker = Tracker(store, fault_config, lambda role: client.for_spec(fault_config.endpoint(role)),
-                          schedule=FAST_POLLS)
+                          jobs_at=jobs_at(client), schedule=FAST_POLLS, **options)
         made.append((tracker, store))
         return tracker.start() if start else tracker
 

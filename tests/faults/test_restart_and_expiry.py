@@ -63,7 +63,8 @@ def test_console_stopped_before_runpod_answered_marks_unknown_and_sends_nothing(
 
 def test_result_expired_before_it_was_fetched_is_recorded_expired(admin, client, make_tracker):
     admin.settings(run_retention_s=0)
-    tracker = make_tracker(client.client, start=False)  # polled by hand: the job must vanish unseen
+    # Polled by hand: the job must vanish unseen. retention_s=0: the simulator keeps no result.
+    tracker = make_tracker(client.client, start=False, retention_s=0)
     record = tracker.submit("basic", {"sleep_ms": 20, "echo": "gone"}, kind="test", user=USER,
                             idempotency_key="expired")
     assert record.status == "IN_QUEUE"
@@ -72,12 +73,15 @@ def test_result_expired_before_it_was_fetched_is_recorded_expired(admin, client,
     tracker.add_listener(seen.append)
 
     assert tracker.poll_due() == 1
+    assert tracker.store.get(record.local_id).status == "IN_QUEUE", "one 404 is looked at twice"
+    tracker._schedule_poll(record.local_id, None, delay=0.0)
+    assert tracker.poll_due() == 1
     expired = tracker.store.get(record.local_id)
 
     assert expired.status == "EXPIRED"
     assert expired.is_final and expired.finished_at is not None
     assert "RunPod keeps results 30 min" in expired.error
-    assert client.attempts_on("GET", f"/status/{record.runpod_id}") == [404], "a 404 is not retried"
+    assert client.attempts_on("GET", f"/status/{record.runpod_id}") == [404, 404], "a 404 is not retried"
     assert [r.status for r in seen] == ["EXPIRED"]
     assert tracker.tracked() == 0
     assert tracker.poll_due() == 0

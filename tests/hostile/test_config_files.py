@@ -46,8 +46,7 @@ CASES = [
     Case("config.duplicate-table", VALID + VOLUME, ("is not valid TOML", "twice"), advice=("(at line",)),
     Case("config.secret-in-broken-file", f'api_key = "{CANARY}"\n' + VALID + "[volume\n",
          ("is not valid TOML",), advice=("(at line",)),
-    Case("config.empty-file", "", ("must declare [endpoints.image]",)),
-    Case("config.missing-endpoint", VOLUME + IMAGE + TRAINING + PRICES, ("must declare [endpoints.special]",)),
+    Case("config.empty-file", "", ("must declare at least one endpoint",)),
     Case("config.endpoint-not-table",
          VOLUME + '[endpoints]\nimage = 3\ntraining = {id = "t"}\nspecial = {id = "s"}\n' + PRICES,
          ("[endpoints.image] must be a table",)),
@@ -60,8 +59,15 @@ CASES = [
     Case("config.scaling-type-unknown", with_image('scaling_type = "FAST"'),
          ("[endpoints.image] scaling_type must be one of",)),
     Case("config.pools-mixed", with_image('gpu_pools = ["ADA_24", 5]'), ("[endpoints.image] gpu_pools",)),
-    Case("config.pool-without-price", with_image('gpu_pools = ["H100_SXM"]'),
-         ("[endpoints.image] pool 'H100_SXM' has no price",), advice=("in [prices.flex_per_s]",)),
+    Case("config.unknown-key", with_image("workers_mx = 3"),
+         ("console.toml:5:", "unknown key 'workers_mx'", "did you mean 'workers_max'")),
+    Case("config.unknown-role", VOLUME + '[endpoints.imgae]\nid = "img-1"\n',
+         ("console.toml:3:", "unknown endpoint role 'imgae'", "did you mean 'image'")),
+    Case("config.unknown-section", VALID + "[volumes]\nid = 'v'\n", ("unknown section 'volumes'", "'volume'")),
+    Case("config.secret-in-file", f'[volume]\nid = "vol-1"\napi_key = "{CANARY}"\n' + IMAGE,
+         ("console.toml:3:", "volume.api_key", "looks like a secret"), advice=("RUNPOD_API_KEY",)),
+    Case("config.secret-in-env", with_image(f'env = {{ HF_TOKEN = "{CANARY}" }}'),
+         ("console.toml:5:", "looks like a secret"), advice=('"secret:HF_TOKEN"',)),
     Case("config.volume-missing", IMAGE + TRAINING + SPECIAL + PRICES, ("[volume] needs an id",)),
     Case("config.volume-not-table", 'volume = "vol-1"\n' + IMAGE + TRAINING + SPECIAL + PRICES,
          ("[volume] needs an id",)),
@@ -97,6 +103,25 @@ def check(case: Case, canary, guidance) -> None:
 
 def test_the_base_text_is_valid():
     assert set(ConsoleConfig.parse(VALID).endpoints) == {"image", "training", "special"}
+
+
+def test_a_team_without_some_roles_is_valid():
+    config = ConsoleConfig.parse(VOLUME + IMAGE)
+    assert set(config.endpoints) == {"image"} and not config.has("training")
+    with pytest.raises(ConfigError, match=r"\[endpoints.training\]") as raised:
+        config.endpoint("training")
+    assert 'id = "<your training endpoint id' in raised.value.fix
+
+
+def test_a_pool_without_any_price_is_a_warning_not_an_error():
+    config = ConsoleConfig.parse(with_image('gpu_pools = ["H100_SXM"]'))
+    assert config.unpriced_pools() == {"image": "H100_SXM"}
+    assert config.price_per_second("image") == 0.0
+
+
+def test_a_secret_reference_in_env_is_fine():
+    config = ConsoleConfig.parse(with_image('env = { HF_TOKEN = "secret:HF_TOKEN", TOKENIZER_PARALLELISM = "false" }'))
+    assert config.endpoint("image").env["HF_TOKEN"] == "secret:HF_TOKEN"
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])

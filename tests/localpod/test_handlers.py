@@ -7,8 +7,7 @@ import time
 
 import pytest
 
-from lib.localpod.handlers import JobCancelled, JobContext, execute, handler_for
-from lib.localpod.handlers import basic
+from lib.localpod.handlers import JobCancelled, JobContext, basic, execute, handler_for
 
 
 def ctx(tmp_path, **kw) -> JobContext:

@@ -12,7 +12,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from lib.localpod.handlers import COMPLETED, FAILED, JobCancelled, JobContext, execute, handler_for
+from lib.localpod.handlers import (
+    COMPLETED,
+    FAILED,
+    JobCancelled,
+    JobContext,
+    execute,
+    handler_for,
+)
 from lib.localpod.handlers.image import handle
 from lib.workflows import build_payload, describe_worker_error, load_template
 

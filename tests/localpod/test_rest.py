@@ -39,11 +39,13 @@ def test_list_endpoints_matches_the_config(pod, api, basic_config):
 
 
 def test_dev_worker_endpoints_are_not_simulated(start_localpod, basic_config):
-    from dataclasses import replace
+    import copy
 
-    endpoints = dict(basic_config.endpoints)
-    endpoints["special"] = replace(endpoints["special"], id=None, url="http://localhost:8000")
-    pod = start_localpod(replace(basic_config, endpoints=endpoints))
+    table = copy.deepcopy(dict(basic_config.raw))
+    endpoints = table["endpoints"]
+    del endpoints["special"]["id"]
+    endpoints["special"]["url"] = "http://localhost:8000"
+    pod = start_localpod(table)
     import httpx
     listed = httpx.get(f"{pod.rest_url}/serverless",
                        headers={"Authorization": "Bearer test-key"}).json()["endpoints"]

@@ -11,7 +11,13 @@ from PIL import Image
 from safetensors import safe_open
 
 from lib.localpod.seed import (
-    DATASET_DIR, MODEL_FILES, TRIGGER, demo_billing, demo_traffic, seed_volume, window,
+    DATASET_DIR,
+    MODEL_FILES,
+    TRIGGER,
+    demo_billing,
+    demo_traffic,
+    seed_volume,
+    window,
 )
 
 NOW = datetime(2026, 11, 20, 15, 42, 17, tzinfo=UTC)

@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 from skimage import data as skdata
 
-from lib.faceswap_cv import FACE_PADDING, detect_faces
+from lib.localpod.comfy.faceswap_cv import FACE_PADDING, detect_faces
 from lib.localpod.handlers import COMPLETED, FAILED, JobContext, execute, handler_for
 from lib.runpod import JobStatus
 from lib.special import FaceSwapOptions, SheetRequest, Upload, plan_faceswap, plan_sheet
@@ -169,8 +169,8 @@ def test_bad_face_numbers_fail_the_node(volume, swap_inputs):
     returned = handler_for("special")({"id": "job-1", "input": broken}, Ctx(volume))
     assert returned["error"] == "Job processing failed"
     assert returned["details"] == [
-        "Workflow execution error: Node Type: ReActorFaceSwap, Node ID: 3, Message: input_faces_index must be "
-        "face numbers separated by commas, like \"0\" or \"0,1\" (0 = the largest face), not 'first'"]
+        "Workflow execution error: Node Type: ReActorFaceSwap, Node ID: 3, Message: input_faces_index: no face "
+        "number in 'first' (0 = the largest face)"]
 
 
 def test_sheet_panels_are_generated_and_differ(volume):

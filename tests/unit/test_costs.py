@@ -15,7 +15,7 @@ from lib.costs import (
     peak_concurrency, project_next_month, recommend_scaling, reconcile, rollup, spend_over_time,
     to_csv_bytes,
 )
-from lib.costs.model import MONTH_S
+from lib.costs.model import MONTH_S, estimate_job_cost
 from lib.costs.report import CostReport, usd
 from lib.runpod.models import BillingRecord, VolumeBillingRecord
 
@@ -105,6 +105,16 @@ def test_jobs_without_execution_time_cost_nothing_unless_a_worker_started():
                              job(10, None, status="FAILED", cold=True, images=0)), make_config())
     assert costed["billed_s"].tolist() == [0, 0]
     assert costed["cost_usd"].tolist() == pytest.approx([0.0, 5 * FLEX])
+
+
+@pytest.mark.parametrize(("role", "execution_ms", "cold"),
+                         [("image", 2500, False), ("image", 4000, True), ("training", 60_000, False),
+                          ("image", None, True), ("image", None, False)])
+def test_one_job_estimate_is_the_frame_formula(role, execution_ms, cold):
+    config = make_config(idle=30)
+    costed = job_costs(frame(job(0, execution_ms, role=role, cold=cold)), config)
+    assert estimate_job_cost(config, role, execution_ms, cold_start=cold) == pytest.approx(
+        costed["cost_usd"].iloc[0])
 
 
 def test_tracker_costs_are_replaced_by_the_model():

@@ -132,6 +132,36 @@ def test_drift_is_patched_field_by_field(account):
     assert account.audit[-1][1]["fields"]["Max workers"] == {"from": "3", "to": "5"}
 
 
+def test_a_cuda_constraint_changed_by_hand_is_drift_and_apply_restores_it(account):
+    account.apply()
+    training_id = ConsoleConfig.load(account.path).endpoint("training").id
+    account.client.rest.update_endpoint(training_id, min_cuda_version="12.8")
+    plan = account.plan()
+    assert [(r["setting"], r["live"], r["console.toml"]) for r in plan.rows()] == [
+        ("Min CUDA version (host driver)", "12.8", "13.0")]
+    assert account.apply().ok
+    live = account.client.rest.endpoint(training_id)
+    assert live.min_cuda_version == "13.0" and live.gpu_pools == ("AMPERE_80", "ADA_48_PRO")
+    assert not account.plan().has_work
+
+
+def test_patch_of_a_cuda_constraint_carries_the_gpu_pools():
+    from lib.ops import drift
+
+    spec = ConsoleConfig.load(ROOT / "console.toml").endpoint("training")
+
+    class Live:
+        id, workers_min, workers_max, idle_timeout_s = "t1", 0, 2, 5
+        scaling_type, scaling_value, flashboot, timeout_ms = "QUEUE_DELAY", 4, False, 14400000
+        gpu_pools, min_cuda_version, allowed_cuda_versions = ("AMPERE_80", "ADA_48_PRO"), None, ()
+
+    report = drift.compare(spec, Live())
+    assert [i.field for i in report.items] == ["min_cuda_version"]
+    assert report.fix == {"min_cuda_version": "13.0", "gpu_pools": ["AMPERE_80", "ADA_48_PRO"]}
+    unmanaged = drift.compare(ConsoleConfig.load(ROOT / "console.toml").endpoint("image"), Live())
+    assert "min_cuda_version" not in {r.field for r in unmanaged.rows}
+
+
 def test_an_endpoint_made_by_hand_is_adopted_by_name(account):
     made = account.client.rest.create_endpoint(name="console-special", image="runpod/worker-comfyui:5.8.5-base",
                                                gpu_pools=["ADA_24"], workers_max=2)
@@ -220,7 +250,8 @@ def test_request_bodies_use_the_reference_field_names(tmp_path):
         assert set(body) <= ENDPOINT_FIELDS and {"name", "type", "scaling", "image"} <= set(body)
         assert set(body["gpu"]) <= GPU_FIELDS and set(body["workers"]) <= WORKER_FIELDS
         assert body["type"] == "QUEUE" and body["networkVolumes"] == ["agv6w2qcg7"]
-        assert body["gpu"] == {"pools": list(d.gpu_pools), "count": 1}
+        cuda = {"minCudaVersion": d.spec.min_cuda_version} if d.spec.min_cuda_version else {}
+        assert body["gpu"] == {"pools": list(d.gpu_pools), "count": 1, **cuda}
         assert body["flashboot"] == ("FLASHBOOT" if d.flashboot else "OFF")
         assert body["timeout"] == d.timeout_ms and body["dataCenterIds"] == ["EU-RO-1"]
     image, training, _ = (body for _, body in posts[1:])
@@ -230,6 +261,8 @@ def test_request_bodies_use_the_reference_field_names(tmp_path):
     assert training["scaling"] == {"type": "REQUEST_COUNT", "requestCount": 2}
     assert training["workers"] == {"min": 0, "max": 2}
     assert training["env"] == {"HF_TOKEN": "{{ RUNPOD_SECRET_HF_TOKEN }}"}
+    # AI Toolkit's image needs a CUDA 13.0 driver: the training endpoint keeps off older hosts.
+    assert training["gpu"]["minCudaVersion"] == "13.0" and "minCudaVersion" not in image["gpu"]
 
 
 def test_patch_and_delete_bodies():
@@ -245,12 +278,14 @@ def test_patch_and_delete_bodies():
     client = RunPod("rpa_fake", rest_url="https://api.runpod.io/v2", transport=httpx.MockTransport(answer))
     client.rest.update_endpoint("e1", gpu_count=2, image="i:2", env={"A": "b"}, data_center_ids=["EU-RO-1"],
                                 network_volume_ids=["v1"], disk_gb=30, workers_max=4)
+    client.rest.update_endpoint("e1", min_cuda_version="13.0", gpu_pools=["AMPERE_80"])
     client.rest.update_network_volume("v1", size_gb=300)
     client.rest.delete_endpoint("e1")
     assert sent == [
         ("PATCH", "/v2/serverless/e1", {"workers": {"max": 4}, "gpu": {"count": 2}, "image": "i:2",
                                         "env": {"A": "b"}, "dataCenterIds": ["EU-RO-1"], "networkVolumes": ["v1"],
                                         "disk": 30}),
+        ("PATCH", "/v2/serverless/e1", {"gpu": {"pools": ["AMPERE_80"], "minCudaVersion": "13.0"}}),
         ("PATCH", "/v2/network-volumes/v1", {"size": 300}),
         ("DELETE", "/v2/serverless/e1", None)]
 

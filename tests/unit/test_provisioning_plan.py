@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from lib.config import ConsoleConfig
+from lib.config import ConfigError, ConsoleConfig
 from lib.provisioning.declaration import Declaration, DeclarationError, SecretRef, shown_env
 from lib.provisioning.docs import render
 from lib.provisioning.plan import BLOCKED, CHANGE, CREATE, NEW_VOLUME, UNCHANGED, LiveState, make_plan
@@ -135,6 +135,10 @@ def test_defaults_fill_what_the_file_leaves_out():
     ({"image": {"env": {"COMFY_LOG_LEVEL": 3}}}, None, "env.COMFY_LOG_LEVEL must be a string"),
     ({"image": {"env": {"X": "secret:not a name"}}}, None, "write a secret as \"secret:NAME\""),
     ({}, {"size_gb": 5000}, "[volume] size_gb must be between 10 and 4096"),
+    ({"training": {"min_cuda_version": "14.2"}}, None, "min_cuda_version: '14.2' is not a CUDA version RunPod"),
+    ({"training": {"allowed_cuda_versions": ["12.x"]}}, None, "allowed_cuda_versions: '12.x' is not a CUDA"),
+    ({"training": {"min_cuda_version": "13.0", "allowed_cuda_versions": ["12.8"]}}, None,
+     "are all below min_cuda_version 13.0"),
 ])
 def test_declaration_problems_are_reported_with_their_table(changes, volume, message):
     with pytest.raises(DeclarationError) as caught:
@@ -149,10 +153,11 @@ def test_declaration_problems_are_reported_with_their_table(changes, volume, mes
     ("BUCKET_SECRET_ACCESS_KEY", "plain-looking-but-named-secret"),
 ])
 def test_a_literal_secret_is_refused_without_repeating_it(key, value):
-    with pytest.raises(DeclarationError) as caught:
+    # console.toml itself refuses it on load (lib.config), before provisioning reads it.
+    with pytest.raises(ConfigError) as caught:
         declaration(image={"env": {key: value}})
     text = str(caught.value)
-    assert f"env.{key} holds what looks like a credential" in text and "secret:<its name>" in text
+    assert f"env.{key} holds what looks like a secret" in text and '"secret:HF_TOKEN"' in text
     assert value not in text
 
 
@@ -310,10 +315,10 @@ def test_live_resources_not_in_the_file_are_listed_not_touched():
 
 def test_an_unpriced_live_pool_is_costed_at_the_declared_pool():
     plan = make_plan(declaration(image={"workers_min": 1}),
-                     in_sync(image={"gpu": {"pools": ["HOPPER_141"]}, "workers": {"min": 1}}))
+                     in_sync(image={"gpu": {"pools": ["ADA_32_PRO"]}, "workers": {"min": 1}}))
     image = next(r for r in plan.resources if r.role == "image")
     assert image.monthly_cost_delta_usd == 0.0
-    assert any("HOPPER_141 has no price" in n for n in image.notes)
+    assert any("ADA_32_PRO has no price" in n for n in image.notes)
 
 
 # --------------------------------------------------------------------------- Markdown record

@@ -112,12 +112,30 @@ def test_follows_job_to_completion_and_keeps_images(store):
                                                                "COMPLETED"]
 
 
-def test_vanished_job_becomes_expired(store):
-    jobs = FakeJobs({"rp-0": [NotFound("gone", status=404)]})
-    t = tracker_for(store, jobs)
+def poll_once(tracker, local_id):
+    tracker._schedule_poll(local_id, None, delay=0)
+    tracker.poll_due()
+    return tracker.store.get(local_id)
+
+
+def test_vanished_job_expires_on_the_second_json_404_past_retention(store):
+    jobs = FakeJobs({"rp-0": [NotFound("gone", status=404, body={"error": "job not found"})]})
+    t = Tracker(store, CONFIG, lambda role: jobs, retention_s=0)
     rec = t.submit("image", {}, kind="zimage", user="ana", idempotency_key="k")
-    rec = poll_until_final(t, rec.local_id)
+    assert poll_once(t, rec.local_id).status == "IN_QUEUE", "one 404 is not believed"
+    rec = poll_once(t, rec.local_id)
     assert rec.status == "EXPIRED" and "30 min" in rec.error
+
+
+@pytest.mark.parametrize("body,retention_s", [
+    ("<html><body>404 Not Found</body></html>", 0),   # a proxy's page, not RunPod's answer
+    ({"error": "job not found"}, 3600)])              # younger than RunPod's result retention
+def test_a_404_that_cannot_mean_expired_never_expires_the_job(store, body, retention_s):
+    jobs = FakeJobs({"rp-0": [NotFound("gone", status=404, body=body)]})
+    t = Tracker(store, CONFIG, lambda role: jobs, retention_s=retention_s)
+    rec = t.submit("image", {}, kind="zimage", user="ana", idempotency_key="k")
+    for _ in range(4):
+        assert poll_once(t, rec.local_id).status == "IN_QUEUE"
 
 
 def test_transient_errors_keep_following(store):

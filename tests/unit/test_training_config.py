@@ -9,8 +9,18 @@ import pytest
 import yaml
 
 from lib.config import ConsoleConfig
-from lib.training.config import (PRESETS, ConfigProblem, build_config, build_job, default_params, estimate,
-                                 execution_timeout_ms, parse_yaml, to_yaml, validate_config)
+from lib.training.config import (
+    PRESETS,
+    ConfigProblem,
+    build_config,
+    build_job,
+    default_params,
+    estimate,
+    execution_timeout_ms,
+    parse_yaml,
+    to_yaml,
+    validate_config,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 DS = "/runpod-volume/datasets/ava/v2"
@@ -147,6 +157,25 @@ def test_estimate_uses_calibration_and_the_training_pool_price(console):
     assert est.execution_timeout_ms > est.total_s * 1000
     more = estimate(config_for("flux1-dev", steps=3000), "flux1-dev", console)
     assert more.cost_usd > est.cost_usd and more.execution_timeout_ms > est.execution_timeout_ms
+
+
+@pytest.mark.parametrize("steps, every, rounds", [
+    (1000, 250, 5),      # 0, 250, 500, 750 in the loop (steps 0…999), then the last round at 1000
+    (1100, 250, 6),      # 0, 250 … 1000, then 1100: the round after the loop is always there
+    (900, 1000, 2),      # before training and after it
+])
+def test_estimate_counts_every_sample_round(console, steps, every, rounds):
+    est = estimate(config_for("flux1-dev", steps=steps, sample_every=every), "flux1-dev", console)
+    assert est.sampling_s == pytest.approx(rounds * PRESETS["flux1-dev"].seconds_per_sample_image)
+
+
+def test_estimate_skips_the_rounds_the_config_turns_off(console):
+    cfg = config_for("flux1-dev", steps=1000, sample_every=250)
+    cfg["config"]["process"][0]["train"]["skip_first_sample"] = True
+    assert estimate(cfg, "flux1-dev", console).sampling_s == pytest.approx(
+        4 * PRESETS["flux1-dev"].seconds_per_sample_image)
+    cfg["config"]["process"][0]["train"]["disable_sampling"] = True
+    assert estimate(cfg, "flux1-dev", console).sampling_s == 0
 
 
 def test_calibration_can_be_overridden_in_console_toml():

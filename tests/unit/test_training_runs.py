@@ -6,8 +6,18 @@ import json
 import pytest
 
 from lib.training.charts import loss_figure, smooth
-from lib.training.runs import (Checkpoint, format_duration, RunError, next_version, promote_checkpoint, read_live_loss, run_view,
-                               stage_candidates, volume_key)
+from lib.training.runs import (
+    Checkpoint,
+    RunError,
+    format_duration,
+    next_version,
+    promote_checkpoint,
+    read_live_loss,
+    resume_point,
+    run_view,
+    stage_candidates,
+    volume_key,
+)
 from lib.volume import LocalVolume, UnsafeKey
 
 RUN = "/runpod-volume/loras/ava/run-1"
@@ -142,3 +152,31 @@ def test_loss_chart_smooths_without_start_bias_and_marks_checkpoints():
 
 def test_format_duration():
     assert [format_duration(s) for s in (None, 40, 600, 3900)] == ["—", "40 s", "10 min", "1 h 05 min"]
+
+
+def test_a_cancelled_run_says_where_it_stopped_and_keeps_its_work():
+    progress = {**PROGRESS, "phase": "sampling", "log_tail": ["ava:  48%|████▊     | 479/1000 [..]",
+                                                           "Generating Images:  50%|█████     | 1/2 [..]"]}
+    view = run_view(progress, None, error="job cancelled", loss_series=[(1, 0.4), (480, 0.12)], status="CANCELLED")
+    assert view.error == "Cancelled at step 480 of 1000"
+    assert view.log_tail == tuple(progress["log_tail"])      # the details, not the message
+    assert view.loss_series == ((1, 0.4), (480, 0.12)) and view.eta_s is None and view.phase is None
+    assert [c.step for c in view.checkpoints] == [250]
+    timed_out = run_view(progress, None, status="TIMED_OUT")
+    assert timed_out.error == "Timed out at step 480 of 1000"
+
+
+def test_a_running_view_carries_the_phase_and_the_log_tail():
+    view = run_view({**PROGRESS, "phase": "caching latents", "log_tail": ["Caching latents to disk: 40%"],
+                     "learning_rate": 1e-4}, None)
+    assert view.phase == "caching latents" and view.log_tail == ("Caching latents to disk: 40%",)
+    assert view.learning_rate == 1e-4 and view.error is None
+
+
+def test_resume_point_is_the_last_intermediate_checkpoint_of_a_network_run():
+    config = {"config": {"process": [{"network": {"type": "lora"}}]}}
+    stopped = run_view({**PROGRESS, "checkpoints": [ckpt(250), ckpt(500)]}, None, status="CANCELLED")
+    assert resume_point(stopped, config).step == 500
+    assert resume_point(stopped, {"config": {"process": [{"train": {}}]}}) is None   # no network: no resume
+    assert resume_point(run_view(PROGRESS, OUTPUT), config) is None                   # finished
+    assert resume_point(run_view({**PROGRESS, "checkpoints": []}, None, status="CANCELLED"), config) is None

@@ -2,17 +2,22 @@
 
 Contract (docs/training-contract.md):
   input     {"name", "trigger_word", "dataset_path": "/runpod-volume/datasets/<name>/<version>",
-             "output_path": "/runpod-volume/loras/<name>/<run>", "config": {AI Toolkit config}}
-  progress  {"step", "total_steps", "loss", "speed", "eta_s", "checkpoints": [...], "samples": [...]}
+             "output_path": "/runpod-volume/loras/<name>/<run>", "config": {AI Toolkit config},
+             "resume_from"?: "/runpod-volume/loras/<name>/<run>/<name>_<step:09d>.safetensors"}
+  progress  {"phase", "step", "total_steps", "loss", "learning_rate", "speed", "eta_s",
+             "checkpoints": [...], "samples": [...], "log_tail": [last trainer lines]}
   output    {"lora_path", "checkpoints": [{"path", "step", "size", "sha256"}],
-             "samples": [{"path", "step", "prompt"}], "loss": [[step, loss], ...]}
+             "samples": [{"path", "step", "prompt"}], "loss": [[step, loss], ...], "learning_rate": [...]}
   failure   {"error": "...", "log_tail": [last trainer lines], + whatever was saved so far}
 
 The handler copies the training set to local disk, writes the AI Toolkit YAML, runs `run.py` as
-a subprocess, turns its tqdm lines and loss_log.db into progress updates, copies each checkpoint
-and sample to output_path as it appears, and stops the trainer (SIGTERM, then SIGKILL) on
-cancel or timeout. This file is self-contained (stdlib + PyYAML + runpod) because it is all the
-Docker image copies; the console's simulator runs this same code with a stand-in trainer.
+a subprocess and reads what AI Toolkit really writes: the step from its training bar only (the
+tqdm bar named after the job, with train.steps as total; the dataset scan, latent caching, model
+loading and sampling bars only set the phase), the loss from loss_log.db (key "loss/loss"), each
+checkpoint and sample copied to output_path as it appears. It stops the trainer (SIGTERM, then
+SIGKILL) on cancel, timeout, SIGTERM or Ctrl-C. This file is self-contained (stdlib + PyYAML +
+runpod) because it is all the Docker image copies; the console's simulator runs this same code
+with a stand-in trainer.
 """
 from __future__ import annotations
 
@@ -41,19 +46,44 @@ import yaml
 
 VOLUME_MOUNT = "/runpod-volume"
 DEFAULT_RUN_CMD = "python /app/ai-toolkit/run.py"
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 LOG_TAIL_LINES = 40
 ERROR_TAIL_LINES = 15
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp")
 SAMPLE_EXTENSIONS = IMAGE_EXTENSIONS
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
-# tqdm as AI Toolkit configures it: "<desc>:  12%|█▏   | 120/1000 [02:01<14:50,  1.01s/it, lr: 1.0e-04 loss: 4.123e-01]".
-# The step/total pair is anchored on tqdm's "[elapsed<remaining, rate" block so numbers in
-# the description are never mistaken for the step.
-STEP_RE = re.compile(
-    r"(?P<step>\d+)/(?P<total>\d+)\s*\[(?P<elapsed>[\d:]+)<(?P<remaining>[\d:?]+),\s*"
-    r"(?P<rate>[\d.]+)\s*(?P<unit>it/s|s/it)(?P<post>[^\]]*)\]")
+PROGRESS_TAIL_LINES = 12
+# One tqdm bar redraw, as tqdm formats it by default:
+#   "<desc>:  12%|█▏        | 120/1000 [02:01<14:50,  1.01s/it, <postfix>]"
+# The "n/total [elapsed<remaining, rate" block anchors the match, so numbers in a description are
+# never taken for the position. The rate is "?" until tqdm has measured one.
+BAR_RE = re.compile(
+    r"^(?:(?P<desc>.*?):\s*)?\d{1,3}%\|[^|]*\|\s*(?P<n>\d+)/(?P<total>\d+)\s*"
+    r"\[(?P<elapsed>[\d:]+)<(?P<remaining>[\d:]+|\?),\s*(?P<rate>[\d.]+|\?)\s*(?P<unit>it/s|s/it)"
+    r"(?P<post>[^\]]*)\]")
+# AI Toolkit's training bar postfix ("lr: 1.0e-04 loss: 4.123e-01"): shown with 4 digits, and drawn
+# once before the bar moves to the step it belongs to, so it is only the fallback of loss_log.db.
 LOSS_RE = re.compile(r"\bloss:\s*(?P<loss>[-+]?(?:\d+\.?\d*(?:[eE][-+]?\d+)?|nan|inf))")
+# tqdm moves the cursor with ANSI codes when a second bar (sampling) opens under the training bar.
+ANSI_RE = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+# Printed above the training bar, which still shows the step before (it moves once the step ends).
+SAVING_RE = re.compile(r"^Saving at step (?P<step>\d+)")
 SAMPLE_RE = re.compile(r"__(?P<step>\d{9})_(?P<index>\d+)\.(?:jpg|jpeg|png|webp)$", re.IGNORECASE)
+# loss_log.db keys AI Toolkit writes: the loss dict under "loss/<name>", plus "learning_rate".
+LOSS_KEY = "loss/loss"
+LR_KEY = "learning_rate"
+LOADING, CACHING, TRAINING, SAMPLING, SAVING = "loading", "caching latents", "training", "sampling", "saving"
+# What AI Toolkit prints when it enters each phase other than training (bar descriptions and lines
+# of jobs/process/BaseSDTrainProcess.py, toolkit/dataloader_mixins.py, the model's generate_images).
+PHASE_MARKERS = (
+    ("Caching latents", CACHING),
+    ("Generating Images", SAMPLING),
+    ("Generating Samples", SAMPLING),
+    ("Generating baseline samples", SAMPLING),
+    ("Generating first sample", SAMPLING),
+    ("Saving at step", SAVING),
+    ("Saved to ", SAVING),
+)
 
 ProgressFn = Callable[[dict, dict], None]
 
@@ -71,6 +101,7 @@ class TrainingInput:
     config: dict
     dataset_dir: Path          # the same places on this machine's filesystem
     output_dir: Path
+    resume_file: Path | None = None   # a checkpoint of an earlier run to continue from
 
     @property
     def process(self) -> dict:
@@ -127,63 +158,126 @@ def parse_input(raw: object, volume_root: Path) -> TrainingInput:
     output_dir = _map_path(raw.get("output_path"), "output_path", volume_root, "loras")
     if not dataset_dir.is_dir():
         raise InputError(f"the training set {raw['dataset_path']} does not exist on the volume")
+    resume_file = None
+    if raw.get("resume_from") is not None:
+        resume_file = _map_path(raw["resume_from"], "resume_from", volume_root, "loras")
+        if not re.search(r"_\d{9}\.safetensors$", resume_file.name) or not resume_file.is_file():
+            raise InputError(f"input.resume_from must be an existing checkpoint <name>_<step>.safetensors, "
+                             f"got {raw['resume_from']}")
     return TrainingInput(name=name, trigger_word=trigger.strip(), dataset_path=raw["dataset_path"],
                          output_path=raw["output_path"], config=config,
-                         dataset_dir=dataset_dir, output_dir=output_dir)
+                         dataset_dir=dataset_dir, output_dir=output_dir, resume_file=resume_file)
 
 
 # --- trainer output parsing ------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
-class StepLine:
-    step: int
+class Bar:
+    """One redraw of a tqdm bar."""
+
+    desc: str
+    n: int
     total: int
-    speed: float               # iterations per second
-    loss: float | None
+    speed: float | None        # iterations per second; None until tqdm has a rate
+    remaining_s: float | None
+    loss: float | None         # from AI Toolkit's postfix, if it shows one
 
 
-def parse_step_line(line: str) -> StepLine | None:
-    m = STEP_RE.search(line)
+def _seconds(clock: str) -> float | None:
+    if not clock or clock == "?":
+        return None
+    total = 0
+    for part in clock.split(":"):
+        total = total * 60 + int(part)
+    return float(total)
+
+
+def clean_line(raw: str) -> str:
+    return ANSI_RE.sub("", raw).strip()
+
+
+def parse_bar(line: str) -> Bar | None:
+    m = BAR_RE.search(line)
     if not m:
         return None
-    rate = float(m["rate"])
-    speed = rate if m["unit"] == "it/s" else (1.0 / rate if rate > 0 else 0.0)
+    speed = None
+    if m["rate"] != "?":
+        rate = float(m["rate"])
+        speed = rate if m["unit"] == "it/s" else (1.0 / rate if rate > 0 else None)
     lm = LOSS_RE.search(m["post"])
-    loss = float(lm["loss"]) if lm else None
-    return StepLine(step=int(m["step"]), total=int(m["total"]), speed=speed, loss=loss)
+    return Bar(desc=(m["desc"] or "").strip(), n=int(m["n"]), total=int(m["total"]), speed=speed,
+               remaining_s=_seconds(m["remaining"]), loss=float(lm["loss"]) if lm else None)
 
 
-def read_loss_log(db_path: Path, since_step: int = -1, key: str = "loss") -> list[tuple[int, float]]:
-    """New (step, loss) points from AI Toolkit's loss_log.db (tables steps/metric_keys/metrics)."""
+@dataclass(frozen=True)
+class TrainingBar:
+    """Which of AI Toolkit's bars is the training one: its description is the job's name and its
+    total is train.steps (dataset scan, latent caching, model loading and sampling bars are not)."""
+
+    name: str
+    total_steps: int
+
+    def matches(self, bar: Bar) -> bool:
+        return bar.desc.startswith(self.name) and bar.total == self.total_steps
+
+
+def phase_of(line: str, bar: Bar | None, training: TrainingBar) -> str | None:
+    """The phase a trainer line announces, or None when it changes nothing."""
+    if bar is not None and training.matches(bar):
+        return TRAINING
+    for marker, phase in PHASE_MARKERS:
+        if line.startswith(marker) or (bar is not None and bar.desc.startswith(marker)):
+            return phase
+    return None
+
+
+def read_metrics(db_path: Path, since: dict[str, int]) -> dict[str, list[tuple[int, float]]]:
+    """New (step, value) points per key from AI Toolkit's loss_log.db (tables steps, metric_keys,
+    metrics); `since` maps each wanted key to the last step already read."""
+    found: dict[str, list[tuple[int, float]]] = {key: [] for key in since}
     if not db_path.exists():
-        return []
+        return found
     try:
         con = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=2.0)
     except sqlite3.Error:
-        return []
+        return found
     try:
-        rows = con.execute(
-            "SELECT step, value_real FROM metrics WHERE key = ? AND step > ? AND value_real IS NOT NULL "
-            "ORDER BY step", (key, since_step)).fetchall()
+        for key, after in since.items():
+            rows = con.execute(
+                "SELECT step, value_real FROM metrics WHERE key = ? AND step > ? AND value_real IS NOT NULL "
+                "ORDER BY step", (key, after)).fetchall()
+            found[key] = [(int(s), float(v)) for s, v in rows]
     except sqlite3.Error:
         # The trainer creates the tables a moment after the file; the next poll reads them.
-        return []
+        pass
     finally:
         con.close()
-    return [(int(s), float(v)) for s, v in rows]
+    return found
 
 
 # --- the trainer process ---------------------------------------------------------------------
 
 
-class TrainerProcess:
-    """run.py in its own process group, its output read line by line (tqdm's \\r lines too)."""
+@dataclass(frozen=True)
+class TrainerState:
+    phase: str
+    bar: Bar | None            # the training bar's latest redraw
+    tail: list[str]
+    saving_step: int = 0       # the step of the last "Saving at step N"
 
-    def __init__(self, cmd: list[str], cwd: Path, env: dict[str, str]):
+
+class TrainerProcess:
+    """run.py in its own process group, its output read line by line (tqdm's \\r redraws too)."""
+
+    def __init__(self, cmd: list[str], cwd: Path, env: dict[str, str], training: TrainingBar):
+        self.training = training
         self.tail: deque[str] = deque(maxlen=LOG_TAIL_LINES)
-        self.latest: StepLine | None = None
+        self.phase = LOADING
+        self.latest: Bar | None = None
+        self.saving_step = 0
         self.stdout_losses: list[tuple[int, float]] = []
+        self._tail_bar: str | None = None        # description of the bar the last tail line shows
         self._lock = threading.Lock()
         self.proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdin=subprocess.DEVNULL,
                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -203,24 +297,30 @@ class TrainerProcess:
             self._line(buf)
 
     def _line(self, raw: bytes) -> None:
-        line = raw.decode("utf-8", "replace").rstrip()
+        line = clean_line(raw.decode("utf-8", "replace"))
         if not line:
             return
-        step = parse_step_line(line)
+        bar = parse_bar(line)
         with self._lock:
-            if step is not None:
-                # tqdm redraws the same step several times; keep one tail line per step.
-                if self.tail and self.latest is not None and self.latest.step == step.step \
-                        and parse_step_line(self.tail[-1]) is not None:
-                    self.tail.pop()
-                self.latest = step
-                if step.loss is not None and (not self.stdout_losses or self.stdout_losses[-1][0] < step.step):
-                    self.stdout_losses.append((step.step, step.loss))
+            phase = phase_of(line, bar, self.training)
+            if phase is not None:
+                self.phase = phase
+            if saving := SAVING_RE.match(line):
+                self.saving_step = int(saving["step"])
+            if bar is not None and self.training.matches(bar):
+                self.latest = bar
+                if bar.loss is not None and (not self.stdout_losses or self.stdout_losses[-1][0] < bar.n):
+                    self.stdout_losses.append((bar.n, bar.loss))
+            # tqdm redraws a bar many times: the tail keeps its latest redraw only.
+            if bar is not None and self.tail and self._tail_bar == bar.desc:
+                self.tail.pop()
+            self._tail_bar = bar.desc if bar is not None else None
             self.tail.append(line)
 
-    def snapshot(self) -> tuple[StepLine | None, list[str]]:
+    def snapshot(self) -> TrainerState:
         with self._lock:
-            return self.latest, list(self.tail)
+            return TrainerState(phase=self.phase, bar=self.latest, tail=list(self.tail),
+                                saving_step=self.saving_step)
 
     def poll(self) -> int | None:
         return self.proc.poll()
@@ -400,12 +500,49 @@ def write_config(spec: TrainingInput, dataset_dir: Path, training_folder: Path, 
     return config
 
 
-def _failure(message: str, tail: list[str], collector: Collector, loss: list) -> dict:
-    # The last lines also go under the error's first line: a platform that keeps only `error`
-    # of a failed job still shows why the trainer stopped.
-    return {"error": "\n".join([message, *tail[-ERROR_TAIL_LINES:]]), "log_tail": tail,
-            "checkpoints": collector.checkpoints, "samples": collector.samples,
-            "loss": [[s, v] for s, v in loss]}
+def _failure(message: str, tail: list[str], collector: Collector, series: dict, *, pad: bool) -> dict:
+    # A crash's last lines also go under the error's first line: a platform that keeps only `error`
+    # of a failed job still shows why the trainer stopped. A stop the user or the time limit asked
+    # for needs no such explanation, so its message stays one line.
+    error = "\n".join([message, *tail[-ERROR_TAIL_LINES:]]) if pad else message
+    return {"error": error, "log_tail": tail, "checkpoints": collector.checkpoints,
+            "samples": collector.samples, **_series_output(series)}
+
+
+class Metrics:
+    """The loss (and learning rate) curves, from loss_log.db, read a little more at every poll."""
+
+    def __init__(self, db_path: Path):
+        self.db_path = db_path
+        self.series: dict[str, list[tuple[int, float]]] = {LOSS_KEY: [], LR_KEY: []}
+
+    def poll(self) -> None:
+        since = {key: points[-1][0] if points else -1 for key, points in self.series.items()}
+        for key, points in read_metrics(self.db_path, since).items():
+            self.series[key].extend(points)
+
+    def with_fallback(self, stdout_losses: list[tuple[int, float]]) -> dict[str, list[tuple[int, float]]]:
+        # Without loss_log.db (use_ui_logger off, or an AI Toolkit that does not write it) the
+        # 4-digit loss of the bar is all there is.
+        if self.series[LOSS_KEY] or not stdout_losses:
+            return self.series
+        return {**self.series, LOSS_KEY: list(stdout_losses)}
+
+
+def _series_output(series: dict[str, list[tuple[int, float]]]) -> dict:
+    out = {"loss": [[s, v] for s, v in series[LOSS_KEY]]}
+    if series.get(LR_KEY):
+        out["learning_rate"] = [[s, v] for s, v in series[LR_KEY]]
+    return out
+
+
+def _place_resume_checkpoint(spec: TrainingInput, run_dir: Path) -> None:
+    """AI Toolkit resumes from the newest <name>_<step>.safetensors in its run folder."""
+    if spec.resume_file is None:
+        return
+    run_dir.mkdir(parents=True, exist_ok=True)
+    m = re.search(r"_(\d{9})\.safetensors$", spec.resume_file.name)
+    shutil.copyfile(spec.resume_file, run_dir / f"{spec.name}_{m.group(1)}.safetensors")
 
 
 def handler(job: dict, *, progress: ProgressFn | None = None,
@@ -441,28 +578,28 @@ def handler(job: dict, *, progress: ProgressFn | None = None,
         config_path = work / "config.yaml"
         config = write_config(spec, dataset_copy, training_folder, config_path)
         run_dir = training_folder / spec.name
+        _place_resume_checkpoint(spec, run_dir)
         collector = Collector(spec=spec, run_dir=run_dir,
                               prompts=_sample_prompts(config["config"]["process"][0], spec.trigger_word))
         spec.output_dir.mkdir(parents=True, exist_ok=True)
         cmd = _run_command(run_cmd) + [str(config_path)]
         env = {**os.environ, "PYTHONUNBUFFERED": "1", **(trainer_env or {})}
         try:
-            trainer = TrainerProcess(cmd, _trainer_cwd(cmd, work), env)
+            trainer = TrainerProcess(cmd, _trainer_cwd(cmd, work), env,
+                                     TrainingBar(spec.name, spec.total_steps))
         except OSError as exc:
             return {"error": f"could not start the trainer ({shlex.join(cmd[:-1])}): {exc}", "log_tail": []}
 
-        losses: list[tuple[int, float]] = []
+        metrics = Metrics(run_dir / "loss_log.db")
         started = time.monotonic()
         last_sent = 0.0
         last_payload: dict | None = None
         stop_reason: str | None = None
         while True:
             code = trainer.poll()
-            latest, _ = trainer.snapshot()
-            step = latest.step if latest else 0
-            new_files = collector.scan(last_step=step)
-            new = read_loss_log(run_dir / "loss_log.db", losses[-1][0] if losses else -1)
-            losses.extend(new)
+            state = trainer.snapshot()
+            new_files = collector.scan(last_step=_step(state, metrics, collector))
+            metrics.poll()
             if code is not None:
                 break
             if cancelled():
@@ -471,40 +608,45 @@ def handler(job: dict, *, progress: ProgressFn | None = None,
                 stop_reason = "timeout"
             if stop_reason:
                 break
-            payload = _progress_payload(latest, spec.total_steps, collector, losses)
+            payload = _progress_payload(state, spec.total_steps, collector, metrics)
             now = time.monotonic()
             if payload != last_payload and (new_files or now - last_sent >= progress_every_s):
                 progress(job, payload)
-                _write_loss_file(spec.output_dir, losses or trainer.stdout_losses)
+                _write_loss_file(spec.output_dir, metrics.with_fallback(trainer.stdout_losses))
                 last_sent, last_payload = now, payload
             time.sleep(poll_s)
 
         if stop_reason:
             trainer.stop(stop_grace_s)
+            metrics.poll()
+            state = trainer.snapshot()
+            step = _step(state, metrics, collector)
             collector.scan(last_step=step)
-            latest, tail = trainer.snapshot()
-            series = losses or trainer.stdout_losses
+            series = metrics.with_fallback(trainer.stdout_losses)
             _write_loss_file(spec.output_dir, series)
-            at = f" at step {latest.step} of {spec.total_steps}" if latest else " before the first step"
+            at = f" at step {step} of {spec.total_steps}" if state.bar or step else " before the first step"
             if stop_reason == "cancelled":
-                return _failure(f"training was cancelled{at}", tail, collector, series)
-            return _failure(f"training timed out after {timeout_s:.0f} s{at}", tail, collector, series)
+                return _failure(f"training cancelled{at}", state.tail, collector, series, pad=False)
+            return _failure(f"training timed out after {timeout_s:.0f} s{at}", state.tail, collector, series,
+                            pad=False)
 
         code = trainer.stop(stop_grace_s)
-        latest, tail = trainer.snapshot()
-        losses.extend(read_loss_log(run_dir / "loss_log.db", losses[-1][0] if losses else -1))
-        series = losses or trainer.stdout_losses
-        last_step = latest.step if latest else 0
+        metrics.poll()
+        state = trainer.snapshot()
+        series = metrics.with_fallback(trainer.stdout_losses)
+        last_step = _step(state, metrics, collector)
         if code != 0:
             collector.scan(last_step=last_step)
             _write_loss_file(spec.output_dir, series)
-            return _failure(f"AI Toolkit exited with code {code}{_error_hint(tail)}", tail, collector, series)
+            return _failure(f"AI Toolkit exited with code {code}{_error_hint(state.tail)}", state.tail, collector,
+                            series, pad=True)
         collector.scan(force=True, last_step=last_step)
         _write_loss_file(spec.output_dir, series)
         if collector.final is None:
-            return _failure(f"AI Toolkit finished but wrote no {spec.name}.safetensors", tail, collector, series)
+            return _failure(f"AI Toolkit finished but wrote no {spec.name}.safetensors", state.tail, collector,
+                            series, pad=True)
         return {"lora_path": collector.final["path"], "checkpoints": collector.checkpoints,
-                "samples": collector.samples, "loss": [[s, v] for s, v in series]}
+                "samples": collector.samples, **_series_output(series)}
     finally:
         # Also reached when progress() raises (the simulator's cancellation): no orphan trainer.
         if trainer is not None and trainer.poll() is None:
@@ -519,25 +661,42 @@ def _error_hint(tail: list[str]) -> str:
     return ""
 
 
-def _progress_payload(latest: StepLine | None, total: int, collector: Collector,
-                      losses: list[tuple[int, float]]) -> dict:
-    # Two sources that lag each other a little: tqdm's line (step, speed, loss) and loss_log.db.
-    step = latest.step if latest else 0
-    loss = latest.loss if latest else None
-    if losses and (losses[-1][0] > step or loss is None):
-        step, loss = max(step, losses[-1][0]), losses[-1][1]
-    speed = round(latest.speed, 4) if latest and latest.speed else None
-    eta = round((total - step) / speed) if speed else None
-    return {"step": step, "total_steps": latest.total if latest else total, "loss": loss,
-            "speed": speed, "eta_s": eta, "checkpoints": list(collector.checkpoints),
-            "samples": list(collector.samples)}
+def _step(state: TrainerState, metrics: Metrics, collector: Collector) -> int:
+    """The step reached. The training bar and loss_log.db count the same steps, but AI Toolkit
+    saves and samples step k before it logs k and moves the bar to it; the checkpoint and the
+    samples are named after k, so while it saves or samples, k is the step."""
+    losses = metrics.series[LOSS_KEY]
+    samples = [s["step"] for s in collector.samples]
+    bar = state.bar
+    if bar is not None and bar.n == bar.total - 1 and state.phase != TRAINING:
+        # Its loop runs steps 0 … total-1 and the bar stops at total-1: training is over, and
+        # the last round of samples and the final save carry step = total.
+        return bar.total
+    return max(state.bar.n if state.bar else 0, losses[-1][0] if losses else 0, state.saving_step,
+               max(samples, default=0))
 
 
-def _write_loss_file(output_dir: Path, series: list[tuple[int, float]]) -> None:
+def _progress_payload(state: TrainerState, total: int, collector: Collector, metrics: Metrics) -> dict:
+    bar = state.bar
+    step = _step(state, metrics, collector)
+    losses, rates = metrics.series[LOSS_KEY], metrics.series[LR_KEY]
+    loss = losses[-1][1] if losses else (bar.loss if bar else None)
+    speed = round(bar.speed, 4) if bar and bar.speed else None
+    if bar and bar.remaining_s is not None and bar.n == step:
+        eta = round(bar.remaining_s)
+    else:
+        eta = round((total - step) / speed) if speed else None
+    return {"phase": state.phase, "step": step, "total_steps": total, "loss": loss,
+            "learning_rate": rates[-1][1] if rates else None, "speed": speed, "eta_s": eta,
+            "checkpoints": list(collector.checkpoints), "samples": list(collector.samples),
+            "log_tail": state.tail[-PROGRESS_TAIL_LINES:]}
+
+
+def _write_loss_file(output_dir: Path, series: dict[str, list[tuple[int, float]]]) -> None:
     # The progress message carries only the latest loss; the console draws the live curve from
-    # this file on the volume.
+    # this file on the volume. It stays there after a cancel, so a stopped run keeps its chart.
     tmp = output_dir / ".loss.json.partial"
-    tmp.write_text(json.dumps({"loss": [[s, v] for s, v in series]}), encoding="utf-8")
+    tmp.write_text(json.dumps(_series_output(series)), encoding="utf-8")
     os.replace(tmp, output_dir / "loss.json")
 
 
@@ -550,18 +709,23 @@ async def serverless_handler(job: dict) -> dict:
     The SDK calls a plain function on its event loop, which would block the loop for the whole
     training run, including the stop-signal poll through which RunPod delivers cancel and
     execution timeout. Running `handler` in a thread keeps the loop free; when the SDK cancels
-    this task, or the container gets SIGTERM, the stop flag ends the trainer cleanly.
+    this task, the container gets SIGTERM, or a developer presses Ctrl-C (SIGINT) on a worker
+    under `--rp_serve_api`, the stop flag ends the trainer cleanly. The trainer runs in its own
+    process group, so the terminal's Ctrl-C never reaches it directly: without this it would
+    train on, orphaned, after the worker exits.
     """
     stop = threading.Event()
-    previous = signal.getsignal(signal.SIGTERM)
+    previous = {sig: signal.getsignal(sig) for sig in STOP_SIGNALS}
 
-    def on_sigterm(signum, frame):
+    def on_stop_signal(signum, frame):
         stop.set()
-        if callable(previous):
-            previous(signum, frame)
+        chained = previous.get(signum)
+        if callable(chained):
+            chained(signum, frame)
 
     with contextlib.suppress(ValueError):   # only the main thread may set signal handlers
-        signal.signal(signal.SIGTERM, on_sigterm)
+        for sig in STOP_SIGNALS:
+            signal.signal(sig, on_stop_signal)
     loop = asyncio.get_running_loop()
     work = loop.run_in_executor(None, functools.partial(handler, job, cancelled=stop.is_set))
     try:
@@ -572,7 +736,8 @@ async def serverless_handler(job: dict) -> dict:
         raise
     finally:
         with contextlib.suppress(ValueError):
-            signal.signal(signal.SIGTERM, previous)
+            for sig, handler_before in previous.items():
+                signal.signal(sig, handler_before)
 
 
 if __name__ == "__main__":

@@ -42,10 +42,17 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFont, ImageOps, PngImagePlugin, UnidentifiedImageError
+from PIL import (
+    Image,
+    ImageDraw,
+    ImageFont,
+    ImageOps,
+    PngImagePlugin,
+    UnidentifiedImageError,
+)
 
+from lib.localpod.comfy.nodes import is_link
 from lib.localpod.handlers import JobContext, register
-from lib.workflows.graph import LOADER_INPUTS, is_link
 
 COMFY_INPUT_DIR = "/comfyui/input"
 MODEL_EXTENSIONS = {".ckpt", ".pt", ".pt2", ".bin", ".pth", ".safetensors", ".pkl", ".sft"}
@@ -53,6 +60,13 @@ MODEL_EXTENSIONS = {".ckpt", ".pt", ".pt2", ".bin", ".pth", ".safetensors", ".pk
 SCANNED_FOLDERS = ("checkpoints", "clip", "clip_vision", "configs", "controlnet", "embeddings",
                    "loras", "upscale_models", "vae", "unet")
 OUTPUT_CLASSES = {"SaveImage": "output", "PreviewImage": "temp"}
+# Model-file inputs → the folder under <volume>/models/ where the stock worker finds their files
+# (its extra_model_paths.yaml maps unet and clip, ComfyUI's legacy names; reference §1.7).
+VOLUME_FOLDER_OF_INPUT = {"ckpt_name": "checkpoints", "unet_name": "unet", "clip_name": "clip",
+                          "clip_name1": "clip", "clip_name2": "clip", "clip_name3": "clip",
+                          "vae_name": "vae", "lora_name": "loras", "control_net_name": "controlnet"}
+VOLUME_FOLDER_OF_CLASS_INPUT = {("UpscaleModelLoader", "model_name"): "upscale_models",
+                                ("CLIPVisionLoader", "clip_name"): "clip_vision"}
 
 # Core ComfyUI nodes the simulated server knows, with their required inputs (None: not checked).
 # Anything else is treated like a custom node that is not installed, as on the stock image.
@@ -329,7 +343,8 @@ def _validate_node(workflow: dict, node_id: str, validated: dict, uploaded: dict
             ok, _ = _validate_node(workflow, source, validated, uploaded, models)
             valid = valid and ok
             continue
-        folder = LOADER_INPUTS.get(class_type, {}).get(name)
+        folder = VOLUME_FOLDER_OF_CLASS_INPUT.get((class_type, name)) or (
+            VOLUME_FOLDER_OF_INPUT.get(name) if "Loader" in class_type else None)
         if folder:
             options = models.get(folder, [])
             if class_type == "VAELoader":

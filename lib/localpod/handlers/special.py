@@ -4,10 +4,10 @@ It is the `image` role's simulated worker (lib/localpod/handlers/image.py: input
 /prompt validation and wording, the graph runner, the procedural renderer and the output format)
 plus the custom nodes the special endpoint's image bakes in:
 
-* ``ReActorFaceSwap`` really swaps faces, on the CPU, with lib.faceswap_cv (OpenCV Haar detection
+* ``ReActorFaceSwap`` really swaps faces, on the CPU, with lib.localpod.comfy.faceswap_cv (OpenCV Haar detection
   and seamless cloning). When no face is found it returns the target unchanged, as ReActor does, and
   says so in worker-comfyui's non-fatal ``output.errors`` list (ReActor itself only logs it); see
-  lib.faceswap_cv for why. Face restoration and gender filters are not simulated: the restorer is a
+  lib.localpod.comfy.faceswap_cv for why. Face restoration and gender filters are not simulated: the restorer is a
   no-op here and a gender filter other than "no" adds a warning that it was ignored.
 * ``PulidFluxModelLoader``, ``PulidFluxInsightFaceLoader``, ``PulidFluxEvaClipLoader`` and
   ``ApplyPulidFlux`` (reference-guided character sheets) pass the model through; the decoded panel
@@ -27,13 +27,13 @@ import json
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from lib.faceswap_cv import swap_faces
+from lib.localpod.comfy.faceswap_cv import swap_faces
+from lib.localpod.comfy.nodes import is_link, node_classes
 from lib.localpod.handlers import JobContext, register
+
 # The stock worker's simulation is reused as is; its helpers are module-private because only the
 # simulated workers use them.
 from lib.localpod.handlers import image as comfy
-from lib.special.faceswap import DETECTORS, GENDERS, RESTORE_MODELS, SWAP_MODELS
-from lib.workflows.graph import is_link
 
 # Required inputs of the baked custom nodes (INPUT_TYPES "required" of Gourieff/ComfyUI-ReActor
 # nodes.py and balazik/ComfyUI-PuLID-Flux pulidflux.py; worker-contracts §2.6).
@@ -48,15 +48,10 @@ CUSTOM_NODES: dict[str, tuple[str, ...]] = {
     "ApplyPulidFlux": ("model", "pulid_flux", "eva_clip", "face_analysis", "image", "weight", "start_at",
                        "end_at"),
 }
-# What the simulated image has baked in: the same lists the console offers.
-CHOICES: dict[tuple[str, str], list[str]] = {
-    ("ReActorFaceSwap", "swap_model"): list(SWAP_MODELS),
-    ("ReActorFaceSwap", "facedetection"): list(DETECTORS),
-    ("ReActorFaceSwap", "face_restore_model"): list(RESTORE_MODELS),
-    ("ReActorFaceSwap", "detect_gender_input"): list(GENDERS),
-    ("ReActorFaceSwap", "detect_gender_source"): list(GENDERS),
-    ("PulidFluxModelLoader", "pulid_file"): ["pulid_flux_v0.9.0.safetensors"],
-    ("PulidFluxInsightFaceLoader", "provider"): ["CPU", "CUDA", "ROCM"],
+# What the simulated image has baked in: the lists in the custom nodes' definitions.
+CHOICES: dict[tuple[str, str], list] = {
+    (cls, spec.name): spec.choices
+    for cls in CUSTOM_NODES for spec in node_classes(custom_nodes=True)[cls].inputs if spec.choices is not None
 }
 # A core node the image handler knows but whose inputs it does not check (NODE_INPUTS value None);
 # custom nodes take its class only while the rest of the graph is validated.

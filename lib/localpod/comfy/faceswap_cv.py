@@ -98,12 +98,14 @@ def detect_faces(rgb: np.ndarray) -> list[FaceBox]:
 
 
 def parse_face_indices(text: str | int, what: str) -> list[int]:
-    """``"0"`` or ``"0,2"`` → [0, 2]; raises ValueError naming ``what`` for anything else."""
-    parts = [p.strip() for p in str(text).strip().strip(",").split(",")]
-    if not parts or any(not p.isdigit() for p in parts):
-        raise ValueError(f"{what} must be face numbers separated by commas, like \"0\" or \"0,1\" "
-                         f"(0 = the largest face), not {text!r}")
-    return [int(p) for p in parts]
+    """ReActor's reading of a face-number list: the numeric parts of "0,2", others skipped.
+
+    A list with no number at all is refused here (ReActor then has no face to pick).
+    """
+    numbers = [int(part.strip()) for part in str(text).strip(",").split(",") if part.strip().isnumeric()]
+    if not numbers:
+        raise ValueError(f"{what}: no face number in {text!r} (0 = the largest face)")
+    return numbers
 
 
 def swap_faces(source: np.ndarray, target: np.ndarray, *, source_faces_index: str | int = "0",

@@ -1,0 +1,1 @@
+"""The simulated ComfyUI behind worker-comfyui: node definitions, /prompt validation, execution, images."""
