@@ -10,7 +10,7 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.console_server import fast_config_text, running_console
-from tests.e2e.ui import choose, open_page
+from tests.e2e.ui import choose, open_page, safetensors_file
 
 pytestmark = pytest.mark.e2e
 expect.set_options(timeout=15_000)   # a Streamlit run on two busy cores can take a few seconds
@@ -158,3 +158,50 @@ def test_generate_hints_first_sends_once_per_double_click_and_again_per_press(co
     expect(entries).to_have_count(1)
     generate.click()
     expect(entries).to_have_count(2)
+
+
+def test_an_upload_is_checked_and_a_lora_for_another_base_is_flagged_in_generate(console_page, wait_idle,
+                                                                                 tmp_path):
+    page = console_page
+    open_page(page, wait_idle, "Models", "Models")
+    page.get_by_role("tab", name="Upload").click()
+    uploader = page.get_by_test_id("stFileUploader").filter(has_text="Model file")
+    broken = tmp_path / "broken.safetensors"
+    broken.write_text("<!DOCTYPE html><html>sign in to download</html>")
+    uploader.locator("input[type=file]").set_input_files(broken)
+    upload = page.get_by_test_id("stBaseButton-primary").filter(has_text="Upload")
+    expect(upload).to_be_enabled()
+    upload.click()
+    expect(page.get_by_text("Not uploaded: broken.safetensors is a web page")).to_be_visible()
+
+    uploader.locator("input[type=file]").set_input_files(safetensors_file(tmp_path / "zed_v1.safetensors", 4096))
+    expect(page.get_by_role("textbox", name="Save as")).to_have_attribute("placeholder", "zed_v1.safetensors")
+    wait_idle(page)
+    choose(page, "Base model it was trained for", "Z-Image")
+    upload.click()
+    expect(page.get_by_text("safetensors · 4.1 kB · 1 tensors · U8 ×1")).to_be_visible()
+
+    open_page(page, wait_idle, "Generate", "Generate images")
+    choose(page, "Model preset", "FLUX.1-dev + LoRA")
+    choose(page, "Character LoRA", "zed_v1.safetensors · Z-Image")
+    prompt = page.get_by_label("Prompt", exact=True)
+    prompt.fill("zed_tok portrait")
+    prompt.press("Control+Enter")
+    expect(page.get_by_text("zed_v1.safetensors was trained for Z-Image (stated on upload)")).to_be_visible()
+    expect(page.get_by_text("Show training candidates (_candidates/)")).to_be_visible()
+
+
+def test_the_demo_set_is_ready_and_the_gallery_filters_by_kind(console_page, wait_idle):
+    page = console_page
+    open_page(page, wait_idle, "Training sets", "Training sets")
+    expect(page.get_by_text("16 images, no problems found")).to_be_visible()
+    open_page(page, wait_idle, "LoRA training", "LoRA training")
+    expect(page.get_by_text("Not ready to train")).to_have_count(0)
+    open_page(page, wait_idle, "Gallery", "Gallery")
+    kind = page.get_by_role("combobox", name="Kind")
+    expect(page.get_by_test_id("stMultiSelect").filter(has_text="Face swaps")).to_be_visible()
+    page.get_by_test_id("stMultiSelect").get_by_role("button", name="Clear all").click()
+    kind.click()
+    page.get_by_role("option", name="Face swaps").click()
+    page.keyboard.press("Escape")
+    expect(page.get_by_text("No images here yet.")).to_be_visible()
