@@ -5,6 +5,7 @@ from lib import special as sp
 from lib.devworkers import model_source
 from lib.inference import loras_on_volume
 from lib.ui import configured, deps, persist, widgets
+from lib.ui.face_previews import face_previews
 
 svc = deps.services()
 user = deps.current_user()
@@ -73,6 +74,8 @@ with swap_tab:
     left, right = st.columns(2)
     source = left.file_uploader("Source face: the face to put in (PNG, JPEG or WEBP)", key="fs.source")
     targets = right.file_uploader("Target photos: one job per photo", accept_multiple_files=True, key="fs.targets")
+    face_previews([source] if source else [], left)
+    face_previews(targets or [], right)
     with st.expander("Options", icon=":material/tune:"):
         a, b = st.columns(2)
         source_face = a.selectbox("Which face of the source photo", FACES, format_func=sp.describe_faces,
@@ -106,6 +109,8 @@ with swap_tab:
                 before.image(view.before, caption="Before", width="stretch")
             if view.after:
                 after.image(str(view.after), caption="After", width="stretch")
+                after.download_button("Download", view.after.read_bytes(), view.after.name, "image/png",
+                                      key=f"fs.dl.{view.after.name}", icon=":material/download:", on_click="ignore")
             for warning in view.warnings:
                 st.warning(warning, icon=":material/warning:")
             if view.error:
