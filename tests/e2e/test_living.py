@@ -120,13 +120,22 @@ def test_generate_hints_first_sends_once_per_double_click_and_again_per_press(co
     wait_idle(page)
     generate = page.get_by_role("button", name="Generate", exact=True)
     generate.dblclick()
+    expect(page.get_by_text("queued for").or_(page.get_by_text("done on worker")).first).to_be_visible()
     wait_idle(page)
     page.wait_for_timeout(2_500)   # past the double-click window: the next press is deliberate
     assert jobs_sent(console_data, PROMPT) == 1
     generate.click()
-    wait_idle(page)
-    assert jobs_sent(console_data, PROMPT) == 2
+    page.wait_for_function("() => true")
+    wait_for(lambda: jobs_sent(console_data, PROMPT) == 2, page)
     expect(page.get_by_text("done on worker")).to_have_count(1, timeout=60_000)   # for the Gallery tests
+
+
+def wait_for(condition, page, timeout_ms: int = 15_000) -> None:
+    for _ in range(timeout_ms // 250):
+        if condition():
+            return
+        page.wait_for_timeout(250)
+    assert condition()
 
 
 def jobs_sent(data, prompt: str) -> int:
