@@ -125,7 +125,6 @@ def test_generate_hints_first_sends_once_per_double_click_and_again_per_press(co
     page.wait_for_timeout(2_500)   # past the double-click window: the next press is deliberate
     assert jobs_sent(console_data, PROMPT) == 1
     generate.click()
-    page.wait_for_function("() => true")
     wait_for(lambda: jobs_sent(console_data, PROMPT) == 2, page)
     expect(page.get_by_text("done on worker")).to_have_count(1, timeout=60_000)   # for the Gallery tests
 
