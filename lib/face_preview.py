@@ -18,10 +18,11 @@ def face_boxes(image: Image.Image) -> list[tuple[int, int, int, int]]:
     gray = np.asarray(ImageOps.exif_transpose(image).convert("L"))
     scale = min(1.0, 1024 / max(gray.shape))
     small = cv2.resize(gray, (max(1, round(gray.shape[1] * scale)), max(1, round(gray.shape[0] * scale))))
-    cascade = cv2.CascadeClassifier(cv2.data.haarcascades + "haarcascade_frontalface_default.xml")
+    cascade = cv2.CascadeClassifier(cv2.data.haarcascades + "haarcascade_frontalface_default.xml")  # type: ignore[attr-defined]
     side = max(24, min(small.shape) // 10)
     found = cascade.detectMultiScale(small, scaleFactor=1.1, minNeighbors=6, minSize=(side, side))
-    return sorted((tuple(int(v / scale) for v in box) for box in found), key=lambda b: b[0])
+    boxes = [(int(x / scale), int(y / scale), int(w / scale), int(h / scale)) for x, y, w, h in found]
+    return sorted(boxes, key=lambda b: b[0])
 
 
 def boxed_preview(data: bytes) -> tuple[bytes, int]:
