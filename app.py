@@ -29,7 +29,7 @@ if user.can("audit"):
                       st.Page("pages/provisioning.py", title="Provisioning", icon=":material/deployed_code:"),
                       st.Page("pages/connection.py", title="Connection check", icon=":material/stethoscope:")]
 
-navigation = st.navigation(PAGES)
+navigation = st.navigation(PAGES, expanded=True)   # every page listed: no "View more" behind the sidebar queue
 widgets.backend_banner(services)
 st.sidebar.caption(f"Signed in as **{user.label}** ({user.role})")
 if deps.auth_configured():
