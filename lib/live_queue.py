@@ -85,7 +85,8 @@ def cancel_consequences(record: JobRecord) -> list[str]:
         return ["The result of this job is not made.", *lines]
     steps = _steps(record.progress)
     checkpoints = record.progress.get("checkpoints") if isinstance(record.progress, Mapping) else None
-    saved = [c.get("step") for c in checkpoints or [] if isinstance(c, Mapping) and isinstance(c.get("step"), int)]
+    saved: list[int] = [c["step"] for c in checkpoints or []
+                        if isinstance(c, Mapping) and isinstance(c.get("step"), int)]
     if steps:
         lines.insert(0, f"Training stops at step {steps[0]:,} of {steps[1]:,}.")
     if saved:

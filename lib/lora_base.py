@@ -71,9 +71,10 @@ def from_training(store) -> dict[str, BaseModel]:
                 preset = store.get(entry.target).meta.get("preset")
             except (KeyError, TypeError):
                 continue
-            family = PRESET_FAMILY.get(preset)
-            names = entry.detail.get("loras") or [lora_name(entry.detail.get("target", ""))]
-            for name in names if family else ():
+            family = PRESET_FAMILY.get(str(preset))
+            if family is None:
+                continue
+            for name in entry.detail.get("loras") or [lora_name(entry.detail.get("target", ""))]:
                 out[name] = BaseModel(family, "training run")
     return out
 
@@ -104,5 +105,5 @@ def mismatch(template_family: str, name: str | None, bases: Mapping[str, BaseMod
 
 def preset_title_for_run(run_meta: Mapping, templates: Iterable) -> str | None:
     """The image preset of the run's base model, for "Compare in a grid" from a training run."""
-    family = PRESET_FAMILY.get(run_meta.get("preset"))
+    family = PRESET_FAMILY.get(str(run_meta.get("preset")))
     return next((t.title for t in templates if family and t.family == family), None)

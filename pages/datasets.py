@@ -1,8 +1,11 @@
 """Training sets: create a set, add photos, caption them, check readiness, save a new version."""
+import time
+
 import pandas as pd
 import streamlit as st
 
 from lib.auth import Forbidden, require
+from lib.draft_store import DraftStore
 from lib.training.datasets import DatasetError, TrainingSets
 from lib.training.uploads import UploadRejected, read_files
 from lib.ui import configured, deps, persist, uploads, widgets
@@ -28,6 +31,8 @@ names = [s.name for s in sets.list()]
 choice = st.selectbox("Training set", [*names, NEW], key="ds.set")
 if choice == NEW:
     with st.form("ds.create"):
+        st.caption("Name: 2–48 lower-case letters, digits, '-' or '_', starting with a letter or digit (e.g. "
+                   "ava-studio). Trigger word: one token of 2–40 letters, digits, '-' or '_' (e.g. ava_tok).")
         name = st.text_input("Name", placeholder="ava", help="lower-case letters, digits, - and _")
         trigger = st.text_input("Trigger word", placeholder="ava_tok",
                                 help="a made-up token the LoRA learns to mean this character")
@@ -44,13 +49,20 @@ if choice == NEW:
 training_set = sets.get(choice)
 versions = list(reversed(training_set.versions))
 version = st.selectbox("Version", versions, key="ds.version") if versions else None
+drafts = DraftStore(svc.data_dir)
 if st.session_state.get("ds.draft_of") != (choice, version):
-    st.session_state.update({"ds.draft": sets.draft(choice, version), "ds.draft_of": (choice, version),
-                             "ds.dirty": False, "ds.gen": st.session_state.get("ds.gen", 0) + 1})
+    kept = drafts.load(user.email, choice)   # unsaved changes from before a reload or another tab
+    restored = kept is not None and kept.version == version
+    st.session_state.update({"ds.draft": kept.draft if restored else sets.draft(choice, version),
+                             "ds.draft_of": (choice, version), "ds.dirty": restored,
+                             "ds.gen": st.session_state.get("ds.gen", 0) + 1})
+    if restored:
+        st.session_state["ds.toast"] = f"Restored your unsaved changes from {time.strftime('%H:%M', time.localtime(kept.saved_at))}"
 draft, gen = st.session_state["ds.draft"], st.session_state["ds.gen"]
 
 
 def changed(message: str) -> None:
+    drafts.keep(user.email, choice, version, draft)   # survives a reload until saved or discarded
     st.session_state["ds.dirty"] = True
     st.session_state["ds.gen"] += 1   # new widget keys: tables and uploaders show the draft afresh
     st.session_state["ds.toast"] = message
@@ -62,6 +74,10 @@ if message := st.session_state.pop("ds.toast", None):
 st.caption(f"Trigger word **{escaped(draft.trigger_word)}** · {len(draft.images)} images · "
            + (f"editing {version}" if version else "no saved version yet")
            + (" · **unsaved changes**" if st.session_state["ds.dirty"] else ""))
+if st.session_state["ds.dirty"] and st.button("Discard unsaved changes", icon=":material/undo:"):
+    drafts.forget(user.email, choice)
+    st.session_state.pop("ds.draft_of", None)
+    st.rerun()
 
 files = uploads.file_uploader(TRAINING_SET, "Add photos (JPEG, PNG, WebP) with same-name .txt captions, or a .zip "
                               "of them", type=["jpg", "jpeg", "png", "webp", "txt", "zip"], accept_multiple_files=True,
@@ -128,6 +144,7 @@ if st.button("Save as new version", type="primary", icon=":material/save:", disa
     else:
         svc.store.audit(user.email, "dataset.save", f"datasets/{choice}/{saved.version}",
                         {"images": len(draft.images), "note": note})
+        drafts.forget(user.email, choice)
         st.session_state.update({"ds.version.next": saved.version, "ds.draft_of": (choice, saved.version),
                                  "ds.dirty": False, "ds.toast": f"Saved {choice} {saved.version}"})
         st.rerun()

@@ -44,7 +44,7 @@ def live_fragment(state_key: str, render=live) -> None:
 
 st.title("Generate images")
 configured.require_endpoint(svc, "image", "image generation")
-persist.remember("gen.", "grid.", "own.map.", skip=("grid.lora_candidates",))
+persist.remember("gen.", "grid.", "own.map.", skip=("grid.lora_candidates", "gen.saved"))
 if st.session_state.get("own.opened"):
     st.info("A workflow from the Gallery is open in the **Own workflow** tab.", icon=":material/account_tree:")
 templates = {t.title: t for t in inf.image_templates(svc.data_dir)}

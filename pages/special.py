@@ -6,6 +6,7 @@ from lib import special as sp
 from lib.devworkers import model_source
 from lib.inference import loras_on_volume
 from lib.ui import configured, deps, persist, uploads, widgets
+from lib.ui.face_previews import face_previews
 from lib.ui.refresh import refresh_while, stop_refreshing_when
 from lib.ui.safe_text import escaped
 from lib.upload_limits import IMAGE
@@ -77,6 +78,8 @@ with swap_tab:
                                    where=left)
     targets = uploads.file_uploader(IMAGE, "Target photos: one job per photo", accept_multiple_files=True,
                                     key="fs.targets", where=right)
+    face_previews([source] if source else [], left)
+    face_previews(targets or [], right)
     with st.expander("Options", icon=":material/tune:"):
         a, b = st.columns(2)
         source_face = a.selectbox("Which face of the source photo", FACES, format_func=sp.describe_faces,
@@ -110,6 +113,8 @@ with swap_tab:
                 before.image(view.before, caption="Before", width="stretch")
             if view.after:
                 after.image(str(view.after), caption="After", width="stretch")
+                after.download_button("Download", view.after.read_bytes(), view.after.name, "image/png",
+                                      key=f"fs.dl.{view.after.name}", icon=":material/download:", on_click="ignore")
             for warning in view.warnings:
                 st.warning(warning, icon=":material/warning:")
             if view.error:

@@ -38,7 +38,7 @@ class ModelFiles:
         self._audit = audit
         self._clock = clock
         self._flags_memo: tuple[int, frozenset, list[Flag]] | None = None
-        self.seen_version = volume.version   # the volume as this index knows it (see catch_up)
+        self.seen_version = self._volume_version()   # the volume as this index knows it (see catch_up)
 
     # ---- reading ------------------------------------------------------------------------
     def index(self) -> VolumeIndex:
@@ -47,11 +47,14 @@ class ModelFiles:
     def refresh(self) -> None:
         self.cache.invalidate()
 
+    def _volume_version(self) -> int:
+        return getattr(self.volume, "version", 0)   # a volume that does not count its changes never re-lists
+
     def catch_up(self, wait_s: float) -> None:
         """Re-list when another part of the console changed the volume (a promote, staged candidates),
         so counts and flags agree without a manual re-list."""
-        if self.volume.version != self.seen_version and self.cache.peek() is not None:
-            self.seen_version = self.volume.version
+        if self._volume_version() != self.seen_version and self.cache.peek() is not None:
+            self.seen_version = self._volume_version()
             self.cache.start_listing()
             self.cache.wait_listing(wait_s)
 
@@ -83,7 +86,7 @@ class ModelFiles:
             self.refresh()  # even a failed multipart upload may have changed what is listed
             raise
         self.cache.apply(upserts=[obj])
-        self.seen_version = self.volume.version
+        self.seen_version = self._volume_version()
         self._record(user, "volume.upload", key, {"size": obj.size})
         return obj
 
@@ -102,7 +105,7 @@ class ModelFiles:
             self.refresh()  # a copy may have happened without the delete
             raise
         self.cache.apply(removes=[src], upserts=[obj])
-        self.seen_version = self.volume.version
+        self.seen_version = self._volume_version()
         self._record(user, "volume.move", src, {"to": dst, "size": size})
         return obj
 
@@ -120,7 +123,7 @@ class ModelFiles:
             self.refresh()
             raise
         self.cache.apply(removes=[key])
-        self.seen_version = self.volume.version
+        self.seen_version = self._volume_version()
         self._record(user, "volume.delete", key, {"size": size})
 
     def _record(self, user, action: str, target: str, detail: dict) -> None:

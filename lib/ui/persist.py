@@ -3,6 +3,8 @@ what the user entered and puts back what Streamlit forgot (it drops a widget's v
 left, and the whole session on a reload)."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import streamlit as st
 
 from lib.form_state import FormState, storable
@@ -13,7 +15,7 @@ _SAVED = "persist.saved"  # what this session last wrote, so an unchanged form w
 
 @st.cache_resource(show_spinner=False)
 def _form_state(data_dir: str) -> FormState:
-    return FormState(data_dir)
+    return FormState(Path(data_dir))
 
 
 def form_state() -> FormState:

@@ -77,7 +77,10 @@ def test_face_onto_two_targets_before_and_after(console):
         region = (slice(box.y, box.y + box.h), slice(box.x, box.x + box.w))
         assert np.abs(after[region].astype(int) - original[region].astype(int)).mean() > 10
     shown = sum(len(img.value) if isinstance(img.value, list) else 1 for img in at.image)
-    assert shown == 4  # before and after for each target
+    assert shown == 3 + 4  # a preview of each upload with its faces boxed; before and after for each target
+    previews = [c for img in at.image for c in (img.captions if isinstance(img.value, list) else [img.caption])
+                if c and "numbered left to right" in c]
+    assert len(previews) == 3
     assert [m.value for m in at.markdown if "beach.jpg" in m.value or "office.png" in m.value] == [
         ":material/check_circle: **beach.jpg** · completed", ":material/check_circle: **office.png** · completed"]
     at.button(key="fs.go").click().run()  # the same form again: nothing new is sent

@@ -6,7 +6,7 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from tests.e2e.ui import DOCS, choose, open_page, screenshot, settle
+from tests.e2e.ui import DOCS, choose, open_page, safetensors_file, screenshot, settle
 
 pytestmark = pytest.mark.e2e
 expect.set_options(timeout=15_000)   # a Streamlit run on two busy cores can take a few seconds
@@ -72,14 +72,13 @@ def test_models_find_a_lora_see_its_use_the_misplaced_flag_and_upload(console_pa
     expect(dialog).to_have_count(0)
 
     page.get_by_role("tab", name="Upload").click()
-    model = tmp_path / "e2e_upload.safetensors"
-    model.write_bytes(b"\0" * 65_536)
+    model = safetensors_file(tmp_path / "e2e_upload.safetensors", 65_536)
     path = page.get_by_role("textbox", name="Model file on the console machine")
     path.fill(str(model))
     path.press("Enter")
     wait_idle(page)
     page.get_by_role("button", name="Upload", exact=True).click()
-    expect(page.get_by_text("Uploaded models/loras/e2e_upload.safetensors (65.5 kB).")).to_be_visible()
+    expect(page.get_by_text("Uploaded models/loras/e2e_upload.safetensors (65.5 kB): safetensors")).to_be_visible()
     expect(page.get_by_test_id("stProgress").filter(has_text="65,536 / 65,536 bytes")).to_be_visible()
 
     page.get_by_role("tab", name="Browse").click()

@@ -1,6 +1,7 @@
 """Face swap & character sheets in Chromium: scikit-image's astronaut as the face onto two target photos
 (one with a face, one without), before/after side by side; then a labelled character sheet."""
 import io
+import re
 from pathlib import Path
 
 import numpy as np
@@ -57,7 +58,8 @@ def test_face_swap_onto_two_targets_then_a_character_sheet(console_page, wait_id
     expect(panel.get_by_test_id("stImageCaption").filter(has_text="Before")).to_have_count(2)
     expect(panel.get_by_test_id("stImageCaption").filter(has_text="After")).to_have_count(2)
     expect(panel.get_by_text("no face was detected in the target image")).to_be_visible()
-    images = panel.get_by_test_id("stImageContainer").get_by_role("img")
+    # Results only (Before / After), not the previews of the uploaded photos with their faces boxed.
+    images = panel.get_by_test_id("stImageContainer").filter(has_text=re.compile(r"^(Before|After)$")).get_by_role("img")
     before, after = pixels(page, images.nth(0)), pixels(page, images.nth(1))
     assert before.shape == after.shape
     changed = np.abs(after - before).max(axis=2) > 40

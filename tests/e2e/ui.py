@@ -61,3 +61,19 @@ def screenshot(page, wait_idle, name: str) -> None:
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SHOTS / name))
     page.set_viewport_size(size)
+
+
+def safetensors_file(path: Path, total_bytes: int, metadata: dict | None = None) -> Path:
+    """A valid safetensors file of exactly `total_bytes` (one U8 tensor filling the data section): the
+    console refuses an upload named .safetensors whose header does not parse."""
+    import json
+    import struct
+    for data in range(total_bytes, 0, -1):
+        header = {"weight": {"dtype": "U8", "shape": [data], "data_offsets": [0, data]}}
+        if metadata:
+            header["__metadata__"] = metadata
+        text = json.dumps(header).encode()
+        if 8 + len(text) + data == total_bytes:
+            path.write_bytes(struct.pack("<Q", len(text)) + text + b"\0" * data)
+            return path
+    raise ValueError(f"no safetensors file of {total_bytes} bytes")
