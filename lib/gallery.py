@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from lib import inference as inf
+from lib.jobstate import JobState
 from lib.store import JobRecord
 from lib.store_memo import memo
 
@@ -46,7 +47,7 @@ def pictures(store, *, kinds: list[str], character: str | None = None, model: st
     records: list[JobRecord] = []
     for label in kinds:
         role, job_kinds = KIND_FILTERS[label]
-        records += store.list(role=role, status="COMPLETED", kind=list(job_kinds), since=since, until=until,
+        records += store.list(role=role, status=JobState.COMPLETED.value, kind=list(job_kinds), since=since, until=until,
                               limit=limit)
     records.sort(key=lambda r: r.created_at, reverse=True)
     out = []

@@ -7,13 +7,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from lib.jobstate import UNFINISHED, JobState
 from lib.store import JobRecord
 from lib.training.runs import format_duration
 
-UNFINISHED = ("PENDING", "IN_QUEUE", "IN_PROGRESS")
 KIND_LABELS = {"generate": "Image", "grid": "Grid cell", "rerun": "Re-run", "faceswap": "Face swap",
                "sheet_panel": "Sheet panel", "training": "LoRA training"}
-STATUS_LABELS = {"PENDING": "Sending", "IN_QUEUE": "Queued", "IN_PROGRESS": "Running"}
+STATUS_LABELS = {JobState.PENDING: "Sending", JobState.IN_QUEUE: "Queued", JobState.IN_PROGRESS: "Running"}
 
 
 @dataclass(frozen=True)
@@ -44,9 +44,9 @@ def _sample_rounds(progress: object) -> int:
 
 
 def phase(record: JobRecord) -> str:
-    if record.status == "PENDING":
+    if record.status == JobState.PENDING:
         return "sending to RunPod"
-    if record.status == "IN_QUEUE":
+    if record.status == JobState.IN_QUEUE:
         return "waiting for a worker (a cold start can take up to ~2 min)"
     steps = _steps(record.progress)
     if steps is None:
@@ -78,7 +78,7 @@ def cancel_consequences(record: JobRecord) -> list[str]:
     """What a cancel loses and what it still costs, said before the user confirms it."""
     if record.is_final:
         return [f"This job already ended ({record.status.lower().replace('_', ' ')}): there is nothing to cancel."]
-    if record.status in ("PENDING", "IN_QUEUE"):
+    if record.status in (JobState.PENDING, JobState.IN_QUEUE):
         return ["No worker has started it yet: nothing is lost and nothing more is billed."]
     lines = ["RunPod bills the worker time used so far; that is not refunded."]
     if record.kind != "training":

@@ -3,6 +3,7 @@ import streamlit as st
 
 from lib import overview, resend
 from lib.auth import require
+from lib.jobstate import WORKER_FAILED, JobState
 from lib.runpod import RunPodError
 from lib.ui import dates, deps, resend_view, widgets
 from lib.ui.job_errors import job_line
@@ -16,8 +17,8 @@ st.title("Jobs")
 
 f1, f2, f3, f4 = st.columns(4)
 role = f1.selectbox("Endpoint", ["all", *services.config.endpoints], key="jobs.role")
-status = f2.multiselect("Status", ["IN_QUEUE", "IN_PROGRESS", "COMPLETED", "FAILED", "CANCELLED",
-                                   "TIMED_OUT", "UNKNOWN", "SUBMIT_FAILED", "EXPIRED"], key="jobs.status")
+status = f2.multiselect("Status", [s.value for s in JobState if s is not JobState.PENDING],
+                        format_func=widgets.status_words, key="jobs.status")
 who = f3.selectbox("Who", ["anyone", *store.users()], key="jobs.who")
 window = dates.day_range_window("Dates (UTC)", key="jobs.dates", last_days=8, where=f4)
 if window is None:
@@ -56,7 +57,7 @@ if record.is_active and cancel_col.button("Cancel job", icon=":material/cancel:"
         st.rerun()
     except (RunPodError, PermissionError) as exc:
         widgets.show_error(exc, "cancel the job")
-retry_verdict = resend.before_retry(record, services.volume) if record.status in ("FAILED", "TIMED_OUT") else None
+retry_verdict = resend.before_retry(record, services.volume) if record.status in WORKER_FAILED else None
 if retry_verdict is not None and not retry_verdict.ok:
     resend_view.show_refusal(retry_verdict, record, "jobs.retry")
 elif retry_verdict is not None and retry_col.button("Retry on RunPod", icon=":material/replay:"):

@@ -9,6 +9,7 @@ from lib import lora_base
 from lib.auth import Forbidden
 from lib.errors import ConsoleError
 from lib.inference import image_templates
+from lib.jobstate import JobState
 from lib.ops.actions import format_bytes
 from lib.runpod import RunPodError
 from lib.training import service
@@ -145,7 +146,7 @@ def run_panel(local_id: str) -> None:
     if view.error:
         st.error(escaped(view.error), icon=":material/error:")
     if view.log_tail:
-        training_run.log_tail(view.log_tail, expanded=record.status == "FAILED")
+        training_run.log_tail(view.log_tail, expanded=record.status == JobState.FAILED)
     if view.loss_series:
         st.plotly_chart(loss_figure(view.loss_series, [c.step for c in view.checkpoints], view.total_steps),
                         key=f"tr.loss.{local_id}")

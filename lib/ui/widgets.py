@@ -6,15 +6,17 @@ import streamlit as st
 from lib.auth import Forbidden
 from lib.devworkers import DEV, routes
 from lib.errors import ConsoleError
+from lib.jobstate import JobState
 from lib.ui.safe_text import escaped
 
 # Material icons (Streamlit's own font), not emoji: Debian ships no emoji font, so emoji showed as
 # empty boxes. An icon never stands alone: every use puts the status in words beside it.
 STATUS_ICONS = {
-    "PENDING": ":material/schedule_send:", "IN_QUEUE": ":material/hourglass_top:",
-    "IN_PROGRESS": ":material/progress_activity:", "COMPLETED": ":material/check_circle:",
-    "FAILED": ":material/error:", "CANCELLED": ":material/cancel:", "TIMED_OUT": ":material/timer_off:",
-    "SUBMIT_FAILED": ":material/block:", "UNKNOWN": ":material/help:", "EXPIRED": ":material/delete_history:",
+    JobState.PENDING: ":material/schedule_send:", JobState.IN_QUEUE: ":material/hourglass_top:",
+    JobState.IN_PROGRESS: ":material/progress_activity:", JobState.COMPLETED: ":material/check_circle:",
+    JobState.FAILED: ":material/error:", JobState.CANCELLED: ":material/cancel:",
+    JobState.TIMED_OUT: ":material/timer_off:", JobState.SUBMIT_FAILED: ":material/block:",
+    JobState.UNKNOWN: ":material/help:", JobState.EXPIRED: ":material/delete_history:",
 }
 
 
