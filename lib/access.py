@@ -145,7 +145,7 @@ def _host_header_name(value: str) -> str | None:
     """The host name of a Host header, lower-case, without port or trailing dot; None if malformed."""
     try:
         parts = urlsplit(f"//{value}")
-        parts.port  # a malformed port raises ValueError
+        _ = parts.port  # a malformed port raises ValueError
     except ValueError:
         return None
     if parts.username is not None or parts.password is not None or not parts.hostname:

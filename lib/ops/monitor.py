@@ -96,7 +96,7 @@ class OpsMonitor:
                                      {"role": hold.role, "outcome": hold.outcome})
         return TickResult(result.events, result.restored, errors)
 
-    def start(self, services, *, interval_s: float = 15.0) -> "OpsMonitor":
+    def start(self, services, *, interval_s: float = 15.0) -> OpsMonitor:
         """Tick every `interval_s` in a daemon thread until stop(); idempotent."""
         if self._loop is not None and self._loop.is_alive():
             return self

@@ -60,7 +60,7 @@ class SecretRef:
 
     @property
     def runpod_value(self) -> str:
-        return "{{ RUNPOD_SECRET_%s }}" % self.name
+        return f"{{{{ RUNPOD_SECRET_{self.name} }}}}"
 
     def __str__(self) -> str:
         return f"secret {self.name}"

@@ -17,7 +17,7 @@ import posixpath
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from lib.errors import ConsoleError
 from lib.training.images import ANALYSIS_VERSION, ImageInfo, load_image, make_thumbnail
@@ -54,7 +54,7 @@ def validate_trigger(word: str) -> str:
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 @dataclass(frozen=True)
@@ -101,7 +101,7 @@ class Manifest:
         }
 
     @classmethod
-    def from_dict(cls, data: dict) -> "Manifest":
+    def from_dict(cls, data: dict) -> Manifest:
         files = tuple(ManifestFile(image=f["image"], caption_file=f.get("caption_file"),
                                    caption_sha256=f.get("caption_sha256"), info=ImageInfo.from_dict(f))
                       for f in data.get("files", []))

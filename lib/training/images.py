@@ -57,7 +57,7 @@ class ImageInfo:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict) -> "ImageInfo":
+    def from_dict(cls, data: dict) -> ImageInfo:
         fields = cls.__dataclass_fields__
         return cls(**{k: v for k, v in data.items() if k in fields})
 
