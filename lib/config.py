@@ -88,7 +88,7 @@ class Settings:
         secrets = secrets or {}
 
         def get(name: str, default: str = "") -> str:
-            value = env.get(name)
+            value: object = env.get(name)
             if value is None or value == "":
                 value = secrets.get(name, default)
             return str(value).strip() if value is not None else default
