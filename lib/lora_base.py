@@ -73,7 +73,9 @@ def from_training(store) -> dict[str, BaseModel]:
                 continue
             family = PRESET_FAMILY.get(preset)
             names = entry.detail.get("loras") or [lora_name(entry.detail.get("target", ""))]
-            for name in names if family else ():
+            if not family:
+                continue
+            for name in names:
                 out[name] = BaseModel(family, "training run")
     return out
 
@@ -104,5 +106,5 @@ def mismatch(template_family: str, name: str | None, bases: Mapping[str, BaseMod
 
 def preset_title_for_run(run_meta: Mapping, templates: Iterable) -> str | None:
     """The image preset of the run's base model, for "Compare in a grid" from a training run."""
-    family = PRESET_FAMILY.get(run_meta.get("preset"))
+    family = PRESET_FAMILY.get(run_meta.get("preset", ""))
     return next((t.title for t in templates if family and t.family == family), None)
