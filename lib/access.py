@@ -32,7 +32,8 @@ def _parse_table(raw: Mapping) -> tuple[dict[str, str], dict[str, str]]:
     table = raw.get("access") or {}
     if not isinstance(table, Mapping):
         raise ConfigError("console.toml: [access] must be a table")
-    addresses, domains = {}, {}
+    addresses: dict[str, str] = {}
+    domains: dict[str, str] = {}
     # Later lists are weaker roles: setdefault keeps the strongest role for a name listed twice.
     for key, role in _LISTS:
         entries = table.get(key, [])
@@ -73,21 +74,21 @@ class AccessPolicy:
         addresses, domains = _parse_table(raw)
         return cls(addresses, domains, path=path)
 
-    def _follow_file(self) -> None:
-        stamp = _stamp(self._path)
+    def _follow_file(self, path: Path) -> None:
+        stamp = _stamp(path)
         if stamp == self._stamp:
             return
         with self._lock:
             if stamp == self._stamp:
                 return
             try:
-                raw = tomllib.loads(self._path.read_text(encoding="utf-8"))
+                raw = tomllib.loads(path.read_text(encoding="utf-8"))
                 self._addresses, self._domains = _parse_table(raw)
                 self.problem = None
             except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, ConfigError) as exc:
                 # Fail closed: a half-edited file must not keep someone in who was just removed.
                 self._addresses, self._domains = {}, {}
-                self.problem = (f"{self._path} could not be read ({exc}), so nobody is let in until "
+                self.problem = (f"{path} could not be read ({exc}), so nobody is let in until "
                                 "its [access] table is fixed")
                 log.warning("access list: %s", self.problem)
             self._stamp = stamp
@@ -100,7 +101,7 @@ class AccessPolicy:
             # Never a sign-in identity: a provider that lets a user pick this address gets nothing.
             return LOCAL_OPERATOR.role if self.local_operator else None
         if self._path is not None:
-            self._follow_file()
+            self._follow_file(self._path)
         if email in self._addresses:
             return self._addresses[email]
         domain = "@" + email.rsplit("@", 1)[-1]
@@ -145,7 +146,7 @@ def _host_header_name(value: str) -> str | None:
     """The host name of a Host header, lower-case, without port or trailing dot; None if malformed."""
     try:
         parts = urlsplit(f"//{value}")
-        parts.port  # a malformed port raises ValueError
+        _ = parts.port  # a malformed port raises ValueError
     except ValueError:
         return None
     if parts.username is not None or parts.password is not None or not parts.hostname:

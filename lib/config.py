@@ -82,13 +82,13 @@ class Settings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None,
-                 secrets: Mapping[str, object] | None = None) -> "Settings":
+                 secrets: Mapping[str, object] | None = None) -> Settings:
         """Environment first, then top-level keys of .streamlit/secrets.toml with the same names."""
         env = os.environ if env is None else env
         secrets = secrets or {}
 
         def get(name: str, default: str = "") -> str:
-            value = env.get(name)
+            value: object = env.get(name)
             if value is None or value == "":
                 value = secrets.get(name, default)
             return str(value).strip() if value is not None else default
@@ -235,7 +235,7 @@ class ConsoleConfig:
         return self.prices.per_second(spec.gpu_pools[0], active=active)
 
     @classmethod
-    def load(cls, path: str | os.PathLike, *, any_role: bool = False) -> "ConsoleConfig":
+    def load(cls, path: str | os.PathLike, *, any_role: bool = False) -> ConsoleConfig:
         path = Path(path)
         try:
             text = path.read_text(encoding="utf-8")
@@ -252,7 +252,7 @@ class ConsoleConfig:
         return cls.parse(text, path=path, any_role=any_role)
 
     @classmethod
-    def parse(cls, text: str, path: Path | None = None, *, any_role: bool = False) -> "ConsoleConfig":
+    def parse(cls, text: str, path: Path | None = None, *, any_role: bool = False) -> ConsoleConfig:
         """any_role: endpoints of roles the console does not drive are accepted (the simulator and the
         simulator's tests add a `basic` endpoint); the console itself refuses them as typos."""
         src = _Source(text, path)

@@ -7,9 +7,9 @@ page names a file on the console machine; it is checked from its first bytes and
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import BinaryIO
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 from lib import lora_base
 from lib.json_file import JsonFile, rename_key

@@ -5,6 +5,7 @@ volume operation raises VolumeError naming the keys to set, and the pages show t
 they would show files."""
 from __future__ import annotations
 
+import builtins
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,7 +25,7 @@ class VolumeWithoutKey(Volume):
     def list(self, prefix: str = "", *, page_size: int = 1000) -> Iterator[VolumeObject]:
         raise self._refuse()
 
-    def list_dir(self, prefix: str = "") -> tuple[list[str], list[VolumeObject]]:
+    def list_dir(self, prefix: str = "") -> tuple[builtins.list[str], builtins.list[VolumeObject]]:
         raise self._refuse()
 
     def head(self, key: str) -> VolumeObject:

@@ -100,6 +100,7 @@ def _api_key(settings: Settings, client: RunPod, simulated: bool) -> Finding:
 
 def _endpoint(spec: EndpointSpec, config: ConsoleConfig, client: RunPod, simulated: bool) -> Iterator[Finding]:
     topic = f"{spec.role} endpoint"
+    assert spec.id  # config.load gives every endpoint that is not a dev worker its id
     try:
         live = client.rest.endpoint(spec.id)
     except NotFound:
@@ -112,7 +113,7 @@ def _endpoint(spec: EndpointSpec, config: ConsoleConfig, client: RunPod, simulat
         yield Finding(topic, PROBLEM, f"could not read endpoint {spec.id}: {exc}", "run the check again")
         return
     yield Finding(topic, OK, f"{live.name or spec.id} exists ({spec.id})")
-    yield _queue(spec, client)
+    yield _queue(spec, live.id, client)
     yield _image(spec, live)
     yield _mount(spec, live, config)
     yield _pools(spec, live, config, client)
@@ -127,10 +128,10 @@ def _safe_list(client: RunPod) -> list[Endpoint]:
         return []
 
 
-def _queue(spec: EndpointSpec, client: RunPod) -> Finding:
+def _queue(spec: EndpointSpec, endpoint_id: str, client: RunPod) -> Finding:
     topic = f"{spec.role} job queue"
     try:
-        health = client.endpoint(spec.id).health()
+        health = client.endpoint(endpoint_id).health()
     except RunPodError as exc:
         return Finding(topic, PROBLEM, f"the job API refused /health: {exc}",
                        "check RUNPOD_API_KEY's access to this endpoint and RUNPOD_API_URL")
@@ -175,7 +176,7 @@ def _pools(spec: EndpointSpec, live: Endpoint, config: ConsoleConfig, client: Ru
     # what can be checked is that workers are placed where the volume is, and whether they are throttled
     # (reference §1.10: "host lacks resources").
     try:
-        throttled = client.rest.workers(spec.id).throttled
+        throttled = client.rest.workers(live.id).throttled
     except RunPodError:
         throttled = 0  # the queue line reports an unreachable API already
     if throttled:
@@ -204,7 +205,8 @@ def _cuda(spec: EndpointSpec, live: Endpoint) -> Finding:
     need = required_cuda(spec, live)
     if need is None:
         return Finding(topic, OK, "the image needs no CUDA constraint")
-    gpu = live.raw.get("gpu") if isinstance(live.raw.get("gpu"), dict) else {}
+    reported = live.raw.get("gpu")
+    gpu = reported if isinstance(reported, dict) else {}
     minimum = str(gpu.get("minCudaVersion") or "")
     allowed = [str(v) for v in gpu.get("allowedCudaVersions") or []]
     if (minimum and _version(minimum) >= _version(need)) or (
@@ -218,6 +220,7 @@ def _cuda(spec: EndpointSpec, live: Endpoint) -> Finding:
 
 def _dev_worker(spec: EndpointSpec, client: RunPod) -> Iterator[Finding]:
     topic = f"{spec.role} dev worker"
+    assert spec.url  # a dev worker is one with a url
     try:
         client.dev_worker(spec.url).reachable()
         yield Finding(topic, OK, f"answers at {spec.url}")

@@ -55,7 +55,8 @@ class AlertHistory:
     def events(self, *, limit: int = 200, since: datetime | None = None,
                alert_id: str | None = None) -> list[AlertEvent]:
         """Newest first."""
-        where, args = ["at >= ?"], [since.timestamp() if since else 0.0]
+        where: list[str] = ["at >= ?"]
+        args: list[float | str] = [since.timestamp() if since else 0.0]
         if alert_id is not None:
             where.append("alert_id = ?")
             args.append(alert_id)

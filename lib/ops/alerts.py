@@ -15,6 +15,7 @@ import pandas as pd
 
 from lib.config import ConfigError, ConsoleConfig
 from lib.ops.endpoint_stats import DECIDED, FAILED
+from lib.runpod.models import Health
 
 ALERTS_TOML_DOC = """\
 # Alerts, evaluated by the console's tracker every few seconds and listed on Overview.
@@ -166,7 +167,7 @@ def _default_name(kind: str, above: float) -> str:
 class Observations:
     """What the evaluator looks at, gathered by the caller at one moment."""
 
-    health: Mapping[str, object] = field(default_factory=dict)  # role -> lib.runpod.Health | None
+    health: Mapping[str, Health | None] = field(default_factory=dict)  # role -> its /health, None if unknown
     jobs: pd.DataFrame | None = None                            # JobStore.jobs_frame() of recent days
     spend_today_usd: float | None = None
 
@@ -264,7 +265,7 @@ def _measure(rule: AlertRule, role: str | None, obs: Observations) -> tuple[floa
             return None, ""
         return float(obs.spend_today_usd), f"${obs.spend_today_usd:,.2f} spent today"
     if rule.rule in ("queue_depth", "throttled_workers"):
-        health = obs.health.get(role)
+        health = obs.health.get(role) if role is not None else None
         if health is None:
             return None, ""
         if rule.rule == "queue_depth":

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from typing import Any
 
 from lib.config import EndpointSpec
 
@@ -80,7 +81,8 @@ def _flashboot(value: object) -> bool:
     return bool(value)
 
 
-def _normalise(field: str, value: object) -> object:
+def _normalise(field: str, value: Any) -> object:
+    # `value` is one setting as console.toml or RunPod spells it; its type depends on `field`.
     if value is None:
         return None
     if field == "flashboot":
@@ -115,7 +117,7 @@ def compare(spec: EndpointSpec, live) -> DriftReport:
                        items=tuple(items), rows=tuple(rows))
 
 
-def _patch_value(field: str, declared: object) -> object:
+def _patch_value(field: str, declared: Any) -> object:
     if field in ("gpu_pools", "allowed_cuda_versions"):
         return list(declared)
     if field == "scaling_value" and float(declared).is_integer():
@@ -123,7 +125,7 @@ def _patch_value(field: str, declared: object) -> object:
     return declared
 
 
-def with_changes(spec: EndpointSpec, changes: Mapping[str, object]) -> EndpointSpec:
+def with_changes(spec: EndpointSpec, changes: Mapping[str, Any]) -> EndpointSpec:
     """The spec with some settings replaced, keyed by update_endpoint keyword (e.g. {"workers_max": 5}).
 
     The Endpoints page uses it when an operator edits a value before applying it.
@@ -132,7 +134,7 @@ def with_changes(spec: EndpointSpec, changes: Mapping[str, object]) -> EndpointS
     unknown = sorted(set(changes) - set(attrs))
     if unknown:
         raise ValueError(f"cannot change {', '.join(unknown)}; known settings: {', '.join(attrs)}")
-    values = {attrs[k]: (tuple(v) if k in ("gpu_pools", "allowed_cuda_versions") else v)
+    values: dict[str, Any] = {attrs[k]: (tuple(v) if k in ("gpu_pools", "allowed_cuda_versions") else v)
               for k, v in changes.items()}
     return replace(spec, **values)
 

@@ -21,6 +21,7 @@ from lib.ops.health_log import HealthLog
 from lib.ops.warmup import WarmHold, WarmupSchedule, restore_due
 from lib.ops.webhook import WebhookNotifier, webhook_url
 from lib.runpod import RunPodError
+from lib.runpod.models import Health
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +78,8 @@ class OpsMonitor:
         """Gather observations from lib.services.Services and tick; per-endpoint errors are kept, not raised."""
         from lib.overview import spend_today  # the Overview's own definition of "spend today"
 
-        health, errors = {}, {}
+        health: dict[str, Health | None] = {}
+        errors: dict[str, str] = {}
         for role, spec in self.config.endpoints.items():
             if not spec.id:
                 continue  # a worker under development has no /health on RunPod's side
@@ -96,7 +98,7 @@ class OpsMonitor:
                                      {"role": hold.role, "outcome": hold.outcome})
         return TickResult(result.events, result.restored, errors)
 
-    def start(self, services, *, interval_s: float = 15.0) -> "OpsMonitor":
+    def start(self, services, *, interval_s: float = 15.0) -> OpsMonitor:
         """Tick every `interval_s` in a daemon thread until stop(); idempotent."""
         if self._loop is not None and self._loop.is_alive():
             return self
@@ -123,6 +125,7 @@ class OpsMonitor:
             self._loop.join(timeout=30)
 
     def _deliver(self, event: AlertEvent) -> None:
+        assert self.notifier is not None  # deliveries are queued only when there is a notifier
         result = self.notifier.deliver(event, on_attempt=self.history.log_delivery)
         if not result.ok:
             log.warning("alert webhook delivery failed after %d attempts: %s", len(result.attempts), result.error)

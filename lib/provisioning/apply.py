@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import cast
 
 from lib.provisioning.bind import BindError
 from lib.provisioning.declaration import Declaration, EndpointDecl
@@ -95,6 +96,7 @@ def run_steps(steps: list[Step]) -> ApplyResult:
         if failed:
             step.status, step.detail = SKIPPED, "not run: an earlier step failed"
             continue
+        assert step.run is not None  # plan_steps gives every pending step its action
         try:
             step.detail = step.run()
             step.status = DONE
@@ -117,6 +119,7 @@ def _creator(r: ResourcePlan, decl: Declaration, rest, ctx: _Context, bind: Bind
                 made = rest.create_network_volume(name=v.name, size_gb=v.size_gb, datacenter=v.datacenter)
                 ctx.volume_id = made.id
             else:
+                assert r.role is not None  # every endpoint plan carries its role
                 made = _create_endpoint(decl.endpoint(r.role), rest, ctx)
         except RunPodError as exc:
             if exc.outcome_unknown:
@@ -146,6 +149,7 @@ def _create_endpoint(d: EndpointDecl, rest, ctx: _Context) -> Endpoint:
 
 def _binder(r: ResourcePlan, bind: Binder, record: Recorder) -> Callable[[], str]:
     def run() -> str:
+        assert r.live_id is not None  # a plan is rebound only to a live id
         bind(r.kind, r.role, r.live_id)
         record(f"{r.kind}:{r.live_id}", {"bound": r.name, "role": r.role, "was": r.declared_id})
         return "console.toml updated"
@@ -158,8 +162,9 @@ def _patcher(r: ResourcePlan, rest, ctx: _Context, record: Recorder) -> Callable
         if "network_volume_ids" in patch:
             if ctx.volume_id is None:
                 raise ValueError(f"cannot change {r.label}: the network volume it mounts does not exist yet")
-            patch["network_volume_ids"] = [ctx.volume_id if v is NEW_VOLUME else v
-                                           for v in patch["network_volume_ids"]]
+            # plan.py puts the declared volume ids here as a list, NEW_VOLUME standing for the one to create
+            declared_ids = cast("list[object]", patch["network_volume_ids"])
+            patch["network_volume_ids"] = [ctx.volume_id if v is NEW_VOLUME else v for v in declared_ids]
         if r.kind == "volume":
             rest.update_network_volume(r.live_id, **patch)
         else:

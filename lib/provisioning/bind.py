@@ -56,6 +56,7 @@ def write_id(path: Path, table: tuple[str, ...], new_id: str) -> None:
     value = json.dumps(new_id)
     if id_at is not None:
         m = _ID_LINE.match(lines[id_at].rstrip("\r\n"))
+        assert m is not None  # id_at is the line _ID_LINE matched above
         ending = lines[id_at][len(lines[id_at].rstrip("\r\n")):]
         lines[id_at] = f"{m.group(1)}{value}{m.group(3)}{ending}"
     else:

@@ -22,6 +22,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import overload
 
 from lib.config import SECRET_LIKE_PREFIXES, ConsoleConfig, EndpointSpec, Prices
 from lib.config import SENSITIVE_NAME as _SENSITIVE_NAME
@@ -60,7 +61,7 @@ class SecretRef:
 
     @property
     def runpod_value(self) -> str:
-        return "{{ RUNPOD_SECRET_%s }}" % self.name
+        return f"{{{{ RUNPOD_SECRET_{self.name} }}}}"
 
     def __str__(self) -> str:
         return f"secret {self.name}"
@@ -154,7 +155,9 @@ class Declaration:
         problems: list[str] = []
         notes: list[str] = []
         volume = _volume(config, problems, notes)
-        raw_endpoints = config.raw.get("endpoints") or {}
+        raw_endpoints = config.raw.get("endpoints")
+        if not isinstance(raw_endpoints, Mapping):  # config.load checked it is a table when present
+            raw_endpoints = {}
         endpoints = []
         for role, spec in config.endpoints.items():
             if spec.is_dev_worker:
@@ -236,6 +239,7 @@ def _cuda(version: str) -> tuple[int, ...] | None:
 def _check_cuda(spec: EndpointSpec, where: str, problems: list[str]) -> None:
     """RunPod takes CUDA versions "13.0" … "11.8" (reference §3.2)."""
     lo, hi = _cuda(CUDA_VERSIONS[1]), _cuda(CUDA_VERSIONS[0])
+    assert lo is not None and hi is not None  # the constants are well-formed versions
     named = ([("min_cuda_version", spec.min_cuda_version)] if spec.min_cuda_version is not None else []) + \
         [("allowed_cuda_versions", v) for v in spec.allowed_cuda_versions or ()]
     for key, version in named:
@@ -243,17 +247,27 @@ def _check_cuda(spec: EndpointSpec, where: str, problems: list[str]) -> None:
         if parsed is None or not lo <= parsed <= hi:
             problems.append(f"{where} {key}: {version!r} is not a CUDA version RunPod offers "
                             f"({CUDA_VERSIONS[0]} … {CUDA_VERSIONS[1]}, e.g. \"13.0\")")
-    if spec.min_cuda_version and spec.allowed_cuda_versions and _cuda(spec.min_cuda_version):
-        floor = _cuda(spec.min_cuda_version)
+    floor = _cuda(spec.min_cuda_version) if spec.min_cuda_version else None
+    if floor is not None and spec.allowed_cuda_versions:
         if not any((_cuda(v) or (0,)) >= floor for v in spec.allowed_cuda_versions):
             problems.append(f"{where} allowed_cuda_versions {list(spec.allowed_cuda_versions)} are all below "
                             f"min_cuda_version {spec.min_cuda_version}: no host could run a worker")
 
 
-def _positive_int(raw: Mapping, key: str, default: int | None, where: str, problems: list[str]) -> int | None:
+@overload
+def _positive_int(raw: Mapping[str, object], key: str, default: int, where: str, problems: list[str]) -> int: ...
+
+
+@overload
+def _positive_int(raw: Mapping[str, object], key: str, default: None, where: str,
+                  problems: list[str]) -> int | None: ...
+
+
+def _positive_int(raw: Mapping[str, object], key: str, default: int | None, where: str,
+                  problems: list[str]) -> int | None:
     value = raw.get(key, default)
     if value is None:
-        return None
+        return default
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         problems.append(f"{where} {key} must be a whole number of at least 1, not {value!r}")
         return default

@@ -5,6 +5,7 @@ Environment values that are secrets, or look like them, are never written out.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 from lib.provisioning.declaration import Declaration, shown_env
@@ -16,7 +17,7 @@ def _cell(value: object) -> str:
     return str(value).replace("|", "\\|").replace("\n", " ")
 
 
-def _table(rows: list[tuple[str, object, str]]) -> list[str]:
+def _table(rows: Sequence[tuple[str, object, str]]) -> list[str]:
     out = ["| setting | live value | differs from console.toml |", "|---|---|---|"]
     out += [f"| {label} | {_cell(value)} | {_cell(note)} |" for label, value, note in rows]
     return out

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import TypedDict
 
 from lib.config import ConfigError, Prices
 from lib.ops import drift
@@ -55,6 +56,15 @@ class FieldChange:
     label: str
     live: str
     declared: str
+
+
+class _Identity(TypedDict):
+    """The ResourcePlan fields that name the resource, shared by all of its possible plans."""
+
+    kind: str
+    role: str | None
+    name: str
+    declared_id: str
 
 
 @dataclass(frozen=True)
@@ -151,7 +161,7 @@ def usd_change(usd: float) -> str:
     return f"{'+' if usd >= 0 else '−'}${abs(usd):,.2f}"
 
 
-def _row(r: ResourcePlan, action: str, setting: str, live: str, declared: str) -> dict:
+def _row(r: ResourcePlan, action: str, setting: str, live: str | None, declared: str) -> dict[str, object]:
     return {"resource": r.label, "action": action, "setting": setting, "live": live, "console.toml": declared,
             "$/month": round(r.monthly_cost_delta_usd, 2) if action in ("create", "change") else None}
 
@@ -179,7 +189,7 @@ def make_plan(decl: Declaration, live: LiveState) -> Plan:
 def _plan_volume(v: VolumeDecl, live: LiveState, prices: Prices) -> tuple[ResourcePlan, object]:
     """The volume's plan and what endpoints mount: its live id, NEW_VOLUME, or None when unsettled."""
     per_gb = prices.volume_usd_per_gb_month
-    base = dict(kind="volume", role=None, name=v.name, declared_id=v.id)
+    base = _Identity(kind="volume", role=None, name=v.name, declared_id=v.id)
     found = live.volume(v.id)
     if found is None:
         named = [x for x in live.volumes if x.name == v.name and x.datacenter == v.datacenter]
@@ -192,25 +202,25 @@ def _plan_volume(v: VolumeDecl, live: LiveState, prices: Prices) -> tuple[Resour
     if found is None:
         return ResourcePlan(action=CREATE, **base, summary=f"{v.size_gb} GB in {v.datacenter}",
                             monthly_cost_delta_usd=v.size_gb * per_gb), NEW_VOLUME
-    base["live_id"] = found.id
     if found.datacenter != v.datacenter:
-        return ResourcePlan(action=BLOCKED, **base, problems=(
+        return ResourcePlan(action=BLOCKED, **base, live_id=found.id, problems=(
             f"the live volume is in {found.datacenter}, console.toml says {v.datacenter}; a volume's "
             f"datacenter cannot change — create a new volume by hand and move the files, or correct "
             f"[volume] datacenter",)), found.id
     if found.size_gb > v.size_gb:
-        return ResourcePlan(action=BLOCKED, **base, problems=(
+        return ResourcePlan(action=BLOCKED, **base, live_id=found.id, problems=(
             f"the live volume has {found.size_gb} GB, console.toml says {v.size_gb} GB; a network volume "
             f"never shrinks — set [volume] size_gb = {found.size_gb}",)), found.id
-    changes, patch = [], {}
+    changes: list[FieldChange] = []
+    patch: dict[str, object] = {}
     if found.name != v.name:
         changes.append(FieldChange("name", "Name", found.name, v.name))
         patch["name"] = v.name
     if found.size_gb < v.size_gb:
         changes.append(FieldChange("size_gb", "Size (GB)", str(found.size_gb), str(v.size_gb)))
         patch["size_gb"] = v.size_gb
-    return ResourcePlan(action=CHANGE if changes else UNCHANGED, **base, changes=tuple(changes), patch=patch,
-                        monthly_cost_delta_usd=(v.size_gb - found.size_gb) * per_gb), found.id
+    return ResourcePlan(action=CHANGE if changes else UNCHANGED, **base, live_id=found.id, changes=tuple(changes),
+                        patch=patch, monthly_cost_delta_usd=(v.size_gb - found.size_gb) * per_gb), found.id
 
 
 # --------------------------------------------------------------------------- endpoints
@@ -218,7 +228,7 @@ def _plan_volume(v: VolumeDecl, live: LiveState, prices: Prices) -> tuple[Resour
 
 def _plan_endpoint(d: EndpointDecl, live: LiveState, volume_ref: object, prices: Prices,
                    taken: set[str]) -> ResourcePlan:
-    base = dict(kind="endpoint", role=d.role, name=d.name, declared_id=d.id)
+    base = _Identity(kind="endpoint", role=d.role, name=d.name, declared_id=d.id)
     found = live.endpoint(d.id)
     if found is not None and found.id in taken:
         return ResourcePlan(action=BLOCKED, **base, problems=(

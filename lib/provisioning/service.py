@@ -60,7 +60,11 @@ class Provisioning:
     # ---- apply -----------------------------------------------------------------------------
     def steps(self, plan: Plan, decl: Declaration, email: str) -> list[Step]:
         def bind(kind: str, role: str | None, new_id: str) -> None:
-            write_id(self.path, ("volume",) if kind == "volume" else ("endpoints", role), new_id)
+            if kind == "volume":
+                write_id(self.path, ("volume",), new_id)
+            else:
+                assert role is not None  # every endpoint has its role
+                write_id(self.path, ("endpoints", role), new_id)
 
         def record(target: str, detail: dict) -> None:
             self.svc.store.audit(email, "provision", target, detail)

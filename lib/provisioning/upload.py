@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Protocol
 
 from lib.config import Settings
-from lib.volume import MiB, LocalVolume, S3Volume, VolumeError, _s3_config, safe_key
+from lib.volume import LocalVolume, MiB, S3Volume, VolumeError, _s3_config, safe_key
 
 # RunPod's S3 API takes parts up to 500 MB and does not enforce S3's 5 MB minimum (reference §4).
 DEFAULT_PART_SIZE = 64 * MiB
@@ -161,7 +161,7 @@ class S3Parts:
         self._sleep = sleep
 
     @classmethod
-    def for_volume(cls, volume: S3Volume, settings: Settings) -> "S3Parts":
+    def for_volume(cls, volume: S3Volume, settings: Settings) -> S3Parts:
         import boto3
 
         session = boto3.session.Session()

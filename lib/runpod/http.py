@@ -20,7 +20,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol, TypedDict
 
 import httpx
 
@@ -124,13 +124,26 @@ def request_id_of(response: httpx.Response) -> str | None:
     return response.headers.get("x-request-id") or response.headers.get("request-id") or None
 
 
+# What httpx accepts as query values.
+QueryParams = Mapping[str, str | int | float | bool | None]
+
+
+class _StatusFields(TypedDict):
+    """The keyword arguments every StatusError subclass takes from the response."""
+
+    status: int
+    body: object
+    request_id: str | None
+    operation: str
+
+
 class HttpCore:
     """Thread-safe: the httpx.Client pools connections across threads; no other state is mutated."""
 
     def __init__(self, api_key: str, *, timeout: httpx.Timeout | None, limits: httpx.Limits | None,
                  max_retries: int, retry_cap_s: float, transport: httpx.BaseTransport | None,
                  sleep: Callable[[float], None], clock: Callable[[], float],
-                 event_hooks: Mapping[str, list] | None = None):
+                 event_hooks: Mapping[str, list[Callable[..., Any]]] | None = None):
         if max_retries < 0:
             raise ValueError("max_retries must be >= 0")
         self._auth = f"Bearer {api_key}" if api_key else None
@@ -162,10 +175,10 @@ class HttpCore:
     def backoff(self, attempt: int) -> float:
         with self._rng_lock:
             jitter = 1.0 - 0.25 * self._rng.random()
-        return min(INITIAL_RETRY_DELAY_S * 2 ** attempt, MAX_RETRY_DELAY_S) * jitter
+        return min(INITIAL_RETRY_DELAY_S * 2.0 ** attempt, MAX_RETRY_DELAY_S) * jitter
 
     def request(self, method: str, url: str, *, operation: str, retry: Retry,
-                body: bytes | None = None, params: Mapping[str, object] | None = None,
+                body: bytes | None = None, params: QueryParams | None = None,
                 auth: bool = True, timeout: httpx.Timeout | None = None, hints: Hints = Hints(),
                 gate: Gate | None = None) -> object:
         """Send with retries and return the decoded JSON body (None for an empty 204)."""
@@ -277,7 +290,7 @@ class HttpCore:
         detail = _detail(body)
         said = f" ({detail})" if detail else ""
         rid = request_id_of(response)
-        common = dict(status=status, body=body, request_id=rid, operation=operation)
+        common = _StatusFields(status=status, body=body, request_id=rid, operation=operation)
         ref = f" [request id {rid}]" if rid else ""
         if status == 413:
             size = hints.body_size if hints.body_size is not None else len(response.request.content or b"")

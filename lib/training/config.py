@@ -14,6 +14,7 @@ import re
 import secrets
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 import yaml
 
@@ -157,7 +158,7 @@ def build_config(*, name: str, trigger_word: str, dataset_path: str, training_fo
     if problems:
         raise ConfigProblem(problems)
     p = preset(params.preset)
-    process = {
+    process: dict[str, Any] = {
         "type": p.trainer_type,
         "training_folder": training_folder,
         "device": p.device,

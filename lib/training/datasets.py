@@ -11,13 +11,14 @@ a training run records the version it used, so the images behind a LoRA can alwa
 """
 from __future__ import annotations
 
+import builtins
 import hashlib
 import json
 import posixpath
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from lib.errors import ConsoleError
 from lib.training.images import ANALYSIS_VERSION, ImageInfo, load_image, make_thumbnail
@@ -54,7 +55,7 @@ def validate_trigger(word: str) -> str:
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 @dataclass(frozen=True)
@@ -101,7 +102,7 @@ class Manifest:
         }
 
     @classmethod
-    def from_dict(cls, data: dict) -> "Manifest":
+    def from_dict(cls, data: dict) -> Manifest:
         files = tuple(ManifestFile(image=f["image"], caption_file=f.get("caption_file"),
                                    caption_sha256=f.get("caption_sha256"), info=ImageInfo.from_dict(f))
                       for f in data.get("files", []))
@@ -235,7 +236,7 @@ class DatasetDraft:
     def caption_rows(self) -> list[dict]:
         """Rows for an editable caption table."""
         return [{"image": i.name, "caption": i.caption or "",
-                 "has_trigger": bool(i.caption) and has_trigger(i.caption, self.trigger_word),
+                 "has_trigger": bool(i.caption and has_trigger(i.caption, self.trigger_word)),
                  "size": f"{i.info.width}×{i.info.height}"} for i in self.images]
 
     def readiness(self) -> ReadinessReport:
@@ -279,7 +280,8 @@ class TrainingSets:
                            created_by=info.get("created_by", ""), created_at=info.get("created_at", ""),
                            versions=tuple(self.versions(name)))
 
-    def _version_dirs(self, name: str) -> list[tuple[int, str]]:
+    # In this class `list` names the method above, so annotations spell out builtins.list.
+    def _version_dirs(self, name: str) -> builtins.list[tuple[int, str]]:
         dirs, _ = self.volume.list_dir(self._set_prefix(name))
         found = []
         for prefix in dirs:
@@ -288,7 +290,7 @@ class TrainingSets:
                 found.append((int(m.group(1)), f"v{m.group(1)}"))
         return sorted(found)
 
-    def versions(self, name: str) -> list[str]:
+    def versions(self, name: str) -> builtins.list[str]:
         """Complete versions (with a manifest), oldest first."""
         prefix = self._set_prefix(name)
         return [v for _, v in self._version_dirs(name) if self.volume.exists(f"{prefix}{v}/{MANIFEST}")]

@@ -57,7 +57,7 @@ class ImageInfo:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict) -> "ImageInfo":
+    def from_dict(cls, data: dict) -> ImageInfo:
         fields = cls.__dataclass_fields__
         return cls(**{k: v for k, v in data.items() if k in fields})
 
@@ -78,6 +78,7 @@ def load_image(data: bytes, name: str = "image") -> LoadedImage:
                             f"{MAX_IMAGE_BYTES // (1024 * 1024)} MB limit per image")
     image = _open_checked(data, name)
     fmt = image.format
+    assert fmt is not None  # _open_checked opens only the FORMATS
     orientation = image.getexif().get(_EXIF_ORIENTATION, 1)
     if orientation not in (1, None):
         # Trainers and viewers disagree on honouring EXIF rotation; baking it into the pixels
@@ -139,7 +140,7 @@ def _encode(image: Image.Image, fmt: str) -> bytes:
 
 
 def make_thumbnail(data: bytes, size: int = 256) -> bytes:
-    image = Image.open(io.BytesIO(data), formats=list(FORMATS))
+    image: Image.Image = Image.open(io.BytesIO(data), formats=list(FORMATS))
     image.draft("RGB", (size, size))   # JPEG: decode at reduced scale, much faster
     image = image.convert("RGB")
     image.thumbnail((size, size), Image.Resampling.LANCZOS)
@@ -208,7 +209,8 @@ def _face_cascade() -> cv2.CascadeClassifier:
     # threads), so each thread gets its own.
     cascade = getattr(_cascades, "face", None)
     if cascade is None:
-        cascade = cv2.CascadeClassifier(cv2.data.haarcascades + "haarcascade_frontalface_default.xml")
+        cascade = cv2.CascadeClassifier(cv2.data.haarcascades  # type: ignore[attr-defined]  # opencv's stubs omit cv2.data
+                                       + "haarcascade_frontalface_default.xml")
         if cascade.empty():
             raise RuntimeError("OpenCV's Haar face cascade could not be loaded from cv2.data.haarcascades")
         _cascades.face = cascade

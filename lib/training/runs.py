@@ -7,6 +7,7 @@ import json
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from lib.errors import ConsoleError
 from lib.training.config import VOLUME_MOUNT
@@ -142,7 +143,7 @@ def _lines(value: object) -> tuple[str, ...]:
     return tuple(str(x) for x in value if isinstance(x, str)) if isinstance(value, list) else ()
 
 
-def run_view(progress: Mapping | None, output: Mapping | None, error: str | None = None,
+def run_view(progress: object, output: object, error: str | None = None,
              loss_series: Iterable[tuple[int, float]] = (), status: str | None = None) -> RunView:
     """Combine a job's latest progress, its output (when finished) and error into one view.
 
@@ -156,7 +157,8 @@ def run_view(progress: Mapping | None, output: Mapping | None, error: str | None
     checkpoints = _checkpoints(output.get("checkpoints")) or _checkpoints(progress.get("checkpoints"))
     samples = _samples(output.get("samples")) or _samples(progress.get("samples"))
     total = progress.get("total_steps")
-    step = progress.get("step") if isinstance(progress.get("step"), int) else 0
+    reported_step = progress.get("step")
+    step: int = reported_step if isinstance(reported_step, int) else 0
     lora_path = output.get("lora_path") if isinstance(output.get("lora_path"), str) else None
     if lora_path and checkpoints:
         step = max(step, checkpoints[-1].step)
@@ -280,7 +282,7 @@ def promote_checkpoint(volume: Volume, checkpoint: Checkpoint, character: str,
                      version=version, size=obj.size, sha256=checkpoint.sha256)
 
 
-def resume_point(view: RunView, config: Mapping | None) -> Checkpoint | None:
+def resume_point(view: RunView, config: Mapping[str, Any] | None) -> Checkpoint | None:
     """The checkpoint a stopped run can continue from, or None.
 
     AI Toolkit resumes a network (LoRA, LoKr) run from the newest <name>_<step>.safetensors in its
@@ -288,7 +290,7 @@ def resume_point(view: RunView, config: Mapping | None) -> Checkpoint | None:
     the chosen one there. A run without a network (a full fine-tune) or without an intermediate
     checkpoint has nothing to resume from.
     """
-    if view.finished:
+    if view.finished or config is None:
         return None
     try:
         process = config["config"]["process"][0]

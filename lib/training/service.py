@@ -116,6 +116,7 @@ def resume(svc, user: User, record: JobRecord, *, run_id: str, request_key: str)
     point = resumable_from(svc, record)
     if point is None:
         raise RunError("This run has no checkpoint to resume from.")
+    assert record.input is not None  # resumable_from found the checkpoint through it
     meta = record.meta or {}
     job = build_job(name=name, trigger_word=record.input["trigger_word"],
                     dataset_version=meta.get("dataset_version", ""), preset_key=meta.get("preset", ""),
@@ -129,7 +130,7 @@ def resume(svc, user: User, record: JobRecord, *, run_id: str, request_key: str)
 def _run_of(record: JobRecord) -> tuple[str, str]:
     meta = record.meta or {}
     name, run_id = meta.get("character"), meta.get("run_id")
-    if not name or not run_id or record.input.get("output_path") != output_path(name, run_id):
+    if not name or not run_id or (record.input or {}).get("output_path") != output_path(name, run_id):
         raise RunError("This job is not a training run started by the console.")
     return name, run_id
 

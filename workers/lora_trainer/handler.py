@@ -25,6 +25,7 @@ import asyncio
 import contextlib
 import functools
 import hashlib
+import io
 import json
 import os
 import re
@@ -290,8 +291,9 @@ class TrainerProcess:
 
     def _read(self) -> None:
         buf = b""
-        assert self.proc.stdout is not None
-        while chunk := self.proc.stdout.read1(65536):
+        stdout = self.proc.stdout
+        assert isinstance(stdout, io.BufferedReader)  # a binary pipe with Popen's default buffering
+        while chunk := stdout.read1(65536):
             buf += chunk
             *lines, buf = re.split(rb"[\r\n]", buf)
             for raw in lines:
@@ -545,6 +547,7 @@ def _place_resume_checkpoint(spec: TrainingInput, run_dir: Path) -> None:
         return
     run_dir.mkdir(parents=True, exist_ok=True)
     m = re.search(r"_(\d{9})\.safetensors$", spec.resume_file.name)
+    assert m is not None  # parse_input accepts only such names
     shutil.copyfile(spec.resume_file, run_dir / f"{spec.name}_{m.group(1)}.safetensors")
 
 
@@ -685,6 +688,7 @@ def _progress_payload(state: TrainerState, total: int, collector: Collector, met
     losses, rates = metrics.series[LOSS_KEY], metrics.series[LR_KEY]
     loss = losses[-1][1] if losses else (bar.loss if bar else None)
     speed = round(bar.speed, 4) if bar and bar.speed else None
+    eta: int | None
     if bar and bar.remaining_s is not None and bar.n == step:
         eta = round(bar.remaining_s)
     else:
