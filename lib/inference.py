@@ -22,8 +22,8 @@ from typing import Any
 from lib.auth import Forbidden
 from lib.devworkers import model_source
 from lib.grid import GridAxis, GridCell, GridError, compose_grid, format_value, plan_grid
-from lib.jobstate import JobState
-from lib.overview import WORKER_FAILURES, failure_view, status_line
+from lib.jobstate import WORKER_FAILED, JobState
+from lib.overview import failure_view, status_line
 from lib.runpod import RunPodError
 from lib.store import JobRecord, OutputFile, StoreUnavailable
 from lib.tracker import SubmitRefused
@@ -212,7 +212,7 @@ def job_views(store, local_ids: Sequence[str]) -> list[JobView]:
     views = []
     for local_id in local_ids:
         record = store.get(local_id)
-        error = failure_view(record) if record.status in WORKER_FAILURES else None
+        error = failure_view(record) if record.status in WORKER_FAILED else None
         images = [o for o in store.outputs(local_id) if o.mime.startswith("image/")]
         views.append(JobView(record, status_line(record), images, error))
     return views

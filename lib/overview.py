@@ -7,12 +7,10 @@ from datetime import UTC, datetime, timedelta
 import pandas as pd
 
 from lib.devworkers import reachability
+from lib.jobstate import WORKER_FAILED, JobState
 from lib.runpod import Health, NotFound, RunPodError
 from lib.store import JobRecord
 from lib.workflows.worker_errors import WorkerErrorView, describe_job_error
-
-# States whose `error` comes from the worker or RunPod (the console's own states carry its own text).
-WORKER_FAILURES = ("FAILED", "TIMED_OUT")
 
 
 @dataclass(frozen=True)
@@ -86,22 +84,22 @@ def status_line(record: JobRecord, now: datetime | None = None) -> str:
     now = now or datetime.now(UTC)
     elapsed = (now - (record.submitted_at or record.created_at)).total_seconds()
     worker = f" on worker {record.worker_id}" if record.worker_id else ""
-    if record.status == "PENDING":
+    if record.status == JobState.PENDING:
         return "sending to RunPod…"
-    if record.status == "IN_QUEUE":
+    if record.status == JobState.IN_QUEUE:
         return f"queued for {elapsed:.0f} s (a worker may be cold-starting)"
-    if record.status == "IN_PROGRESS":
+    if record.status == JobState.IN_PROGRESS:
         step = ""
         if isinstance(record.progress, dict) and record.progress.get("step") is not None:
             total = record.progress.get("total") or record.progress.get("total_steps")
             step = f", step {record.progress['step']}" + (f"/{total}" if total else "")
         cold = " after a cold start" if record.cold_start else ""
         return f"running{cold}{worker}{step} — {elapsed:.0f} s since submit"
-    if record.status == "COMPLETED":
+    if record.status == JobState.COMPLETED:
         return (f"done{worker}: queued {_seconds(record.delay_ms) or 0} s, "
                 f"ran {_seconds(record.execution_ms) or 0} s")
     state = record.status.lower().replace('_', ' ')
-    if record.status in WORKER_FAILURES:
+    if record.status in WORKER_FAILED:
         return f"{state}: {failure_view(record).summary}"
     return f"{state}: {record.error or 'no details from RunPod'}"
 

@@ -39,7 +39,7 @@ if not picked:
 record = store.get(records[picked[0]].local_id)
 st.subheader(f"{widgets.STATUS_ICONS.get(record.status, '')} {widgets.status_words(record.status)} · "
              f"{record.kind} job `{record.local_id}`")
-failed = record.status in overview.WORKER_FAILURES
+failed = record.status in WORKER_FAILED
 job_line(overview.status_line(record), overview.failure_view(record) if failed else None, key="jobs.job")
 widgets.dev_worker_note(record)
 a, b, c, d = st.columns(4)

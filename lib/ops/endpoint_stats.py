@@ -13,9 +13,11 @@ from datetime import datetime
 import numpy as np
 import pandas as pd
 
+from lib.jobstate import WORKER_FAILED, JobState
+
 # A cancelled job says nothing about the endpoint's health, so it is left out of the failure rate.
-DECIDED = frozenset({"COMPLETED", "FAILED", "TIMED_OUT"})
-FAILED = frozenset({"FAILED", "TIMED_OUT"})
+DECIDED = frozenset({JobState.COMPLETED.value, *(s.value for s in WORKER_FAILED)})
+FAILED = frozenset(s.value for s in WORKER_FAILED)
 WORKER_STATES = ("running", "idle", "initializing", "ready", "throttled", "unhealthy")
 QUANTILES = (0.5, 0.9, 0.98)
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from lib.errors import ConsoleError
+from lib.jobstate import JobState
 from lib.training.config import VOLUME_MOUNT
 from lib.volume import Volume, VolumeError, VolumeNotFound, safe_key
 
@@ -136,7 +137,7 @@ def _number(value: object) -> float | None:
 
 
 # How a stop the user or the time limit asked for reads; the trainer's last lines go in the details.
-STOPPED = {"CANCELLED": "Cancelled", "TIMED_OUT": "Timed out"}
+STOPPED = {JobState.CANCELLED: "Cancelled", JobState.TIMED_OUT: "Timed out"}
 
 
 def _lines(value: object) -> tuple[str, ...]:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from lib.auth import User, require
 from lib.errors import ConsoleError
+from lib.jobstate import JobState
 from lib.runpod import Policy
 from lib.store import JobRecord
 from lib.training.config import build_job, output_path
@@ -94,9 +95,9 @@ def run_label(record: JobRecord) -> str:
 def view(svc, record: JobRecord) -> RunView:
     """The run as the page shows it. Until it completes, the loss curve comes from the volume,
     where the worker keeps it, also after a cancel."""
-    completed = record.status == "COMPLETED"
+    completed = record.status == JobState.COMPLETED
     live = []
-    if not completed and record.input and record.status != "SUBMIT_FAILED":
+    if not completed and record.input and record.status != JobState.SUBMIT_FAILED:
         live = read_live_loss(svc.volume, record.input["output_path"])
     return run_view(record.progress, record.output if completed else None,
                     error=record.error, loss_series=live, status=record.status)
@@ -104,7 +105,7 @@ def view(svc, record: JobRecord) -> RunView:
 
 def resumable_from(svc, record: JobRecord) -> Checkpoint | None:
     """The checkpoint a stopped run can be continued from (see runs.resume_point), or None."""
-    if not record.is_final or record.status == "COMPLETED" or not record.input:
+    if not record.is_final or record.status == JobState.COMPLETED or not record.input:
         return None
     return resume_point(view(svc, record), record.input.get("config"))
 
