@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 
 from lib.runpod import Job, JobStatus, NotFound, RateLimited
+from lib.outputs import allow_output_hosts
 from lib.services import build_services
 from tests.faults.breakers import DripServer
 from tests.faults.conftest import config_of, config_text
@@ -40,6 +41,7 @@ def completed(job_id: str, **output) -> Job:
 
 def test_a_drip_fed_download_never_holds_other_jobs(make_tracker):
     drip = DripServer(every_s=1.0)  # 72 bytes: over a minute to download
+    allow_output_hosts(s3_endpoint=drip.url)   # the drip server stands in for the volume's S3 endpoint
     endpoint = Endpoint()
     tracker = make_tracker(endpoint)
     store = tracker.store
