@@ -30,6 +30,7 @@ from lib.tracker import SubmitRefused
 from lib.volume import Volume
 from lib.workflows import (
     PARAM_NAMES,
+    ParamError,
     PreflightReport,
     Template,
     TemplateError,
@@ -143,7 +144,7 @@ def plan_images(template: Template, params: Mapping, *, count: int, random_seed:
                 images: Mapping[str, bytes] | None = None) -> list[PlannedJob]:
     """`count` jobs of one image set each: random seeds, or consecutive ones from the fixed seed."""
     if not 1 <= count <= MAX_BATCH:
-        raise ValueError(f"number of images must be 1 to {MAX_BATCH}, not {count}")
+        raise ParamError(f"number of images must be 1 to {MAX_BATCH}, not {count}")
     first = None if random_seed else params.get("seed")
     seeds = [new_seed() for _ in range(count)] if first is None else [int(first) + i for i in range(count)]
     return [plan_job(template, {**params, "seed": seed}, images) for seed in seeds]
@@ -398,7 +399,7 @@ def rerun(svc, local_id: str, *, user_email: str, request_key: str) -> SubmitRes
     record = svc.store.get(local_id)
     old_tag = record.meta.get("job_tag")
     if not old_tag or not isinstance(record.input, dict):
-        raise ValueError("only images made on the Generate page can be re-run here")
+        raise ParamError("only images made on the Generate page can be re-run here")
     tag = new_tag()
     job_input = retag_payload({"input": record.input}, old_tag=old_tag, new_tag=tag)["input"]
     meta = {**record.meta, "job_tag": tag, "rerun_of": local_id}
@@ -412,7 +413,7 @@ def vary_seed(svc, local_id: str, *, user_email: str, request_key: str) -> Submi
     record = svc.store.get(local_id)
     params = record.meta.get("params")
     if not params:
-        raise ValueError("only images made on the Generate page can be varied here")
+        raise ParamError("only images made on the Generate page can be varied here")
     template = load_template(record.meta["template"], templates_dir(svc.data_dir))
     images = stored_input_images(record.input or {}, record.meta.get("job_tag", "")) or None
     job = plan_job(template, {**params, "seed": new_seed()}, images, varied_from=local_id)
@@ -509,6 +510,6 @@ def sent_workflow(svc, local_id: str) -> OpenedWorkflow:
     record = svc.store.get(local_id)
     workflow = (record.input or {}).get("workflow") if isinstance(record.input, dict) else None
     if not isinstance(workflow, dict):
-        raise ValueError("this job kept no ComfyUI workflow to open")
+        raise ParamError("this job kept no ComfyUI workflow to open")
     label = f"{record.meta.get('model', 'job')} · seed {record.meta.get('seed')} · {record.created_at:%Y-%m-%d %H:%M}"
     return OpenedWorkflow(local_id, label, json.dumps(workflow, indent=2, ensure_ascii=False))

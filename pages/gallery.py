@@ -5,10 +5,11 @@ import streamlit as st
 
 from lib import gallery, resend
 from lib import inference as inf
+from lib.errors import ConsoleError
+from lib.runpod import RunPodError
 from lib.ui import deps, persist, resend_view, widgets
 from lib.ui import live as live_view
 from lib.ui.safe_text import escaped
-from lib.workflows import ParamError, TemplateError
 
 deps.require_gate()
 svc = deps.services()
@@ -45,7 +46,7 @@ def send(action, item: gallery.Picture, verb: str) -> None:
     try:
         result = action(svc, item.record.local_id, user_email=user.email,
                         request_key=deps.idempotency_key(scope, item.output.name))
-    except (ValueError, ParamError, TemplateError) as exc:
+    except (ConsoleError, RunPodError) as exc:
         widgets.show_error(exc, verb)
         return
     for error in result.errors:
@@ -80,7 +81,7 @@ for i, item in enumerate(items[(page - 1) * PER_PAGE: page * PER_PAGE]):
                      help="The exact workflow this image was made with, to save, edit and run as your own"):
             try:
                 st.session_state["own.opened"] = inf.sent_workflow(svc, item.record.local_id)
-            except ValueError as exc:
+            except ConsoleError as exc:
                 widgets.show_error(exc, "open its workflow")
             else:
                 st.switch_page("pages/generate.py")
