@@ -4,7 +4,9 @@ import streamlit as st
 
 from lib import special as sp
 from lib.devworkers import model_source
+from lib.errors import ConsoleError
 from lib.inference import loras_on_volume
+from lib.runpod import RunPodError
 from lib.ui import configured, deps, persist, uploads, widgets
 from lib.ui.face_previews import face_previews
 from lib.ui.refresh import refresh_while, stop_refreshing_when
@@ -49,9 +51,9 @@ def start(scope: str, batch_id: str, launch) -> None:
     try:
         started = launch()
     except sp.SpecialInputError as exc:
-        st.error("Nothing was sent:\n" + "\n".join(f"- {p}" for p in exc.problems), icon=":material/block:")
+        st.error("Nothing was sent:\n" + "\n".join(f"- {escaped(p)}" for p in exc.problems), icon=":material/block:")
         return
-    except Exception as exc:  # Forbidden, RunPodError, VolumeError: a clear message, no traceback
+    except (ConsoleError, RunPodError) as exc:  # Forbidden, VolumeError, a refused store write, RunPod
         widgets.show_error(exc, "submit the jobs")
         return
     st.session_state[f"{scope}.batch"] = batch_id
