@@ -103,7 +103,8 @@ def analyse(jobs: pd.DataFrame, billing: object, config: ConsoleConfig, *, bucke
 
 def to_csv_bytes(frame: pd.DataFrame) -> bytes:
     """A frame as UTF-8 CSV for a download button (no index; times in UTC ISO form)."""
-    data: bytes = frame.to_csv(index=False, date_format="%Y-%m-%dT%H:%M:%SZ").encode("utf-8")
+    # Amounts to a millionth of a dollar: float sums like 11.279969999999993 are noise, not precision.
+    data: bytes = frame.round(6).to_csv(index=False, date_format="%Y-%m-%dT%H:%M:%SZ").encode("utf-8")
     return data
 
 
@@ -169,7 +170,9 @@ class CostReport:
                 f"estimates add up to {usd(total['estimate_usd'])} ({share:.0%}). The gap of "
                 f"{usd(total['gap_usd'])} is idle time between jobs {usd(total['idle_timeouts_usd'])}, "
                 f"always-on workers {usd(total['min_workers_usd'])}, disk & fees "
-                f"{usd(total['disk_fees_usd'])} and {usd(total['unexplained_usd'])} unexplained.")
+                f"{usd(total['disk_fees_usd'])} and {usd(total['unexplained_usd'])} unexplained. "
+                f"This is serverless only: Spend in range above also counts the network volume "
+                f"({usd(self.analysis.volume_usd)}).")
 
     def downloads(self) -> dict[str, tuple[str, Callable[[], bytes]]]:
         """Label -> (file name, a function making its CSV) for each table of the report; the CSV

@@ -486,6 +486,8 @@ def test_analyse_puts_it_together_and_exports_csv():
     assert csv[0] == "workload,jobs,completed,images,billed_s,cost_usd,cost_per_image_usd,share"
     assert csv[1].startswith("inference,2,2,3,5,")
     day_csv = to_csv_bytes(result.reconciliation).decode("utf-8")
+    noisy = pd.DataFrame({"cost_usd": [0.1 + 0.2, 11.279969999999993]})
+    assert to_csv_bytes(noisy).decode("utf-8").splitlines()[1:] == ["0.3", "11.27997"]
     assert "2026-11-02T00:00:00Z" in day_csv
 
 
@@ -538,4 +540,5 @@ def test_report_headline_and_reconciliation_summary_in_words():
     summary = report.reconciliation_summary
     assert summary.startswith("Over 1 day RunPod billed $0.01; the per-job estimates add up to $0.00")
     assert "unexplained" in summary
+    assert summary.endswith("Spend in range above also counts the network volume ($0.50).")
     assert [usd(-0.2), usd(1234.5), usd(-0.001), usd(float("nan"))] == ["-$0.20", "$1,234.50", "$0.00", "–"]
