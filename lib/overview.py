@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pandas as pd
 
@@ -48,7 +48,7 @@ def endpoint_health(services) -> list[EndpointHealth]:
 
 def spend_today(store, now: datetime | None = None) -> float:
     """Estimated spend since midnight UTC from the console's own job records."""
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
     frame = store.jobs_frame(since=midnight, until=now + timedelta(seconds=1))
     return float(frame["cost_usd"].fillna(0).sum()) if len(frame) else 0.0
@@ -83,7 +83,7 @@ def jobs_table(records: list[JobRecord], *, compact: bool = False) -> pd.DataFra
 
 def status_line(record: JobRecord, now: datetime | None = None) -> str:
     """queued → cold start → running → done, with elapsed seconds and the worker id."""
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     elapsed = (now - (record.submitted_at or record.created_at)).total_seconds()
     worker = f" on worker {record.worker_id}" if record.worker_id else ""
     if record.status == "PENDING":

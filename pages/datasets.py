@@ -107,7 +107,7 @@ if draft.images:
                                            "remove": st.column_config.CheckboxColumn("remove", width="small")})
     a, b = st.columns(2)
     if a.button("Apply table edits", icon=":material/edit_note:"):
-        count = draft.set_captions(dict(zip(edited["image"], edited["caption"])))
+        count = draft.set_captions(dict(zip(edited["image"], edited["caption"], strict=False)))
         doomed = list(edited.loc[edited["remove"], "image"])
         draft.remove(doomed)
         changed(f"{count} caption(s) changed, {len(doomed)} image(s) removed")

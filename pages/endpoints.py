@@ -38,12 +38,12 @@ def live_health() -> None:
     if health is None:
         st.error(f"Health unavailable: {escaped(problem)}")
         return
-    for col, (label, value) in zip(st.columns(6), actions.health_metrics(health)):
+    for col, (label, value) in zip(st.columns(6), actions.health_metrics(health), strict=False):
         col.metric(label, value)
 
 
 live_health()
-for col, (label, value, hint) in zip(st.columns(4), actions.stats_metrics(view.stats)):
+for col, (label, value, hint) in zip(st.columns(4), actions.stats_metrics(view.stats), strict=False):
     col.metric(label, value, help=hint)
 st.dataframe(actions.percentiles_table(view.stats), hide_index=True,
              column_config={c: st.column_config.NumberColumn(format="%.1f") for c in ("p50 s", "p90 s", "p98 s")})

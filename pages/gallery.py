@@ -1,5 +1,5 @@
 """Gallery: every image the console kept, with its settings, filters, download, re-run, vary seed."""
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 
 import streamlit as st
 
@@ -26,8 +26,8 @@ days = f3.date_input("Dates", (date.today() - timedelta(days=30), date.today()),
 start, end = (days if isinstance(days, tuple) and len(days) == 2 else (days, days)) if days else (None, None)
 items = gallery.pictures(svc.store, kinds=kinds, character=None if character == "all" else character,
                          model=None if model == "all" else model,
-                         since=datetime.combine(start, time.min, timezone.utc) if start else None,
-                         until=datetime.combine(end, time.max, timezone.utc) if end else None)
+                         since=datetime.combine(start, time.min, UTC) if start else None,
+                         until=datetime.combine(end, time.max, UTC) if end else None)
 pages = max(1, -(-len(items) // PER_PAGE))
 page = int(st.number_input(f"Page (of {pages})", 1, pages, 1, key="gal.page")) if pages > 1 else 1
 st.caption(f"{len(items)} images — kept by the console, so they outlive RunPod's 30-minute results.")

@@ -5,18 +5,24 @@ import streamlit as st
 
 from lib import inference as inf
 from lib.devworkers import model_source
-from lib.inference import loras_on_volume
-from lib.upload_limits import IMAGE, WORKFLOW
 from lib.grid import AXIS_TITLES, GRID_PARAMS, GridError
-from lib.ui import configured, deps, lora_picker, persist, presses, preset_box, uploads, widgets
+from lib.inference import loras_on_volume
+from lib.ui import configured, deps, lora_picker, persist, preset_box, presses, uploads, widgets
 from lib.ui import live as live_view
 from lib.ui.live import feedback, show_problems
 from lib.ui.safe_text import escaped
+from lib.upload_limits import IMAGE, WORKFLOW
 from lib.volume import VolumeError
-from lib.workflows.samplers import CHOICES
-from lib.workflows import (ParamError, TemplateError, WorkflowError, parse_uploaded_workflow,
-                           save_custom_template, size_presets)
+from lib.workflows import (
+    ParamError,
+    TemplateError,
+    WorkflowError,
+    parse_uploaded_workflow,
+    save_custom_template,
+    size_presets,
+)
 from lib.workflows.inputs import prepare_input_images
+from lib.workflows.samplers import CHOICES
 
 deps.require_gate()
 svc = deps.services()

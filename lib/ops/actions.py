@@ -17,7 +17,11 @@ import pandas as pd
 from lib.ops.alerts import AlertEvent
 from lib.ops.drift import DriftReport, apply_fix, compare, with_changes
 from lib.ops.endpoint_stats import (
-    EndpointStats, cold_starts_per_day, endpoint_stats, percentiles_per_day, worker_state_timeline,
+    EndpointStats,
+    cold_starts_per_day,
+    endpoint_stats,
+    percentiles_per_day,
+    worker_state_timeline,
 )
 from lib.ops.flags import Flag
 from lib.ops.model_files import ModelFiles

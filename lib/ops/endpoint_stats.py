@@ -30,7 +30,7 @@ class Percentiles:
     samples: int
 
     @classmethod
-    def of_ms(cls, values: Iterable[float]) -> "Percentiles":
+    def of_ms(cls, values: Iterable[float]) -> Percentiles:
         data = np.asarray([v for v in values if v is not None and not np.isnan(v)], dtype="float64")
         if data.size == 0:
             return cls(None, None, None, 0)

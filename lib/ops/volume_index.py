@@ -87,7 +87,7 @@ class VolumeIndex:
         self._totals: list[FolderTotal] | None = None
 
     @classmethod
-    def build(cls, volume, prefix: str = "") -> "VolumeIndex":
+    def build(cls, volume, prefix: str = "") -> VolumeIndex:
         """List the volume once (paginated generator) and index what it returns."""
         return cls(volume.list(prefix), built_at=datetime.now(UTC))
 

@@ -83,7 +83,7 @@ class WarmHold:
         return data
 
     @classmethod
-    def from_json(cls, data: dict) -> "WarmHold":
+    def from_json(cls, data: dict) -> WarmHold:
         values = dict(data)
         for key in ("started_at", "until", "restored_at"):
             values[key] = datetime.fromisoformat(values[key]) if values.get(key) else None

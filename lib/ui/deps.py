@@ -5,8 +5,8 @@ import atexit
 import hashlib
 import json
 import uuid
-from pathlib import Path
 from collections.abc import Mapping
+from pathlib import Path
 from typing import NoReturn
 
 import streamlit as st
