@@ -123,7 +123,8 @@ def hold_dialog(workers: int, minutes: int) -> None:
 
 
 if view.drift is not None and operator:
-    declared = {r.field: r.declared for r in view.drift.rows}
+    # The worker counts and the idle timeout are whole numbers in console.toml.
+    declared = {r.field: r.declared for r in view.drift.rows if isinstance(r.declared, int)}
     with st.form(f"endpoints.edit.{role}"):
         st.caption("Apply sends console.toml's settings to the live endpoint; edit a value here to change "
                    "the live endpoint only (console.toml stays as it is).")

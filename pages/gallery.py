@@ -23,7 +23,9 @@ kinds = f0.multiselect("Kind", list(gallery.KIND_FILTERS), list(gallery.KIND_FIL
 character = f1.selectbox("Character / LoRA", ["all", *characters], key="gal.character")
 model = f2.selectbox("Model", ["all", *models], key="gal.model")
 days = f3.date_input("Dates", (date.today() - timedelta(days=30), date.today()), key="gal.dates")
-start, end = (days if isinstance(days, tuple) and len(days) == 2 else (days, days)) if days else (None, None)
+# While a range is being picked the input holds only its first day: show that day until the second is picked.
+picked = days if isinstance(days, tuple) else (days,)
+start, end = (picked[0], picked[-1]) if picked else (None, None)
 items = gallery.pictures(svc.store, kinds=kinds, character=None if character == "all" else character,
                          model=None if model == "all" else model,
                          since=datetime.combine(start, time.min, UTC) if start else None,
