@@ -24,8 +24,15 @@ sys.path.insert(0, str(ROOT))
 
 from lib.config import ConsoleConfig  # noqa: E402
 from lib.costs import (  # noqa: E402
-    analyse, break_even, compare_options, job_costs, project_next_month, recommend_scaling,
-    reconcile, rollup, spend_over_time,
+    analyse,
+    break_even,
+    compare_options,
+    job_costs,
+    project_next_month,
+    recommend_scaling,
+    reconcile,
+    rollup,
+    spend_over_time,
 )
 from lib.runpod.models import BillingRecord  # noqa: E402
 

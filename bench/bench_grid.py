@@ -31,7 +31,7 @@ if str(ROOT) not in sys.path:
 from lib.config import ConsoleConfig  # noqa: E402
 from lib.grid import GridAxis, plan_grid  # noqa: E402
 from lib.localpod.server import LocalPod  # noqa: E402
-from lib.runpod import RunPod, JobStatus  # noqa: E402
+from lib.runpod import JobStatus, RunPod  # noqa: E402
 from lib.workflows import build_payload, load_template  # noqa: E402
 
 WORKERS = 4

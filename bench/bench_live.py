@@ -105,8 +105,8 @@ def main() -> None:
             loads.append(load_average())
         chromium.close()
     completed, recorded = (times[1:] for times in finished_at(args.data))
-    lags = [s - c for s, c in zip(shown, completed)]
-    tracker_lags = [r - c for r, c in zip(recorded, completed)]
+    lags = [s - c for s, c in zip(shown, completed, strict=False)]
+    tracker_lags = [r - c for r, c in zip(recorded, completed, strict=False)]
     emit("live_jobs", len(lags))
     emit("live_generate_p50_s", percentile(lags, 50))
     emit("live_generate_p95_s", percentile(lags, 95))

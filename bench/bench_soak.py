@@ -79,7 +79,7 @@ def slope_per_min(samples: list[tuple[float, float]]) -> float:
     var = sum((x - mx) ** 2 for x in xs)
     if var == 0:
         return 0.0
-    return sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / var * 60
+    return sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=False)) / var * 60
 
 
 def write_config(folder: Path, workers: int) -> Path:

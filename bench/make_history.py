@@ -65,7 +65,7 @@ def make_jobs(db: sqlite3.Connection, config: ConsoleConfig, rng: random.Random,
     now = time.time()
     kinds = [m for m in MIX]
     weights = [m[2] for m in MIX]
-    statuses, status_weights = zip(*STATUSES)
+    statuses, status_weights = zip(*STATUSES, strict=False)
     pngs = _pngs(rng)
     jobs, changes, outputs = [], [], []
     created = sorted(now - rng.random() * days * DAY for _ in range(count))
@@ -133,7 +133,7 @@ def make_jobs(db: sqlite3.Connection, config: ConsoleConfig, rng: random.Random,
 def _pngs(rng: random.Random, count: int = 16) -> list[bytes]:
     """A few distinct 256² renders, reused: the gallery shows files, their content does not matter."""
     result = []
-    for i in range(count):
+    for _ in range(count):
         image = Image.new("RGB", (256, 256), tuple(rng.randrange(256) for _ in range(3)))
         ImageDraw.Draw(image).ellipse((64, 40, 192, 200), fill=tuple(rng.randrange(256) for _ in range(3)))
         buffer = io.BytesIO()

@@ -12,7 +12,7 @@ from __future__ import annotations
 import enum
 
 
-class JobState(str, enum.Enum):
+class JobState(str, enum.Enum):  # noqa: UP042 (StrEnum would change what str() returns)
     PENDING = "PENDING"
     SUBMIT_FAILED = "SUBMIT_FAILED"
     UNKNOWN = "UNKNOWN"

@@ -13,7 +13,7 @@ from lib.training.runs import format_duration
 
 KIND_LABELS = {"generate": "Image", "grid": "Grid cell", "rerun": "Re-run", "faceswap": "Face swap",
                "sheet_panel": "Sheet panel", "training": "LoRA training"}
-STATUS_LABELS = {JobState.PENDING: "Sending", JobState.IN_QUEUE: "Queued", JobState.IN_PROGRESS: "Running"}
+STATUS_LABELS: dict[str, str] = {JobState.PENDING: "Sending", JobState.IN_QUEUE: "Queued", JobState.IN_PROGRESS: "Running"}
 
 
 @dataclass(frozen=True)

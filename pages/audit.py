@@ -1,5 +1,5 @@
 """Audit: who did what, when, with what estimated cost (operators only)."""
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 
 import streamlit as st
 
@@ -26,7 +26,7 @@ since = c3.date_input("Since", date.today() - timedelta(days=30), key="audit.sin
 
 entries = services.store.audit_entries(
     user=who, action=None if action == "any" else action,
-    since=datetime.combine(since, time.min, timezone.utc) if since else None, limit=5000)
+    since=datetime.combine(since, time.min, UTC) if since else None, limit=5000)
 st.caption(f"{len(entries)} entries")
 picked = st.dataframe(audit.audit_frame(entries), hide_index=True, width="stretch", on_select="rerun",
                       selection_mode="single-row", key="audit.table",

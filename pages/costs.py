@@ -1,5 +1,5 @@
 """Costs: what RunPod billed, what each job and image costs, and serverless vs a dedicated pod."""
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import streamlit as st
 
@@ -35,7 +35,7 @@ with st.expander("Pod comparison assumptions"):
 
 if window is None:
     st.stop()
-now = datetime.now(timezone.utc).replace(second=0, microsecond=0)  # a stable cache key for a minute
+now = datetime.now(UTC).replace(second=0, microsecond=0)  # a stable cache key for a minute
 start, end = window[0], min(now, window[1])
 
 try:
@@ -52,7 +52,7 @@ for note in report.notes:
 for warning in services.config.price_warnings():
     st.warning(warning, icon=":material/price_change:")
 
-for column, metric in zip(st.columns(4), report.headline):
+for column, metric in zip(st.columns(4), report.headline, strict=False):
     column.metric(metric.label, metric.value, delta=metric.delta, delta_color=metric.delta_color,
                   help=metric.help)
 
@@ -66,7 +66,7 @@ left, right = st.columns([2, 3])
 left.plotly_chart(charts.cost_per_image_chart(analysis.by_workload), key="costs.per_image")
 with right:
     tabs = st.tabs(["By endpoint", "By character", "By user"])
-    for tab, table in zip(tabs, (analysis.by_endpoint, analysis.by_character, analysis.by_user)):
+    for tab, table in zip(tabs, (analysis.by_endpoint, analysis.by_character, analysis.by_user), strict=False):
         tab.dataframe(table, hide_index=True, width="stretch", column_config={
             "cost_usd": st.column_config.NumberColumn("cost", format="$%.2f"),
             "cost_per_image_usd": st.column_config.NumberColumn("per image", format="$%.4f"),
@@ -96,6 +96,6 @@ st.subheader("Next month")
 st.plotly_chart(charts.projection_chart(analysis.projection), key="costs.projection")
 
 st.subheader("Download")
-for column, (label, (name, data)) in zip(st.columns(4) * 2, report.downloads().items()):
+for column, (label, (name, data)) in zip(st.columns(4) * 2, report.downloads().items(), strict=False):
     column.download_button(label, data, file_name=name, mime="text/csv", on_click="ignore",
                            icon=":material/download:", key=f"costs.csv.{label}")

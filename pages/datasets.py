@@ -52,12 +52,12 @@ version = st.selectbox("Version", versions, key="ds.version") if versions else N
 drafts = DraftStore(svc.data_dir)
 if st.session_state.get("ds.draft_of") != (choice, version):
     kept = drafts.load(user.email, choice)   # unsaved changes from before a reload or another tab
-    restored = kept is not None and kept.version == version
-    st.session_state.update({"ds.draft": kept.draft if restored else sets.draft(choice, version),
-                             "ds.draft_of": (choice, version), "ds.dirty": restored,
+    restored = kept if kept is not None and kept.version == version else None
+    st.session_state.update({"ds.draft": restored.draft if restored else sets.draft(choice, version),
+                             "ds.draft_of": (choice, version), "ds.dirty": restored is not None,
                              "ds.gen": st.session_state.get("ds.gen", 0) + 1})
     if restored:
-        st.session_state["ds.toast"] = f"Restored your unsaved changes from {time.strftime('%H:%M', time.localtime(kept.saved_at))}"
+        st.session_state["ds.toast"] = f"Restored your unsaved changes from {time.strftime('%H:%M', time.localtime(restored.saved_at))}"
 draft, gen = st.session_state["ds.draft"], st.session_state["ds.gen"]
 
 
@@ -107,7 +107,7 @@ if draft.images:
                                            "remove": st.column_config.CheckboxColumn("remove", width="small")})
     a, b = st.columns(2)
     if a.button("Apply table edits", icon=":material/edit_note:"):
-        count = draft.set_captions(dict(zip(edited["image"], edited["caption"])))
+        count = draft.set_captions(dict(zip(edited["image"], edited["caption"], strict=False)))
         doomed = list(edited.loc[edited["remove"], "image"])
         draft.remove(doomed)
         changed(f"{count} caption(s) changed, {len(doomed)} image(s) removed")

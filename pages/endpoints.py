@@ -38,12 +38,12 @@ def live_health() -> None:
     if health is None:
         st.error(f"Health unavailable: {escaped(problem)}")
         return
-    for col, (label, value) in zip(st.columns(6), actions.health_metrics(health)):
+    for col, (label, value) in zip(st.columns(6), actions.health_metrics(health), strict=False):
         col.metric(label, value)
 
 
 live_health()
-for col, (label, value, hint) in zip(st.columns(4), actions.stats_metrics(view.stats)):
+for col, (label, value, hint) in zip(st.columns(4), actions.stats_metrics(view.stats), strict=False):
     col.metric(label, value, help=hint)
 st.dataframe(actions.percentiles_table(view.stats), hide_index=True,
              column_config={c: st.column_config.NumberColumn(format="%.1f") for c in ("p50 s", "p90 s", "p98 s")})
@@ -123,7 +123,8 @@ def hold_dialog(workers: int, minutes: int) -> None:
 
 
 if view.drift is not None and operator:
-    declared = {r.field: r.declared for r in view.drift.rows}
+    # The worker counts and the idle timeout are whole numbers in console.toml.
+    declared = {r.field: r.declared for r in view.drift.rows if isinstance(r.declared, int)}
     with st.form(f"endpoints.edit.{role}"):
         st.caption("Apply sends console.toml's settings to the live endpoint; edit a value here to change "
                    "the live endpoint only (console.toml stays as it is).")

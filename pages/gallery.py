@@ -1,5 +1,5 @@
 """Gallery: every image the console kept, with its settings, filters, download, re-run, vary seed."""
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 
 import streamlit as st
 
@@ -24,11 +24,13 @@ kinds = f0.multiselect("Kind", list(gallery.KIND_FILTERS), list(gallery.KIND_FIL
 character = f1.selectbox("Character / LoRA", ["all", *characters], key="gal.character")
 model = f2.selectbox("Model", ["all", *models], key="gal.model")
 days = f3.date_input("Dates", (date.today() - timedelta(days=30), date.today()), key="gal.dates")
-start, end = (days if isinstance(days, tuple) and len(days) == 2 else (days, days)) if days else (None, None)
+# While a range is being picked the input holds only its first day: show that day until the second is picked.
+picked = days if isinstance(days, tuple) else (days,)
+start, end = (picked[0], picked[-1]) if picked else (None, None)
 items = gallery.pictures(svc.store, kinds=kinds, character=None if character == "all" else character,
                          model=None if model == "all" else model,
-                         since=datetime.combine(start, time.min, timezone.utc) if start else None,
-                         until=datetime.combine(end, time.max, timezone.utc) if end else None)
+                         since=datetime.combine(start, time.min, UTC) if start else None,
+                         until=datetime.combine(end, time.max, UTC) if end else None)
 pages = max(1, -(-len(items) // PER_PAGE))
 page = int(st.number_input(f"Page (of {pages})", 1, pages, 1, key="gal.page")) if pages > 1 else 1
 st.caption(f"{len(items)} images — kept by the console, so they outlive RunPod's 30-minute results.")

@@ -5,18 +5,24 @@ import streamlit as st
 
 from lib import inference as inf
 from lib.devworkers import model_source
-from lib.inference import loras_on_volume
-from lib.upload_limits import IMAGE, WORKFLOW
 from lib.grid import AXIS_TITLES, GRID_PARAMS, GridError
-from lib.ui import configured, deps, lora_picker, persist, presses, preset_box, uploads, widgets
+from lib.inference import loras_on_volume
+from lib.ui import configured, deps, lora_picker, persist, preset_box, presses, uploads, widgets
 from lib.ui import live as live_view
 from lib.ui.live import feedback, show_problems
 from lib.ui.safe_text import escaped
+from lib.upload_limits import IMAGE, WORKFLOW
 from lib.volume import VolumeError
-from lib.workflows.samplers import CHOICES
-from lib.workflows import (ParamError, TemplateError, WorkflowError, parse_uploaded_workflow,
-                           save_custom_template, size_presets)
+from lib.workflows import (
+    ParamError,
+    TemplateError,
+    WorkflowError,
+    parse_uploaded_workflow,
+    save_custom_template,
+    size_presets,
+)
 from lib.workflows.inputs import prepare_input_images
+from lib.workflows.samplers import CHOICES
 
 deps.require_gate()
 svc = deps.services()
@@ -134,11 +140,11 @@ with images_tab:
 with grid_tab:
     st.caption("Every cell uses the settings above at one fixed seed (unless Seed is an axis).")
     gx, gy = st.columns(2)
-    axes = {}
+    axes: dict[str, tuple[str, str | list[str]]] = {}
     # Checkpoints from the training page compare as checkpoint × strength at a fixed seed.
     x_default, y_default = (0, 1) if st.session_state.get("grid.lora_candidates") else (1, 3)
     for col, label, name, default in ((gx, "Columns (X)", "x", x_default), (gy, "Rows (Y)", "y", y_default)):
-        param = col.selectbox(label, GRID_PARAMS, default, format_func=AXIS_TITLES.get, key=f"grid.{name}")
+        param = col.selectbox(label, GRID_PARAMS, default, format_func=lambda axis: AXIS_TITLES[axis], key=f"grid.{name}")
         if param == "lora_name":
             # Checkpoints handed over by "Compare in a grid" on the LoRA training page.
             candidates = [c for c in st.session_state.get("grid.lora_candidates", []) if c in loras]
@@ -179,7 +185,8 @@ with grid_tab:
 with own_tab:
     upload = uploads.file_uploader(WORKFLOW, "A workflow exported from ComfyUI with Export (API)", type=["json"],
                                    key="own.file")
-    opened = st.session_state.get("own.opened") if upload is None else None  # set by the Gallery
+    # Set by the Gallery.
+    opened: inf.OpenedWorkflow | None = st.session_state.get("own.opened") if upload is None else None
     if opened:
         st.info(f"The workflow of {escaped(opened.label)}, exactly as it was sent (from the Gallery).",
                 icon=":material/info:")
@@ -189,9 +196,10 @@ with own_tab:
         if close.button("Close it", key="own.close"):
             st.session_state.pop("own.opened")
             st.rerun()
-    if upload is not None or opened:
+    sent = upload.getvalue() if upload is not None else opened.workflow_json.encode() if opened else None
+    if sent is not None:
         try:
-            workflow = parse_uploaded_workflow(upload.getvalue() if upload is not None else opened.workflow_json.encode())
+            workflow = parse_uploaded_workflow(sent)
         except WorkflowError as exc:
             show_problems("This file cannot be used:", exc.problems)
         else:

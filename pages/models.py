@@ -50,8 +50,8 @@ with browse:
     folder = f2.selectbox("Folder", ["All folders", *index.folders()], key="models.folder")
     sort = f3.selectbox("Sort by", SORTS, key="models.sort")
     newest_first = f4.toggle("Descending", key="models.desc")
-    folder = None if folder == "All folders" else folder
-    result = index.search(query, folder=folder, sort=sort, descending=newest_first,
+    in_folder = None if folder == "All folders" else folder
+    result = index.search(query, folder=in_folder, sort=sort, descending=newest_first,
                           page=max(0, st.session_state.get("models.page", 1) - 1))
     st.session_state["models.page"] = result.page + 1  # a narrower search may have fewer pages
     st.dataframe(actions.files_table(result.items, by_key).drop(columns=["bytes"]), hide_index=True,
@@ -59,7 +59,7 @@ with browse:
     st.number_input(f"Page (of {result.pages}, {result.total:,} files)", min_value=1, max_value=result.pages,
                     key="models.page")
 
-    every_match = index.search(query, folder=folder, sort=sort, descending=newest_first,
+    every_match = index.search(query, folder=in_folder, sort=sort, descending=newest_first,
                                page_size=max(1, min(result.total, 5000))).items   # not only this page
     chosen = st.selectbox("File details", [f.key for f in every_match], index=None, key="models.file",
                           placeholder="Choose a file to see what uses it")

@@ -17,7 +17,7 @@ widgets.tracking_health(services.tracker.health())
 def live_health() -> None:
     rows = overview.endpoint_health(services)
     columns = st.columns(len(rows))
-    for column, row in zip(columns, rows):
+    for column, row in zip(columns, rows, strict=False):
         with column.container(border=True):
             st.subheader(row.label)
             st.caption(f"{row.role} endpoint · `{row.endpoint_id}`")

@@ -7,6 +7,7 @@ from lib.provisioning.declaration import DeclarationError
 from lib.provisioning.plan import usd_change
 from lib.provisioning.required import LocalFolderError, missing, readiness_rows
 from lib.provisioning.service import Provisioning
+from lib.provisioning.upload import UploadProgress
 from lib.runpod import RunPodError
 from lib.ui import deps, widgets
 from lib.ui.safe_text import escaped
@@ -153,9 +154,12 @@ with tab_models:
             chosen = st.multiselect("Models to upload", absent, default=files, key="prov.chosen")
             if st.form_submit_button("Upload"):
                 bar = st.progress(0.0, text="Starting…")
+
+                def show_progress(p: UploadProgress) -> None:
+                    bar.progress(p.done / max(p.total, 1), text=p.text)
+
                 try:
-                    done = prov.upload(folder, chosen, user.email,
-                                       progress=lambda p: bar.progress(p.done / max(p.total, 1), text=p.text))
+                    done = prov.upload(folder, chosen, user.email, progress=show_progress)
                 except ERRORS as exc:
                     widgets.show_error(exc, "upload the models")
                 else:

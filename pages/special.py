@@ -89,12 +89,12 @@ with swap_tab:
         target_faces = b.multiselect("Which faces of each target photo", FACES, default=["0"],
                                      format_func=sp.describe_faces, key="fs.target_faces")
         restore = a.selectbox("Face restoration after the swap", list(sp.RESTORE_MODELS), index=1,
-                              format_func=sp.RESTORE_MODELS.get, key="fs.restore")
+                              format_func=lambda model: sp.RESTORE_MODELS[model], key="fs.restore")
         visibility = b.slider("Restoration strength", 0.1, 1.0, 1.0, 0.05, key="fs.visibility",
                               disabled=restore == "none")
         fidelity = a.slider("CodeFormer: keep the original look (1) or smooth more (0)", 0.0, 1.0, 0.5, 0.05,
                             key="fs.fidelity", disabled=not restore.startswith("codeformer"))
-        genders = [b.selectbox(label, list(sp.GENDERS), format_func=sp.GENDERS.get, key=f"fs.gender.{who}")
+        genders = [b.selectbox(label, list(sp.GENDERS), format_func=lambda gender: sp.GENDERS[gender], key=f"fs.gender.{who}")
                    for who, label in (("source", "Source faces to use"), ("target", "Target faces to replace"))]
     options = sp.FaceSwapOptions(source_faces=source_face, target_faces=",".join(sorted(target_faces)) or "0",
                                  restore_model=restore, restore_visibility=visibility, codeformer_weight=fidelity,
@@ -140,7 +140,7 @@ with sheet_tab:
     details = st.text_input("Look to keep in every panel (optional)", placeholder="red jacket, short black hair",
                             key="sh.details")
     panels = st.multiselect("Panels", [p.key for p in sp.PANELS], default=[p.key for p in sp.PANELS],
-                            format_func=sp.LABELS.get, key="sh.panels")
+                            format_func=lambda panel: sp.LABELS[panel], key="sh.panels")
     reference = uploads.file_uploader(IMAGE, "Reference face (optional): keeps the face's identity in every panel that "
                                  "shows it", key="sh.reference")
     posed = st.toggle("Guide every panel with a pose image (ControlNet, OpenPose skeletons)", key="sh.posed")
@@ -210,13 +210,14 @@ with reference_tab:
     ref_strength = b.slider("LoRA strength", 0.0, 1.5, 1.0, 0.05, key="ref.strength", disabled=ref_lora == NO_LORA)
     ref_seed = int(c.number_input("Seed of the first image", 0, 2**32 - 1, 77, key="ref.seed"))
     if buttons("Generate with reference", "ref", bool(reference_file and prompt.strip())):
-        request = sp.ReferenceRequest(prompt=prompt, reference=upload(reference_file), mode=mode, weight=weight,
-                                      start_at=start_at, end_at=end_at, seed=ref_seed, count=count,
-                                      negative_prompt=negative, lora_name=None if ref_lora == NO_LORA else ref_lora,
-                                      lora_strength=ref_strength)
+        ref_request = sp.ReferenceRequest(prompt=prompt, reference=upload(reference_file), mode=mode,
+                                          weight=weight, start_at=start_at, end_at=end_at, seed=ref_seed,
+                                          count=count, negative_prompt=negative,
+                                          lora_name=None if ref_lora == NO_LORA else ref_lora,
+                                          lora_strength=ref_strength)
         batch = "ref" + deps.idempotency_key("ref", [reference_file.file_id, prompt, negative, mode, weight, start_at,
                                                      end_at, count, ref_lora, ref_strength, ref_seed])[:12]
-        start("ref", batch, lambda: sp.start_reference(svc, user=user.email, request=request, batch_id=batch))
+        start("ref", batch, lambda: sp.start_reference(svc, user=user.email, request=ref_request, batch_id=batch))
 
     def reference_view() -> None:
         views = sp.reference_results(svc.store, st.session_state["ref.batch"])

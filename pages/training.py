@@ -99,7 +99,7 @@ if not problems:
             config = None if problems else parse_yaml(text)
         else:
             st.code(generated, language="yaml")
-if problems:
+if problems or config is None:
     st.error("Fix the config:\n" + "\n".join(f"- {x}" for x in problems), icon=":material/error:")
 else:
     est = estimate(config, preset, svc.config)
@@ -110,7 +110,7 @@ else:
     e2.metric("Estimated cost", f"${est.cost_usd:.2f}", help=f"{est.gpu_pool} at ${est.price_per_s:.5f}/s")
     e3.metric("Job time limit", format_duration(est.execution_timeout_ms / 1000))
 if st.button("Start training", type="primary", icon=":material/model_training:",
-             disabled=bool(problems) or not check.ready or not user.can("train")):
+             disabled=bool(problems) or not check.ready or not user.can("train")) and config is not None:
     try:
         key = deps.idempotency_key("train", [name, version, preset, config, run_id])
         record = service.launch(svc, user, set_name=name, version=version, preset_key=preset, config=config,
@@ -129,7 +129,7 @@ ids = [r.local_id for r in runs]
 if st.session_state.get("tr.run") in ids:
     st.session_state["tr.pick"] = st.session_state.pop("tr.run")
 labels = {r.local_id: service.run_label(r) for r in runs}
-picked = st.selectbox("Run", ids, format_func=labels.get, key="tr.pick")
+picked = st.selectbox("Run", ids, format_func=lambda local_id: labels[local_id], key="tr.pick")
 
 
 def run_panel(local_id: str) -> None:

@@ -6,7 +6,6 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from lib.charts import empty_figure
-
 from lib.costs.billing import VOLUME_LABEL, Projection
 from lib.costs.options import BreakEven, OptionsComparison
 from lib.costs.reconcile import PARTS
@@ -42,7 +41,7 @@ def spend_chart(spend: pd.DataFrame, bucket: str = "day", title: str = "Spend by
     if spend.empty or not spend["total_usd"].abs().sum():
         return empty_figure(fig, "No billed spend in this range")
     endpoints = [e for e in sorted(spend["endpoint"].unique()) if e != VOLUME_LABEL]
-    colours = dict(zip(endpoints, ENDPOINT_COLOURS * (len(endpoints) // len(ENDPOINT_COLOURS) + 1)))
+    colours = dict(zip(endpoints, ENDPOINT_COLOURS * (len(endpoints) // len(ENDPOINT_COLOURS) + 1), strict=False))
     colours[VOLUME_LABEL] = VOLUME_COLOUR
     for endpoint, rows in spend.groupby("endpoint", sort=True):
         fig.add_bar(x=rows["period"], y=rows["total_usd"], name=str(endpoint),

@@ -5,7 +5,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import partial
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import pandas as pd
@@ -122,7 +122,7 @@ class Metric:
     value: str
     help: str
     delta: str | None = None
-    delta_color: str = "normal"  # "inverse": a fall shows green (cheaper)
+    delta_color: Literal["normal", "inverse", "off"] = "normal"  # "inverse": a fall shows green (cheaper)
 
 
 @dataclass(frozen=True)

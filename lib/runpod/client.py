@@ -40,7 +40,7 @@ class RunPod:
         self._rest = RestV2(self._core, self.rest_url)
 
     @classmethod
-    def from_settings(cls, settings: Settings, **overrides: Any) -> "RunPod":
+    def from_settings(cls, settings: Settings, **overrides: Any) -> RunPod:
         kwargs: dict[str, Any] = dict(api_url=settings.api_url, rest_url=settings.rest_url)
         kwargs.update(overrides)
         return cls(settings.api_key, **kwargs)
@@ -83,7 +83,7 @@ class RunPod:
     def close(self) -> None:
         self._core.close()
 
-    def __enter__(self) -> "RunPod":
+    def __enter__(self) -> RunPod:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -62,7 +62,7 @@ class Unsupported(RunPodError):
 class JobWaitTimeout(RunPodError):
     """wait()/run_and_wait() reached its deadline; ``job`` is the last state seen (None if none)."""
 
-    def __init__(self, message: str, job: "Job | None", *, operation: str | None = None):
+    def __init__(self, message: str, job: Job | None, *, operation: str | None = None):
         super().__init__(message, operation=operation)
         self.job = job
 

@@ -6,13 +6,13 @@ import enum
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, overload
 
 from lib.runpod.errors import BadResponse
 
 
-class JobStatus(str, enum.Enum):
+class JobStatus(str, enum.Enum):  # noqa: UP042 (StrEnum would change what str() returns)
     IN_QUEUE = "IN_QUEUE"
     IN_PROGRESS = "IN_PROGRESS"
     COMPLETED = "COMPLETED"
@@ -21,7 +21,7 @@ class JobStatus(str, enum.Enum):
     TIMED_OUT = "TIMED_OUT"
 
     @classmethod
-    def parse(cls, value: object, where: str = "RunPod") -> "JobStatus":
+    def parse(cls, value: object, where: str = "RunPod") -> JobStatus:
         # The docs list RUNNING but the API reports IN_PROGRESS (runpod/docs issue #511).
         if value == "RUNNING":
             return cls.IN_PROGRESS
@@ -128,7 +128,7 @@ class Reader:
             raise self._bad(key, "a list of strings")
         return tuple(items)
 
-    def obj(self, key: str) -> "Reader":
+    def obj(self, key: str) -> Reader:
         value = self.data.get(key)
         return Reader({} if value is None else value, self.where, f"{key!r}")
 
@@ -140,7 +140,7 @@ class Reader:
             parsed = datetime.fromisoformat(value)
         except ValueError:
             raise self._bad(key, "an RFC 3339 timestamp") from None
-        return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def _finite(value: int | float) -> bool:
@@ -178,7 +178,7 @@ class Job:
         return self.status in TERMINAL
 
     @classmethod
-    def from_json(cls, data: object, where: str, job_id: str | None = None) -> "Job":
+    def from_json(cls, data: object, where: str, job_id: str | None = None) -> Job:
         r = Reader(data, where, "the job")
         ident = r.text("id") or job_id
         if not ident:
@@ -208,7 +208,7 @@ class StreamPage:
     raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
-    def from_json(cls, data: object, where: str) -> "StreamPage":
+    def from_json(cls, data: object, where: str) -> StreamPage:
         r = Reader(data, where, "the stream page")
         chunks = []
         for item in r.items("stream"):
@@ -227,7 +227,7 @@ class PurgeResult:
     status: str
 
     @classmethod
-    def from_json(cls, data: object, where: str) -> "PurgeResult":
+    def from_json(cls, data: object, where: str) -> PurgeResult:
         r = Reader(data, where, "the purge result")
         return cls(removed=r.integer("removed", 0), status=r.text("status", ""))
 
@@ -261,7 +261,7 @@ class Health:
     workers: WorkerCounts
 
     @classmethod
-    def from_json(cls, data: object, where: str) -> "Health":
+    def from_json(cls, data: object, where: str) -> Health:
         r = Reader(data, where, "the health report")
         j, w = r.obj("jobs"), r.obj("workers")
         return cls(
@@ -304,7 +304,7 @@ class Endpoint:
     allowed_cuda_versions: tuple[str, ...] = ()     # gpu.allowedCudaVersions; () when not set
 
     @classmethod
-    def from_json(cls, data: object, where: str) -> "Endpoint":
+    def from_json(cls, data: object, where: str) -> Endpoint:
         # Defaults for absent fields are RunPod's documented endpoint defaults (reference §1.11).
         r = Reader(data, where, "the endpoint")
         gpu, workers, scaling = r.obj("gpu"), r.obj("workers"), r.obj("scaling")
@@ -378,7 +378,7 @@ class Worker:
     created_at: datetime | None = None
 
     @classmethod
-    def from_json(cls, data: object, where: str) -> "Worker":
+    def from_json(cls, data: object, where: str) -> Worker:
         r = Reader(data, where, "a worker")
         return cls(id=r.required_text("id"), status=r.text("status", "UNKNOWN"), created_at=r.time("createdAt"))
 
@@ -395,7 +395,7 @@ class WorkersSummary:
     endpoint_version: int | None = None
 
     @classmethod
-    def from_json(cls, data: object, where: str) -> "WorkersSummary":
+    def from_json(cls, data: object, where: str) -> WorkersSummary:
         r = Reader(data, where, "the workers list")
         s = r.obj("summary")
         workers = [Worker.from_json(w, where) for w in r.items("workers")]
@@ -414,7 +414,7 @@ class NetworkVolume:
     type: str = "STANDARD"
 
     @classmethod
-    def from_json(cls, data: object, where: str) -> "NetworkVolume":
+    def from_json(cls, data: object, where: str) -> NetworkVolume:
         r = Reader(data, where, "the network volume")
         return cls(id=r.required_text("id"), name=r.text("name", ""), size_gb=r.integer("size", 0),
                    datacenter=r.text("dataCenter") or r.text("dataCenterId", ""),
@@ -433,7 +433,7 @@ class BillingRecord:
     serverless_id: str | None = None
 
     @classmethod
-    def from_json(cls, data: object, where: str) -> "BillingRecord":
+    def from_json(cls, data: object, where: str) -> BillingRecord:
         r = Reader(data, where, "a billing record")
         return cls(start=r.time("startTime"), end=r.time("endTime"), total=r.number("totalAmount", 0.0),
                    gpu=r.number("gpuAmount", 0.0), cpu=r.number("cpuAmount", 0.0), disk=r.number("diskAmount", 0.0),
@@ -456,7 +456,7 @@ class VolumeBillingRecord:
     network_volume_id: str | None = None
 
     @classmethod
-    def from_json(cls, data: object, where: str) -> "VolumeBillingRecord":
+    def from_json(cls, data: object, where: str) -> VolumeBillingRecord:
         r = Reader(data, where, "a billing record")
         return cls(start=r.time("startTime"), end=r.time("endTime"), total=r.number("totalAmount", 0.0),
                    standard=r.number("standardAmount", 0.0), high_performance=r.number("highPerformanceAmount", 0.0),

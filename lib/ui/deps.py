@@ -5,8 +5,8 @@ import atexit
 import hashlib
 import json
 import uuid
-from pathlib import Path
 from collections.abc import Mapping
+from pathlib import Path
 from typing import NoReturn
 
 import streamlit as st
@@ -176,7 +176,7 @@ def require_gate() -> User:
     its gate, its navigation, and only then this page."""
     ctx = get_script_run_ctx()
     passed = getattr(ctx, _GATE_ATTR, None)
-    if passed is not None and passed[0] is ctx.parallel_coordinator:
+    if passed is not None and ctx is not None and passed[0] is ctx.parallel_coordinator:
         return passed[1]
     if PagesManager.uses_pages_directory:
         # End file-name routing for the whole process (as st.navigation would). On a session's first

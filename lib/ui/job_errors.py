@@ -14,6 +14,7 @@ from lib.ui.safe_text import escaped
 from lib.ui.widgets import show_error
 from lib.workflows.worker_errors import WorkerErrorView
 
+
 def job_line(line: str, view: WorkerErrorView | None, *, key: str, svc=None, user=None,
              local_id: str | None = None) -> None:
     """`line` as plain text, or, for a failed job (`view`), as the head of its error box."""

@@ -11,7 +11,6 @@ from lib.ui.refresh import refresh_while, stop_refreshing_when
 from lib.ui.widgets import STATUS_ICONS
 
 
-
 def show_problems(title: str, problems) -> None:
     st.error(title + "\n" + "\n".join(f"- {p}" for p in problems), icon=":material/block:")
 

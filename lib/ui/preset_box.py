@@ -6,10 +6,12 @@ from collections.abc import Mapping
 
 import streamlit as st
 
+from lib.workflows.templates import Template
+
 SAVED = "gen.saved"
 
 
-def model_preset(templates: Mapping[str, object]):
+def model_preset(templates: Mapping[str, Template]) -> Template:
     def prefill_prompt() -> None:
         default = str(templates[st.session_state["gen.model"]].defaults.get("prompt") or "")
         if default and not str(st.session_state.get("gen.prompt") or "").strip():

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import streamlit as st
 
-from lib.upload_limits import UploadKind, UploadTooLarge, check_size
 from lib.ui import deps
 from lib.ui.safe_text import escaped
+from lib.upload_limits import UploadKind, UploadTooLarge, check_size
 
 
 def file_uploader(kind: UploadKind, label: str, *, accept_multiple_files: bool = False, where=None, **kwargs):

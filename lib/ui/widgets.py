@@ -11,7 +11,7 @@ from lib.ui.safe_text import escaped
 
 # Material icons (Streamlit's own font), not emoji: Debian ships no emoji font, so emoji showed as
 # empty boxes. An icon never stands alone: every use puts the status in words beside it.
-STATUS_ICONS = {
+STATUS_ICONS: dict[str, str] = {
     JobState.PENDING: ":material/schedule_send:", JobState.IN_QUEUE: ":material/hourglass_top:",
     JobState.IN_PROGRESS: ":material/progress_activity:", JobState.COMPLETED: ":material/check_circle:",
     JobState.FAILED: ":material/error:", JobState.CANCELLED: ":material/cancel:",

@@ -1,7 +1,7 @@
 """AppTest: the Costs page on the in-process simulator's 30 days of seeded traffic and billing."""
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pandas as pd
@@ -85,7 +85,7 @@ def test_operator_hours_raise_the_pod_cost():
 
 def test_half_picked_range_asks_for_the_last_day():
     at = open_costs()
-    at.date_input(key="costs.range").set_value((datetime.now(timezone.utc).date(),))
+    at.date_input(key="costs.range").set_value((datetime.now(UTC).date(),))
     at.run()
     assert not at.exception
     assert any("Pick the last day" in i.value for i in at.info)
@@ -98,7 +98,7 @@ def test_a_viewer_sees_the_report(console):
 
 
 def test_build_report_on_the_simulator_and_its_csv_files(console):
-    end = datetime.now(timezone.utc)
+    end = datetime.now(UTC)
     report = costs.build_report(console, end - timedelta(days=30), end, "day", days=30)
     analysis = report.analysis
     assert report.simulated and not report.notes

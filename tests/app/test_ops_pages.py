@@ -100,7 +100,7 @@ def test_operator_uploads_a_model_from_the_console_machine_with_progress(console
     button(at, "Upload").click().run()
     assert not at.exception
     size = len(blob)
-    assert (f"Uploaded models/loras/apptest_up.safetensors (4.2 kB): safetensors · 4.2 kB · 1 tensors · BF16 ×1"
+    assert ("Uploaded models/loras/apptest_up.safetensors (4.2 kB): safetensors · 4.2 kB · 1 tensors · BF16 ×1"
             in [s.value for s in at.success])
     assert console.volume.head("models/loras/apptest_up.safetensors").size == size
     assert console.store.audit_entries(action="volume.upload", limit=1)[0].detail == {"size": size}

@@ -71,7 +71,7 @@ def test_face_onto_two_targets_before_and_after(console):
     assert not at.exception
     views = sp.batch_results(console.store, batch)
     assert [v.status for v in views] == ["COMPLETED", "COMPLETED"]
-    for view, original in zip(views, (beach, office)):
+    for view, original in zip(views, (beach, office), strict=False):
         after = np.asarray(Image.open(view.after).convert("RGB"))
         box = detect_faces(original)[0]
         region = (slice(box.y, box.y + box.h), slice(box.x, box.x + box.w))

@@ -1,6 +1,7 @@
 """AppTest: Overview says when job tracking is degraded, with the reason; a console that cannot
 start (CONSOLE_DATA held by another console) says why instead of a traceback."""
 import sqlite3
+from datetime import UTC
 
 import pytest
 from streamlit.testing.v1 import AppTest
@@ -57,11 +58,11 @@ def _render_note(endpoint_id: str, status: str):
 
 
 def record_at(endpoint_id: str, status: str):
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     from lib.store import JobRecord
     return JobRecord(local_id="j1", role="training", endpoint_id=endpoint_id, runpod_id="rp", status=status,
-                     kind="lora", user="t@example.com", group=None, created_at=datetime.now(timezone.utc),
+                     kind="lora", user="t@example.com", group=None, created_at=datetime.now(UTC),
                      submitted_at=None, finished_at=None, delay_ms=None, execution_ms=None, worker_id=None,
                      retries=None, payload_hash=None, input=None)
 

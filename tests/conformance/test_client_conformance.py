@@ -10,14 +10,23 @@ Two simulators are used:
 from __future__ import annotations
 
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
 
 from lib.localpod.server import LocalPod
 from lib.runpod import (
-    AuthError, Endpoint, Health, JobStatus, JobWaitTimeout, NetworkVolume, NotFound, Policy, PurgeResult, RunPod,
+    AuthError,
+    Endpoint,
+    Health,
+    JobStatus,
+    JobWaitTimeout,
+    NetworkVolume,
+    NotFound,
+    Policy,
+    PurgeResult,
+    RunPod,
     WorkersSummary,
 )
 from tests.support.waiting import wait_until
@@ -331,7 +340,7 @@ def test_rest_workers(client):
 
 def test_rest_billing(client):
     client.endpoint(BASIC).run_and_wait({"sleep_ms": 50}, timeout_s=20)
-    end = datetime.now(timezone.utc) + timedelta(hours=1)
+    end = datetime.now(UTC) + timedelta(hours=1)
     report = client.rest.billing_serverless(start=end - timedelta(days=2), end=end, bucket_size="hour")
     assert all(r.total >= 0 for r in report.records)
     filtered = client.rest.billing_serverless(start=end - timedelta(days=2), end=end, serverless_id=BASIC)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from lib.form_state import FormState
-from tests.console_server import CHROMIUM, CHROMIUM_ARGS, fast_config_text, running_console, wait_idle as _wait_idle
+from tests.console_server import CHROMIUM, CHROMIUM_ARGS, fast_config_text, running_console
+from tests.console_server import wait_idle as _wait_idle
 
 
 @pytest.fixture(scope="session")

@@ -7,7 +7,6 @@ lib/services.py), so this file starts its own `streamlit run app.py` like tests/
 """
 from __future__ import annotations
 
-
 import pytest
 from playwright.sync_api import expect
 

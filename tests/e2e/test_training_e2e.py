@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw, ImageOps
 from playwright.sync_api import expect
+from skimage import data as skdata
 
 from tests.e2e.ui import choose, open_page, screenshot, scroll_to, settle
-from skimage import data as skdata
 
 pytestmark = pytest.mark.e2e
 expect.set_options(timeout=15_000)   # a Streamlit run on two busy cores can take a few seconds

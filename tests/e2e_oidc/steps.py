@@ -11,11 +11,12 @@ from pathlib import Path
 
 import httpx
 import werkzeug.serving
-from oidc_provider_mock import User, app as oidc_app
+from oidc_provider_mock import User
+from oidc_provider_mock import app as oidc_app
 
 from lib.store import JobStore
-from tests.support.waiting import wait_until
 from tests.console_server import fast_config_text
+from tests.support.waiting import wait_until
 
 PEOPLE = {"viewer": "vera.viewer@partner.example", "staff": "sam.staff@example.com",
           "operator": "olga.ops@example.com"}

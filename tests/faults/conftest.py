@@ -249,7 +249,7 @@ class WireProxy:
         while not self._stop.is_set():
             try:
                 conn, _ = self._server.accept()
-            except (TimeoutError, socket.timeout):
+            except TimeoutError:
                 continue
             except OSError:
                 return

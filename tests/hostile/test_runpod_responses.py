@@ -11,13 +11,20 @@ import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import httpx
 import pytest
 
 from lib.runpod import (
-    AuthError, BadResponse, JobStatus, NotFound, RateLimited, RunPod, RunPodError, ServerError,
+    AuthError,
+    BadResponse,
+    JobStatus,
+    NotFound,
+    RateLimited,
+    RunPod,
+    RunPodError,
+    ServerError,
 )
 
 API = "https://api.runpod.test/v2"
@@ -26,7 +33,7 @@ KEY = "rpa_CANARY_7F3C9D2E41B84A6F9E0D5C1B2A3F4E5D"  # = the hostile conftest's 
 HTML_ERROR = ("<!DOCTYPE html><html><head><title>502 Bad Gateway</title></head><body><h1>Bad gateway"
               "</h1><p>cloudflare</p></body></html>")
 ECHOED_KEY = f"<html><body>Invalid header Authorization: Bearer {KEY}</body></html>"
-START, END = datetime(2026, 7, 1, tzinfo=timezone.utc), datetime(2026, 7, 2, tzinfo=timezone.utc)
+START, END = datetime(2026, 7, 1, tzinfo=UTC), datetime(2026, 7, 2, tzinfo=UTC)
 
 Call = Callable[[RunPod], object]
 
@@ -244,7 +251,7 @@ def test_read_retries_then_reports_the_last_error(canary):
 def test_non_finite_number_is_a_bad_response_not_a_crash(value):
     """JSON from a misbehaving proxy may carry NaN/Infinity (Python's json accepts them); the
     client must turn that into BadResponse like any other wrong type, not ValueError/OverflowError."""
-    body = ('{"id": "job-1", "status": "COMPLETED", "delayTime": %s}' % value).encode()
+    body = ('{"id": "job-1", "status": "COMPLETED", "delayTime": ' + value + '}').encode()
     with make_client(lambda r: httpx.Response(200, content=body)) as client:
         with pytest.raises(BadResponse, match="'delayTime'"):
             ep(client).status("job-1")

@@ -17,8 +17,8 @@ import pytest
 
 from tests.console_server import CHROMIUM, CHROMIUM_ARGS, ROOT, fast_config_text, running_console
 from tests.console_server import wait_idle as _wait_idle
-from tests.support.ports import free_port
 from tests.e2e_oidc.steps import running_oidc_provider, write_oidc_home
+from tests.support.ports import free_port
 
 # What Streamlit's file-name routing would show: the stems of app.py and of every page file.
 RAW_PAGE_NAMES = {"app", *(p.stem for p in (ROOT / "pages").glob("*.py"))}

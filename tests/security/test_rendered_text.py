@@ -27,7 +27,7 @@ def test_escaped_text_renders_as_the_same_characters_and_nothing_else(text):
     assert "evil.test/r.png" not in html or "[r]:" in html
 
 
-def test_a_prompt_with_an_image_is_shown_as_text_in_the_gallery(open_page, console):
+def test_a_prompt_with_an_image_is_shown_as_text_in_the_gallery(open_page, console):  # noqa: F811 (pytest fixtures imported from tests.app.conftest)
     prompt = f"ava_tok {BEACON} {uuid.uuid4().hex[:6]}"
     planned = inf.plan_images(load_template("z_image_turbo_lora"),
                               {"prompt": prompt, "seed": 7, "lora_name": "ava_v1.safetensors"}, count=1,

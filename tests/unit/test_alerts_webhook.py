@@ -10,9 +10,8 @@ import pandas as pd
 import pytest
 
 from lib.config import ConfigError, ConsoleConfig
-from lib.ops.alerts import AlertEvent, Observations
+from lib.ops.alerts import ALERTS_TOML_DOC, AlertEvent, Observations
 from lib.ops.monitor import OpsMonitor
-from lib.ops.alerts import ALERTS_TOML_DOC
 from lib.ops.webhook import WebhookNotifier, webhook_url
 from lib.runpod import Health, JobCounts, WorkerCounts
 

@@ -8,12 +8,23 @@ import pandas as pd
 import pytest
 
 from lib.charts.costs import (
-    break_even_chart, cost_per_image_chart, cost_split_chart, options_chart, projection_chart,
-    reconciliation_chart, spend_chart,
+    break_even_chart,
+    cost_per_image_chart,
+    cost_split_chart,
+    options_chart,
+    projection_chart,
+    reconciliation_chart,
+    spend_chart,
 )
 from lib.config import ConsoleConfig
 from lib.costs import (
-    PARTS, break_even, compare_options, job_costs, project_next_month, reconcile, rollup,
+    PARTS,
+    break_even,
+    compare_options,
+    job_costs,
+    project_next_month,
+    reconcile,
+    rollup,
     spend_over_time,
 )
 from lib.runpod.models import BillingRecord, VolumeBillingRecord

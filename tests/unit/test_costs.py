@@ -11,8 +11,19 @@ import pytest
 
 from lib.config import ConfigError, ConsoleConfig
 from lib.costs import (
-    analyse, billing_frame, break_even, compare_options, cost_per_image, daily_spend, job_costs,
-    peak_concurrency, project_next_month, recommend_scaling, reconcile, rollup, spend_over_time,
+    analyse,
+    billing_frame,
+    break_even,
+    compare_options,
+    cost_per_image,
+    daily_spend,
+    job_costs,
+    peak_concurrency,
+    project_next_month,
+    recommend_scaling,
+    reconcile,
+    rollup,
+    spend_over_time,
     to_csv_bytes,
 )
 from lib.costs.model import MONTH_S, estimate_job_cost

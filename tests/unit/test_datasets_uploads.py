@@ -48,7 +48,7 @@ def test_a_clean_zip_pairs_captions_by_stem():
 
 
 def test_multi_file_upload_with_captions_and_a_zip():
-    files = [("a.jpg", jpeg(1)), ("a.txt", "ava_tok at the beach".encode()),
+    files = [("a.jpg", jpeg(1)), ("a.txt", b"ava_tok at the beach"),
              ("more.zip", make_zip([("b.jpg", jpeg(2))]))]
     result = read_files(files)
     assert sorted((i.stem, i.caption) for i in result.images) == [("a", "ava_tok at the beach"), ("b", None)]

@@ -11,8 +11,19 @@ import pytest
 from PIL import Image
 from skimage import data as skdata
 
-from lib.images import (MAX_PIXELS, MIN_LONG_SIDE, RUN_BODY_LIMIT, BodyTooLarge, ImageError, base64_length,
-                        body_bytes, decode_base64_image, fit_images, load_image, probe)
+from lib.images import (
+    MAX_PIXELS,
+    MIN_LONG_SIDE,
+    RUN_BODY_LIMIT,
+    BodyTooLarge,
+    ImageError,
+    base64_length,
+    body_bytes,
+    decode_base64_image,
+    fit_images,
+    load_image,
+    probe,
+)
 from tests.support.fakes import jpeg, png
 
 

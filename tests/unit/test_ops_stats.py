@@ -5,7 +5,12 @@ import pandas as pd
 import pytest
 
 from lib.ops.endpoint_stats import (
-    Percentiles, cold_starts_per_day, endpoint_stats, percentiles_per_day, worker_state_timeline, worker_states,
+    Percentiles,
+    cold_starts_per_day,
+    endpoint_stats,
+    percentiles_per_day,
+    worker_state_timeline,
+    worker_states,
 )
 from lib.runpod import Health, JobCounts, WorkerCounts
 

@@ -8,10 +8,10 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from lib.auth import Forbidden, User
 from lib.config import Secret
 from lib.ops import actions
 from lib.ops.flags import duplicate_flags, large_unused_flags, placement_flag
-from lib.auth import Forbidden, User
 from lib.ops.model_files import ModelFiles
 from lib.ops.usage import UsageIndex, names_in
 from lib.ops.volume_index import IndexedFile, VolumeIndex, VolumeIndexCache

@@ -67,7 +67,7 @@ def test_an_empty_account_is_provisioned_in_one_apply(account):
     config = ConsoleConfig.load(account.path)
     volume = account.client.rest.network_volume(config.volume.id)
     assert (volume.name, volume.size_gb, volume.datacenter) == ("characters", 200, "EU-RO-1")
-    for role, spec in config.endpoints.items():
+    for spec in config.endpoints.values():
         live = account.client.rest.endpoint(spec.id)
         assert live.name == spec.name and live.network_volume_ids == (volume.id,)
         assert live.workers_max == spec.workers_max and live.timeout_ms == spec.execution_timeout_ms
@@ -246,7 +246,7 @@ def test_request_bodies_use_the_reference_field_names(tmp_path):
     assert [p for p, _ in posts] == ["/network-volumes", "/serverless", "/serverless", "/serverless"]
     assert posts[0][1] == {"name": "characters", "size": 200, "dataCenter": "EU-RO-1"}
     assert set(posts[0][1]) <= VOLUME_FIELDS
-    for (_, body), d in zip(posts[1:], decl.endpoints):
+    for (_, body), d in zip(posts[1:], decl.endpoints, strict=False):
         assert set(body) <= ENDPOINT_FIELDS and {"name", "type", "scaling", "image"} <= set(body)
         assert set(body["gpu"]) <= GPU_FIELDS and set(body["workers"]) <= WORKER_FIELDS
         assert body["type"] == "QUEUE" and body["networkVolumes"] == ["agv6w2qcg7"]

@@ -23,7 +23,7 @@ def test_the_endpoint_id_line_changes_and_nothing_else(toml):
     before = toml.read_text().splitlines()
     write_id(toml, ("endpoints", "training"), "x1y2z3runpod00")
     after = toml.read_text().splitlines()
-    changed = [(a, b) for a, b in zip(before, after) if a != b]
+    changed = [(a, b) for a, b in zip(before, after, strict=False) if a != b]
     assert len(before) == len(after) and changed == [('id = "training-sim01"', 'id = "x1y2z3runpod00"')]
     config = ConsoleConfig.load(toml)
     assert config.endpoint("training").id == "x1y2z3runpod00" and config.endpoint("image").id == "image-sim01"

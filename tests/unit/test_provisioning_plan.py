@@ -82,7 +82,7 @@ def live_endpoint(role: str, **changes) -> Endpoint:
         "scaling": {"type": t["scaling_type"], "queueDelay": t["scaling_value"]},
         "timeout": t["execution_timeout_ms"], "flashboot": "FLASHBOOT" if t["flashboot"] else "OFF",
         "dataCenterIds": ["EU-RO-1"], "networkVolumes": ["vol-1"],
-        "env": {k: "{{ RUNPOD_SECRET_%s }}" % v[7:] for k, v in t.get("env", {}).items()},
+        "env": {k: f"{{{{ RUNPOD_SECRET_{v[7:]} }}}}" for k, v in t.get("env", {}).items()},
     }
     if "container_disk_gb" in t:
         body["disk"] = t["container_disk_gb"]

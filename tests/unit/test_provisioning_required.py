@@ -6,8 +6,20 @@ import os
 import pytest
 
 from lib.provisioning.required import (
-    FILE, FOLDER, MISPLACED, MISSING, PRESENT, LocalFolderError, Requirement, check, hf_cache_folder, hf_repos,
-    readiness_rows, requirements, scan_local, sources,
+    FILE,
+    FOLDER,
+    MISPLACED,
+    MISSING,
+    PRESENT,
+    LocalFolderError,
+    Requirement,
+    check,
+    hf_cache_folder,
+    hf_repos,
+    readiness_rows,
+    requirements,
+    scan_local,
+    sources,
 )
 from lib.training.config import PRESETS
 from lib.workflows.templates import list_templates

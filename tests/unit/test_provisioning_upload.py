@@ -10,7 +10,7 @@ from moto import mock_aws
 
 from lib.config import Secret, Settings
 from lib.provisioning.upload import LocalParts, S3Parts, parts_for, upload
-from lib.volume import MiB, LocalVolume, S3Volume, VolumeError
+from lib.volume import LocalVolume, MiB, S3Volume, VolumeError
 
 BUCKET = "vol-test"
 KEY = "models/unet/z_image_turbo_bf16.safetensors"

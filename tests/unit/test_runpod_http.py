@@ -8,12 +8,21 @@ import httpx
 import pytest
 
 from lib.runpod import (
-    AuthError, BadRequest, BadResponse, ConnectionFailed, NotFound, PayloadTooLarge, RateLimited,
-    RequestTimeout, RunPod, RunPodError, ServerError, StatusError,
+    AuthError,
+    BadRequest,
+    BadResponse,
+    ConnectionFailed,
+    NotFound,
+    PayloadTooLarge,
+    RateLimited,
+    RequestTimeout,
+    RunPod,
+    RunPodError,
+    ServerError,
+    StatusError,
 )
 from lib.runpod.http import parse_retry_after
 from tests.support.fakes import KEY, recording_runpod
-
 
 
 def respond(status, **kw):
@@ -203,7 +212,7 @@ def test_backoff_grows_and_is_capped():
         client.endpoint("e").status("j")
     assert len(seen) == 7
     bases = [0.5, 1, 2, 4, 8, 8]
-    for got, base in zip(clock.sleeps, bases):
+    for got, base in zip(clock.sleeps, bases, strict=False):
         assert 0.75 * base <= got <= base
 
 
@@ -273,7 +282,7 @@ def test_429_without_header_exhausts_retries():
 
 
 class TrackedStream(httpx.SyncByteStream):
-    instances: list["TrackedStream"] = []
+    instances: list[TrackedStream] = []
 
     def __init__(self, data: bytes):
         self.data = data

@@ -8,11 +8,23 @@ import pytest
 
 from lib.config import EndpointSpec, Secret, Settings
 from lib.runpod import (
-    TERMINAL, BadResponse, DevWorkerJobs, EndpointJobs, Health, Job, JobStatus, JobWaitTimeout, NotFound,
-    PayloadTooLarge, Policy, PollPolicy, PurgeResult, RunPod, StreamPage,
+    TERMINAL,
+    BadResponse,
+    DevWorkerJobs,
+    EndpointJobs,
+    Health,
+    Job,
+    JobStatus,
+    JobWaitTimeout,
+    NotFound,
+    PayloadTooLarge,
+    Policy,
+    PollPolicy,
+    PurgeResult,
+    RunPod,
+    StreamPage,
 )
 from tests.support.fakes import API_URL, KEY, recording_runpod
-
 
 
 def body_of(request: httpx.Request) -> dict:

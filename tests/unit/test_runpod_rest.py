@@ -2,17 +2,23 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 
 import httpx
 import pytest
 
 from lib.runpod import (
-    AuthError, BadRequest, BadResponse, BillingRecord, Endpoint, NetworkVolume, NotFound, RateLimited,
+    AuthError,
+    BadRequest,
+    BadResponse,
+    BillingRecord,
+    Endpoint,
+    NetworkVolume,
+    NotFound,
+    RateLimited,
     Worker,
 )
 from tests.support.fakes import KEY, REST_URL, recording_runpod
-
 
 E = {
     "id": "img-1", "name": "console-image", "type": "QUEUE",
@@ -139,7 +145,7 @@ def test_workers_summary():
     client, seen, _ = recording_runpod(lambda r: httpx.Response(200, json=raw))
     s = client.rest.workers("img-1")
     assert str(seen[0].url) == f"{REST_URL}/serverless/img-1/workers"
-    assert s.workers[0] == Worker(id="w1", status="RUNNING", created_at=datetime(2026, 3, 1, 10, tzinfo=timezone.utc))
+    assert s.workers[0] == Worker(id="w1", status="RUNNING", created_at=datetime(2026, 3, 1, 10, tzinfo=UTC))
     assert (s.running, s.idle, s.total, s.endpoint_version) == (1, 1, 2, 4)
 
 
@@ -156,8 +162,8 @@ def test_billing_serverless_query_and_records():
     assert seen[0].url.path == "/v2/billing/serverless"
     assert dict(params) == {"startTime": "2026-05-01T00:00:00Z", "endTime": "2026-05-08T00:00:00Z",
                             "bucketSize": "day", "serverlessId": "img-1"}
-    assert report.records == [BillingRecord(start=datetime(2026, 5, 1, tzinfo=timezone.utc),
-                                            end=datetime(2026, 5, 2, tzinfo=timezone.utc), total=1.5, gpu=1.2,
+    assert report.records == [BillingRecord(start=datetime(2026, 5, 1, tzinfo=UTC),
+                                            end=datetime(2026, 5, 2, tzinfo=UTC), total=1.5, gpu=1.2,
                                             cpu=0, disk=0.2, fee=0.1, serverless_id="img-1")]
     assert report.totals == {"totalAmount": 1.5}
 

@@ -13,8 +13,17 @@ from skimage import data as skdata
 
 from lib.config import ConsoleConfig
 from lib.images import RUN_BODY_LIMIT, body_bytes
-from lib.special import (FACE_MODEL_LICENCE, FaceSwapOptions, SpecialInputError, Upload, batch_results,
-                         describe_faces, plan_faceswap, preflight_jobs, submit_jobs)
+from lib.special import (
+    FACE_MODEL_LICENCE,
+    FaceSwapOptions,
+    SpecialInputError,
+    Upload,
+    batch_results,
+    describe_faces,
+    plan_faceswap,
+    preflight_jobs,
+    submit_jobs,
+)
 from lib.store import JobStore
 from lib.tracker import Tracker
 from lib.volume import LocalVolume
@@ -59,7 +68,7 @@ def test_payload_matches_worker_contract(face, targets):
     assert len(plan.jobs) == 2
     seen_names, prefixes = set(), set()
     # A JPEG target stays JPEG; PNG inputs small enough go lossless.
-    for n, (job, ext) in enumerate(zip(plan.jobs, (".jpg", ".png")), start=1):
+    for n, (job, ext) in enumerate(zip(plan.jobs, (".jpg", ".png"), strict=False), start=1):
         assert set(job.input) == {"workflow", "images"}
         wf = job.input["workflow"]
         loads = {nid: node["inputs"]["image"] for nid, node in wf.items() if node["class_type"] == "LoadImage"}

@@ -6,16 +6,28 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from lib.inference import loras_on_volume
 from PIL import Image
 from skimage import data as skdata
 
 from lib.config import ConsoleConfig
 from lib.images import ImageError
-from lib.special import (PANELS, REFERENCE_LICENCE, SheetRequest, SpecialInputError, Upload, compose_progress,
-                         compose_sheet, default_trigger, plan_sheet, preflight_jobs, save_sheet,
-                         sheet_layout, sheet_progress, submit_jobs)
+from lib.inference import loras_on_volume
+from lib.special import (
+    PANELS,
+    REFERENCE_LICENCE,
+    SheetRequest,
+    SpecialInputError,
+    Upload,
+    compose_progress,
+    compose_sheet,
+    default_trigger,
+    plan_sheet,
+    preflight_jobs,
+    save_sheet,
+    sheet_layout,
+    sheet_progress,
+    submit_jobs,
+)
 from lib.store import JobStore
 from lib.tracker import Tracker
 from lib.volume import LocalVolume
@@ -47,7 +59,7 @@ def test_pose_approach_makes_one_job_per_panel():
     assert [j.meta["panel"] for j in plan.jobs] == [p.key for p in PANELS]
     assert [j.label for j in plan.jobs] == ["Front", "Three-quarter", "Profile", "Back", "Neutral", "Smiling",
                                             "Angry", "Surprised", "Sad"]
-    for job, panel in zip(plan.jobs, PANELS):
+    for job, panel in zip(plan.jobs, PANELS, strict=False):
         wf = job.input["workflow"]
         assert "images" not in job.input
         prompt = _node(wf, "CLIPTextEncode")["inputs"]["text"]
@@ -165,7 +177,7 @@ def test_progress_and_composition_from_the_store(tmp_path):
         tracker = Tracker(store, CONFIG, lambda role: FakeJobs())
         plan = plan_sheet(_request(panels=("front", "profile", "neutral")), sheet_id="shE")
         outcome = submit_jobs(tracker, plan.jobs, user="ana@example.com", group="shE", config=CONFIG)
-        for local_id, key in zip(outcome.local_ids[:2], ("front", "profile")):
+        for local_id, key in zip(outcome.local_ids[:2], ("front", "profile"), strict=False):
             store.save_output(local_id, f"shE_{key}_00001_.png", _solid(COLOURS[key]), "image/png")
         progress = sheet_progress(store, "shE")
         assert [p.key for p in progress.panels] == ["front", "profile", "neutral"]

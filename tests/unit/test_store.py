@@ -1,4 +1,4 @@
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -76,7 +76,7 @@ def test_list_filters_and_frame(store):
     assert set(frame.columns) >= {"local_id", "role", "submitted_at", "delay_ms", "execution_ms",
                                   "images", "cold_start", "cost_usd", "simulated", "character"}
     assert str(frame["submitted_at"].dtype) == "datetime64[ns, UTC]"
-    future = datetime.now(timezone.utc) + timedelta(days=1)
+    future = datetime.now(UTC) + timedelta(days=1)
     assert len(store.jobs_frame(since=future)) == 0
 
 

@@ -10,7 +10,7 @@ from skimage import data
 
 from lib.training import images as images_mod
 from lib.training.images import ImageRejected, hamming, load_image
-from lib.training.readiness import (BLUR_THRESHOLD, ERROR, WARNING, check_set, has_trigger)
+from lib.training.readiness import BLUR_THRESHOLD, ERROR, WARNING, check_set, has_trigger
 
 ASTRONAUT = Image.fromarray(data.astronaut())
 HEAD = ASTRONAUT.crop((60, 0, 380, 320))

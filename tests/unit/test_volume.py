@@ -13,7 +13,14 @@ from moto import mock_aws
 
 from lib.config import ConsoleConfig, Secret, Settings
 from lib.volume import (
-    LocalVolume, S3Volume, UnsafeKey, VolumeError, VolumeNotFound, VolumeObject, safe_key, safe_prefix,
+    LocalVolume,
+    S3Volume,
+    UnsafeKey,
+    VolumeError,
+    VolumeNotFound,
+    VolumeObject,
+    safe_key,
+    safe_prefix,
     volume_from_settings,
 )
 

@@ -6,10 +6,22 @@ import json
 
 import pytest
 
-from lib.workflows import (ParamError, TemplateError, WorkflowError, build_payload, list_templates,
-                           load_template, models_in_workflow, new_seed, parse_uploaded_workflow,
-                           resolve_params, retag_payload, save_custom_template, size_presets,
-                           suggest_param_map)
+from lib.workflows import (
+    ParamError,
+    TemplateError,
+    WorkflowError,
+    build_payload,
+    list_templates,
+    load_template,
+    models_in_workflow,
+    new_seed,
+    parse_uploaded_workflow,
+    resolve_params,
+    retag_payload,
+    save_custom_template,
+    size_presets,
+    suggest_param_map,
+)
 from lib.workflows.graph import is_link
 
 IMAGE_TEMPLATES = ("flux_dev_lora", "sdxl_lora", "z_image_turbo_lora")
