@@ -137,7 +137,7 @@ def _number(value: object) -> float | None:
 
 
 # How a stop the user or the time limit asked for reads; the trainer's last lines go in the details.
-STOPPED = {JobState.CANCELLED: "Cancelled", JobState.TIMED_OUT: "Timed out"}
+STOPPED: dict[str, str] = {JobState.CANCELLED: "Cancelled", JobState.TIMED_OUT: "Timed out"}
 
 
 def _lines(value: object) -> tuple[str, ...]:

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import time
 
-from lib.runpod import Job, JobStatus, NotFound, RateLimited
 from lib.outputs import allow_output_hosts
+from lib.runpod import Job, JobStatus, NotFound, RateLimited
 from lib.services import build_services
 from tests.faults.breakers import DripServer
 from tests.faults.conftest import config_of, config_text
