@@ -2,43 +2,33 @@
 BadResponse naming the operation, a missing optional field takes RunPod's documented default."""
 from __future__ import annotations
 
-import enum
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, overload
 
+from lib.jobstate import FINAL, RUNPOD, JobState
 from lib.runpod.errors import BadResponse
 
-
-class JobStatus(str, enum.Enum):  # noqa: UP042 (StrEnum would change what str() returns)
-    IN_QUEUE = "IN_QUEUE"
-    IN_PROGRESS = "IN_PROGRESS"
-    COMPLETED = "COMPLETED"
-    FAILED = "FAILED"
-    CANCELLED = "CANCELLED"
-    TIMED_OUT = "TIMED_OUT"
-
-    @classmethod
-    def parse(cls, value: object, where: str = "RunPod") -> JobStatus:
-        # The docs list RUNNING but the API reports IN_PROGRESS (runpod/docs issue #511).
-        if value == "RUNNING":
-            return cls.IN_PROGRESS
-        if isinstance(value, str):
-            try:
-                return cls(value)
-            except ValueError:
-                pass
-        raise BadResponse(f"{where}: unknown job status {value!r} — expected one of "
-                          f"{', '.join(s.value for s in cls)}; the API may have changed")
-
-    def __str__(self) -> str:
-        return self.value
+# RunPod's job states are the RUNPOD part of the console's one vocabulary (lib/jobstate.py); the client
+# only ever parses those six.
+JobStatus = JobState
 
 
-# One constant for "no further change will come", CANCELLED included (the SDK's stream() forgets it).
-TERMINAL = frozenset({JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED, JobStatus.TIMED_OUT})
+def parse_status(value: object, where: str = "RunPod") -> JobState:
+    """A job status as RunPod reports it; anything else (a console-only state included) is BadResponse."""
+    # The docs list RUNNING but the API reports IN_PROGRESS (runpod/docs issue #511).
+    if value == "RUNNING":
+        return JobState.IN_PROGRESS
+    if isinstance(value, str) and value in {s.value for s in RUNPOD}:
+        return JobState(value)
+    raise BadResponse(f"{where}: unknown job status {value!r} — expected one of "
+                      f"{', '.join(sorted(s.value for s in RUNPOD))}; the API may have changed")
+
+
+# "No further change will come" on RunPod's side, CANCELLED included (the SDK's stream() forgets it).
+TERMINAL = FINAL & RUNPOD
 
 
 class Reader:
@@ -189,7 +179,7 @@ class Job:
             error = repr(error)
         return cls(
             id=ident,
-            status=JobStatus.parse(r.data.get("status"), where),
+            status=parse_status(r.data.get("status"), where),
             delay_time_ms=r.integer("delayTime"),
             execution_time_ms=r.integer("executionTime"),
             worker_id=r.text("workerId"),
@@ -217,7 +207,7 @@ class StreamPage:
             else:
                 raise BadResponse(f"{where}: a stream chunk is {_kind(item)}, expected "
                                   f"{{\"output\": ...}} — the API may have changed")
-        return cls(status=JobStatus.parse(r.data.get("status"), where), chunks=chunks,
+        return cls(status=parse_status(r.data.get("status"), where), chunks=chunks,
                    id=r.text("id"), raw=dict(r.data))
 
 

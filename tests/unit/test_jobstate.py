@@ -1,9 +1,16 @@
+import pytest
+
 from lib.jobstate import ACTIVE, FAILED, FINAL, LOCAL, RUNPOD, JobState
-from lib.runpod import JobStatus
+from lib.runpod import BadResponse, JobStatus
+from lib.runpod.models import parse_status
 
 
-def test_runpod_states_are_exactly_the_clients():
-    assert {s.value for s in RUNPOD} == {s.value for s in JobStatus}
+def test_the_client_parses_runpods_six_states_and_no_console_state():
+    assert {parse_status(s.value) for s in RUNPOD} == RUNPOD
+    assert JobStatus is JobState
+    for local in LOCAL:
+        with pytest.raises(BadResponse):
+            parse_status(local.value)
 
 
 def test_every_state_is_either_active_final_or_waiting_on_the_console():

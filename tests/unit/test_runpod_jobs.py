@@ -24,6 +24,7 @@ from lib.runpod import (
     RunPod,
     StreamPage,
 )
+from lib.runpod.models import parse_status
 from tests.support.fakes import API_URL, KEY, recording_runpod
 
 
@@ -126,9 +127,9 @@ def test_every_state_parses(status):
 
 def test_terminal_set_and_running_alias():
     assert TERMINAL == {JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED, JobStatus.TIMED_OUT}
-    assert JobStatus.parse("RUNNING") is JobStatus.IN_PROGRESS
+    assert parse_status("RUNNING") is JobStatus.IN_PROGRESS
     with pytest.raises(BadResponse, match="unknown job status 'PAUSED'"):
-        JobStatus.parse("PAUSED")
+        parse_status("PAUSED")
 
 
 def test_status_without_id_keeps_requested_id_and_optional_fields_none():
