@@ -57,7 +57,7 @@ if st.session_state.get("ds.draft_of") != (choice, version):
                              "ds.draft_of": (choice, version), "ds.dirty": restored is not None,
                              "ds.gen": st.session_state.get("ds.gen", 0) + 1})
     if restored:
-        st.session_state["ds.toast"] = f"Restored your unsaved changes from {time.strftime('%H:%M', time.localtime(restored.saved_at))}"
+        st.toast(f"Restored your unsaved changes from {time.strftime('%H:%M', time.localtime(restored.saved_at))}")
 draft, gen = st.session_state["ds.draft"], st.session_state["ds.gen"]
 
 
@@ -65,12 +65,9 @@ def changed(message: str) -> None:
     drafts.keep(user.email, choice, version, draft)   # survives a reload until saved or discarded
     st.session_state["ds.dirty"] = True
     st.session_state["ds.gen"] += 1   # new widget keys: tables and uploaders show the draft afresh
-    st.session_state["ds.toast"] = message
-    st.rerun()
+    deps.toast_and_rerun(message)
 
 
-if message := st.session_state.pop("ds.toast", None):
-    st.toast(message)
 st.caption(f"Trigger word **{escaped(draft.trigger_word)}** · {len(draft.images)} images · "
            + (f"editing {version}" if version else "no saved version yet")
            + (" · **unsaved changes**" if st.session_state["ds.dirty"] else ""))
@@ -146,5 +143,5 @@ if st.button("Save as new version", type="primary", icon=":material/save:", disa
                         {"images": len(draft.images), "note": note})
         drafts.forget(user.email, choice)
         st.session_state.update({"ds.version.next": saved.version, "ds.draft_of": (choice, saved.version),
-                                 "ds.dirty": False, "ds.toast": f"Saved {choice} {saved.version}"})
-        st.rerun()
+                                 "ds.dirty": False})
+        deps.toast_and_rerun(f"Saved {choice} {saved.version}")

@@ -88,8 +88,7 @@ def apply_dialog(changes: dict) -> None:
             widgets.show_error(exc, "apply the settings")
             return
         close_dialog()
-        st.session_state["endpoints.applied"] = after.in_sync
-        st.rerun()
+        deps.toast_and_rerun("Applied." if after.in_sync else "Applied; some settings still differ.")
 
 
 @st.dialog("Purge the queue", on_dismiss=close_dialog)
@@ -102,8 +101,7 @@ def purge_dialog() -> None:
             widgets.show_error(exc, "purge the queue")
             return
         close_dialog()
-        st.session_state["endpoints.purged"] = result.removed
-        st.rerun()
+        deps.toast_and_rerun(f"Removed {result.removed} queued job(s).")
 
 
 @st.dialog("Raise min workers", on_dismiss=close_dialog)
@@ -117,9 +115,8 @@ def hold_dialog(workers: int, minutes: int) -> None:
             widgets.show_error(exc, "raise min workers")
             return
         close_dialog()
-        st.session_state["endpoints.held"] = (f"Min workers {hold.raised_min} until {hold.until:%H:%M} UTC, "
-                                              f"then back to {hold.previous_min}.")
-        st.rerun()
+        deps.toast_and_rerun(f"Min workers {hold.raised_min} until {hold.until:%H:%M} UTC, "
+                             f"then back to {hold.previous_min}.")
 
 
 if view.drift is not None and operator:
@@ -136,12 +133,6 @@ if view.drift is not None and operator:
         if st.form_submit_button("Apply…"):
             st.session_state["endpoints.confirm"] = (
                 "apply", role, {"workers_min": wmin, "workers_max": wmax, "idle_timeout_s": idle})
-if "endpoints.applied" in st.session_state:
-    st.toast("Applied." if st.session_state.pop("endpoints.applied") else "Applied; some settings still differ.")
-if "endpoints.held" in st.session_state:
-    st.toast(st.session_state.pop("endpoints.held"))
-if "endpoints.purged" in st.session_state:
-    st.toast(f"Removed {st.session_state.pop('endpoints.purged')} queued job(s).")
 
 st.subheader("Actions")
 if not operator:

@@ -53,8 +53,7 @@ if record.is_active and cancel_col.button("Cancel job", icon=":material/cancel:"
     try:
         require(user, "cancel")
         services.tracker.cancel(record.local_id, user.email)
-        st.toast("Cancel sent to RunPod")
-        st.rerun()
+        deps.toast_and_rerun("Cancel sent to RunPod")
     except (RunPodError, PermissionError) as exc:
         widgets.show_error(exc, "cancel the job")
 retry_verdict = resend.before_retry(record, services.volume) if record.status in WORKER_FAILED else None
@@ -64,8 +63,7 @@ elif retry_verdict is not None and retry_col.button("Retry on RunPod", icon=":ma
     try:
         require(user, "retry")
         services.tracker.retry(record.local_id, user.email)
-        st.toast("Job re-queued under the same id")
-        st.rerun()
+        deps.toast_and_rerun("Job re-queued under the same id")
     except (RunPodError, PermissionError, ValueError) as exc:
         widgets.show_error(exc, "retry the job")
 

@@ -94,8 +94,7 @@ def move_dialog(src: str, suggested: str) -> None:
             widgets.show_error(exc, f"move {src}")
             return
         close_dialog()
-        st.toast(f"Moved to {dst}")
-        st.rerun()
+        deps.toast_and_rerun(f"Moved to {dst}")
 
 
 @st.dialog("Delete a file", on_dismiss=close_dialog)
@@ -109,8 +108,7 @@ def delete_dialog(key: str) -> None:
             widgets.show_error(exc, f"delete {key}")
             return
         close_dialog()
-        st.toast(f"Deleted {key}")
-        st.rerun()
+        deps.toast_and_rerun(f"Deleted {key}")
 
 
 with browse:

@@ -170,8 +170,8 @@ def actions(record, view) -> None:
             resumed = service.resume(svc, user, record, run_id=new_run_id(),
                                      request_key=deps.idempotency_key("resume", [record.local_id, resume_at.step]))
             st.session_state["tr.run"] = resumed.local_id
-            st.toast(f"Resuming from step {resume_at.step} as a new run")
-            st.rerun()      # the whole page: the runs list gains the new run
+            # the whole page: the runs list gains the new run
+            deps.toast_and_rerun(f"Resuming from step {resume_at.step} as a new run")
         except (RunError, ConfigProblem, Forbidden, RunPodError, VolumeError) as exc:
             widgets.show_error(exc, "resume the run")
     steps = [c.step for c in view.checkpoints]

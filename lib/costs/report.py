@@ -104,7 +104,8 @@ def analyse(jobs: pd.DataFrame, billing: object, config: ConsoleConfig, *, bucke
 def to_csv_bytes(frame: pd.DataFrame) -> bytes:
     """A frame as UTF-8 CSV for a download button (no index; times in UTC ISO form)."""
     # Amounts to a millionth of a dollar: float sums like 11.279969999999993 are noise, not precision.
-    data: bytes = frame.round(6).to_csv(index=False, date_format="%Y-%m-%dT%H:%M:%SZ").encode("utf-8")
+    numbers = frame.select_dtypes("number").columns
+    data: bytes = frame.round({column: 6 for column in numbers}).to_csv(index=False, date_format="%Y-%m-%dT%H:%M:%SZ").encode("utf-8")
     return data
 
 

@@ -19,6 +19,7 @@ from lib.auth import LOCAL_OPERATOR, User
 from lib.config import Settings
 from lib.services import DataDirInUse, Services, build_services
 from lib.store import ForeignStore
+from lib.ui.safe_text import escaped
 
 
 def _secrets() -> dict:
@@ -130,6 +131,7 @@ def _refuse_foreign_host() -> None:
 def _mark_gate_passed(user: User) -> User:
     """Remember, for this script run only, that the request passed the gate as `user`."""
     st.session_state["auth.user"] = user
+    _show_pending_toasts()
     ctx = get_script_run_ctx()
     if ctx is not None:
         # parallel_coordinator is created anew for every script run: it names this run.
@@ -138,6 +140,19 @@ def _mark_gate_passed(user: User) -> User:
 
 
 _GATE_ATTR = "_console_gate_passed"
+_PENDING_TOASTS = "ui.pending_toasts"
+
+
+def toast_and_rerun(message: str) -> NoReturn:
+    """Say `message` as a toast and run the whole page again. Streamlit drops a toast sent just before
+    st.rerun(), so the message waits in the session for the next run, which shows it once it passed the gate."""
+    st.session_state.setdefault(_PENDING_TOASTS, []).append(message)
+    st.rerun()
+
+
+def _show_pending_toasts() -> None:
+    for message in st.session_state.pop(_PENDING_TOASTS, []):
+        st.toast(escaped(message))   # names of files, runs and jobs are the user's text
 
 
 def sign_in_gate(services_: Services) -> User:

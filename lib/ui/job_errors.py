@@ -10,6 +10,7 @@ import streamlit as st
 
 from lib.auth import require
 from lib.runpod import RunPodError
+from lib.ui import deps
 from lib.ui.safe_text import escaped
 from lib.ui.widgets import show_error
 from lib.workflows.worker_errors import WorkerErrorView
@@ -27,8 +28,7 @@ def job_line(line: str, view: WorkerErrorView | None, *, key: str, svc=None, use
         try:
             require(user, "retry")
             svc.tracker.retry(local_id, user.email)
-            st.toast("Job re-queued under the same id")
-            st.rerun()
+            deps.toast_and_rerun("Job re-queued under the same id")
         except (RunPodError, PermissionError, ValueError) as exc:
             show_error(exc, "retry the job")
     if view.raw:

@@ -8,13 +8,14 @@ import streamlit as st
 
 from lib import live_queue
 from lib.runpod import RunPodError
-from lib.ui import widgets
+from lib.ui import deps, widgets
 
 # The panel is drawn before the page runs, so a job the page sends appears at the next refresh.
 REFRESH = "2s"
-# With nothing of the user's in flight it only looks for jobs sent from another tab: an idle
-# console must cost next to nothing (bench/bench_idle.py), and every refresh is a script run.
-IDLE_REFRESH = "15s"
+# With nothing of the user's in flight it looks for a job just sent by this page or another tab: often
+# enough that a new job shows within seconds, rarely enough that an idle console costs next to
+# nothing (bench/bench_idle.py; a refresh is one small store query).
+IDLE_REFRESH = "5s"
 
 
 @st.dialog("Cancel this job?")
@@ -34,8 +35,7 @@ def confirm_cancel(svc, user, local_id: str) -> None:
         except (RunPodError, PermissionError) as exc:
             widgets.show_error(exc, "cancel the job")
             return
-        st.toast(f"Cancel sent for {entry.what}")
-        st.rerun()
+        deps.toast_and_rerun(f"Cancel sent for {entry.what}")
 
 
 def _panel(svc, user) -> None:

@@ -64,7 +64,8 @@ def test_own_img2img_workflow_with_an_uploaded_picture(console_page, wait_idle, 
     wait_idle(page)
 
     choose(page, "Model preset", "Watercolour img2img")
-    expect(page.get_by_text("needs an image: upload a PNG, JPEG or WEBP file")).to_be_visible()
+    # .first: while the form reruns Streamlit may briefly keep the previous run's copy of the list
+    expect(page.get_by_text("needs an image: upload a PNG, JPEG or WEBP file").first).to_be_visible()
     uploader(page, "Start picture (LoadImage node 2 reads start.png)").set_input_files(
         save_png(tmp_path / "coffee.png", skdata.coffee()))
     count = page.get_by_label("Number of images (one job each)")
