@@ -16,6 +16,7 @@ from lib.training import service
 from lib.training.charts import loss_figure
 from lib.training.config import (
     PRESETS,
+    RUN_NAMED_AT_START,
     ConfigProblem,
     TrainingParams,
     build_config,
@@ -29,7 +30,7 @@ from lib.training.config import (
 )
 from lib.training.datasets import TrainingSets
 from lib.training.runs import RunError, format_duration, next_version
-from lib.ui import configured, deps, persist, queue_panel, training_run, widgets
+from lib.ui import configured, deps, persist, presses, queue_panel, training_run, widgets
 from lib.ui.refresh import refresh_while, stop_refreshing_when
 from lib.ui.safe_text import escaped
 from lib.volume import VolumeError
@@ -82,11 +83,10 @@ sample_every = c.number_input("Sample images every", 50, 5000, 250, 50, key="tr.
 prompts = st.text_area("Sample prompts (one per line; [trigger] becomes the trigger word)",
                        "[trigger], portrait photo, soft window light\n[trigger], full body, walking in a park",
                        key="tr.prompts")
-run_id = st.session_state.setdefault("tr.run_id", new_run_id())
 params = TrainingParams(preset=preset, steps=int(steps), rank=rank, alpha=alpha, lr=lr, resolutions=tuple(buckets),
                         save_every=int(save_every), sample_every=int(sample_every),
                         sample_prompts=tuple(x.strip() for x in prompts.splitlines() if x.strip()))
-ds, out = dataset_path(name, version), output_path(name, run_id)
+ds, out = dataset_path(name, version), output_path(name, RUN_NAMED_AT_START)
 config, problems = None, params.problems()
 if not problems:
     config = build_config(name=name, trigger_word=check.trigger_word, dataset_path=ds, training_folder=out,
@@ -112,10 +112,11 @@ else:
 if st.button("Start training", type="primary", icon=":material/model_training:",
              disabled=bool(problems) or not check.ready or not user.can("train")) and config is not None:
     try:
-        key = deps.idempotency_key("train", [name, version, preset, config, run_id])
+        # A double click starts one run; a deliberate press later starts another, in its own folder.
+        key = presses.press_key("train", [name, version, preset, config], repeatable=True)
         record = service.launch(svc, user, set_name=name, version=version, preset_key=preset, config=config,
-                                run_id=run_id, request_key=key)
-        st.session_state.update({"tr.run": record.local_id, "tr.run_id": new_run_id()})
+                                request_key=key)
+        st.session_state["tr.run"] = record.local_id
     except (ConsoleError, RunPodError) as exc:   # a refused store write too: nothing was sent
         widgets.show_error(exc, "start the training run")
 

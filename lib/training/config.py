@@ -467,6 +467,10 @@ def execution_timeout_ms(expected_s: float) -> int:
 # --- the job -------------------------------------------------------------------------------
 
 
+# What forms show as the run folder until the run starts: the folder is named from the start time.
+RUN_NAMED_AT_START = "run-<start time>"
+
+
 def new_run_id(now: datetime | None = None) -> str:
     now = now or datetime.now(UTC)
     return f"run-{now:%Y%m%d-%H%M%S}-{secrets.token_hex(2)}"

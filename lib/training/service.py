@@ -65,8 +65,9 @@ def check_version(sets: TrainingSets, name: str, version: str) -> VersionCheck:
 
 
 def launch(svc, user: User, *, set_name: str, version: str, preset_key: str, config: dict,
-           run_id: str, request_key: str) -> JobRecord:
-    """Submit a training job for a ready set version (idempotent per request_key)."""
+           request_key: str, run_id: str | None = None) -> JobRecord:
+    """Submit a training job for a ready set version (idempotent per request_key). The run folder is
+    named from the time it is sent unless `run_id` names it."""
     require(user, "train")
     check = check_version(TrainingSets(svc.volume), set_name, version)
     if not check.ready:

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import io
 import itertools
+import time
 from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -144,6 +146,23 @@ def test_expert_yaml_is_validated(open_page, console):
     editor.input(editor.value.replace("sampler: flowmatch", "sampler: ddpm")).run()
     assert any("must match train.noise_scheduler" in e.value for e in at.error)
     assert next(b for b in at.button if b.label == "Start training").disabled
+
+
+def test_the_run_folder_is_named_from_when_training_starts_and_a_double_click_sends_once(open_page, console):
+    name = make_set(console, acknowledge=True)
+    at = open_page("pages/training.py")
+    at.selectbox(key="tr.set").set_value(name).run()
+    time.sleep(1.1)   # the form has been open a while before Start is pressed
+    pressed_at = datetime.now(UTC).replace(microsecond=0)
+    start = next(b for b in at.button if b.label == "Start training")
+    start.click().run()
+    start.click().run()   # the same form again: the same request, not a second run
+    runs = [r for r in console.store.list(role="training") if r.meta.get("character") == name]
+    assert len(runs) == 1
+    started = datetime.strptime(runs[0].meta["run_id"][4:19], "%Y%m%d-%H%M%S").replace(tzinfo=UTC)
+    assert started >= pressed_at
+    assert runs[0].input["output_path"].endswith(f"/loras/{name}/{runs[0].meta['run_id']}")
+    assert runs[0].input["config"]["config"]["process"][0]["training_folder"] == runs[0].input["output_path"]
 
 
 def test_train_watch_compare_and_promote(open_page, console):
