@@ -12,10 +12,12 @@ from pathlib import Path
 from typing import BinaryIO
 
 from lib import lora_base
+from lib.inference import templates_dir
 from lib.json_file import JsonFile, rename_key
 from lib.ops import actions
 from lib.safetensors_info import NotSafetensors, SafetensorsInfo, header_length, parse
 from lib.volume import VolumeError
+from lib.workflows.templates import repoint_model
 
 _ZIP, _PICKLE, _GGUF = b"PK\x03\x04", b"\x80", b"GGUF"
 SIGNATURE_BYTES = 64 * 1024   # enough for every signature; a safetensors header is read in full
@@ -112,10 +114,20 @@ def checked_upload(services, email: str, folder: str, path: str, name: str = "",
     return obj, found
 
 
-def move(services, email: str, src: str, dst: str):
-    """Move a model file; what the console knows about it (check notes, base model) moves with it."""
+@dataclass(frozen=True)
+class Moved:
+    key: str
+    workflows_updated: list[str]   # titles of the saved workflows that now name the new path
+
+
+def move(services, email: str, src: str, dst: str, *, update_workflows: bool = False) -> Moved:
+    """Move a model file; what the console knows about it (check notes, base model) moves with it, and
+    with `update_workflows` the saved workflows that name it are changed to name the new path."""
     obj = actions.move_model(services, email, src, dst)
     ModelNotes(services.data_dir).moved(src, dst)
     if src.startswith(lora_base.LORAS_DIR) and dst.startswith(lora_base.LORAS_DIR):
         lora_base.LoraBases(services.data_dir).rename(lora_base.lora_name(src), lora_base.lora_name(dst))
-    return obj
+    updated = repoint_model(templates_dir(services.data_dir), src, obj.key) if update_workflows else []
+    if updated:
+        services.store.audit(email, "workflow.repoint", obj.key, {"from": src, "workflows": updated})
+    return Moved(obj.key, updated)

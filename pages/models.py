@@ -84,17 +84,21 @@ def close_dialog() -> None:
 @st.dialog("Move or rename a file", on_dismiss=close_dialog)
 def move_dialog(src: str, suggested: str) -> None:
     st.write(f"Move **{escaped(src)}**")
-    if warning := volume_guard.used_warning(usage.used_by(src), "move"):
+    refs = usage.used_by(src)
+    if warning := volume_guard.used_warning(refs, "move"):
         st.warning(escaped(warning), icon=":material/warning:")
     dst = st.text_input("New path", value=suggested, key="models.move_to")
+    saved = volume_guard.saved_workflows(refs)
+    update = bool(saved) and st.checkbox(f"Update the saved workflow(s) that use it to the new path: {escaped(', '.join(saved))}",
+                                         value=True, key="models.move_update")
     if st.button("Move", type="primary", key="models.move_ok"):
         try:
-            model_upload.move(services, user.email, src, dst)
+            moved = model_upload.move(services, user.email, src, dst, update_workflows=update)
         except (VolumeError, Forbidden) as exc:
             widgets.show_error(exc, f"move {src}")
             return
         close_dialog()
-        deps.toast_and_rerun(f"Moved to {dst}")
+        deps.toast_and_rerun(volume_guard.moved_message(moved.key, moved.workflows_updated))
 
 
 @st.dialog("Delete a file", on_dismiss=close_dialog)

@@ -71,15 +71,18 @@ def usage_index(services, *, now: datetime | None = None) -> UsageIndex:
     from lib.inference import templates_dir
     from lib.workflows.templates import list_templates
 
+    saved_dir = templates_dir(services.data_dir)
+
     def build() -> UsageIndex:
-        templates = [{"name": t.title or t.name, "workflow": t.workflow}
-                     for t in list_templates(templates_dir(services.data_dir))]
+        templates = [{"name": t.title or t.name, "workflow": t.workflow, "builtin": t.builtin}
+                     for t in list_templates(saved_dir)]
         since = (now or datetime.now(UTC)) - timedelta(days=USED_BY_DAYS)
         return UsageIndex(templates=templates, jobs=services.store.list(since=since, limit=5000))
 
-    # Reading 5,000 jobs with their inputs took most of a Models page run: reuse the index until
-    # the store changes, or for a minute at most (templates are files, not store rows).
-    return build() if now is not None else memo(services.store, "usage_index", build)
+    # Reading 5,000 jobs with their inputs took most of a Models page run: reuse the index until the
+    # store or a saved workflow changes (templates are files, not store rows), or for a minute at most.
+    saved = tuple(sorted((p.name, p.stat().st_mtime_ns) for p in saved_dir.glob("*.json"))) if saved_dir.is_dir() else ()
+    return build() if now is not None else memo(services.store, ("usage_index", saved), build)
 
 
 # ---- Endpoints page --------------------------------------------------------------------------

@@ -24,6 +24,7 @@ class Reference:
     label: str      # what a person reads: template name, or "<role> job <id> (<kind>)"
     where: str      # "node 4 · lora_name" for workflows, a dotted path otherwise
     name: str       # the file name as written there
+    builtin: bool = False   # a template shipped with the console (its file cannot be edited here)
 
 
 def is_model_name(value: str) -> bool:
@@ -89,7 +90,7 @@ class UsageIndex:
         for template in templates:
             tname = str(template.get("name", "unnamed template"))
             for where, name in names_in(template.get("workflow") or {}):
-                self._add(Reference("template", tname, tname, where, name))
+                self._add(Reference("template", tname, tname, where, name, bool(template.get("builtin"))))
         for job in jobs:
             job_id = str(_get(job, "local_id") or _get(job, "id") or "?")
             label = f"{_get(job, 'role', 'job')} job {job_id}"

@@ -255,6 +255,36 @@ def save_custom_template(store_dir: Path, name: str, workflow: Mapping,
     return parse_template(data, builtin=False, source=path)
 
 
+def repoint_model(store_dir: Path, src: str, dst: str) -> list[str]:
+    """After volume key `src` moved to `dst`, make the saved workflows in `store_dir` name `dst`; the titles
+    of those changed. A loader reads from one models/<folder>, so a node whose file left that folder keeps
+    its old name (preflight then says the file is missing) rather than naming a file it cannot load."""
+    parts = src.split("/")
+    folder = f"{parts[0]}/{parts[1]}/" if len(parts) > 2 else None
+    if folder is None or not dst.startswith(folder) or not Path(store_dir).is_dir():
+        return []
+    changed = []
+    for path in sorted(Path(store_dir).glob("*.json")):
+        data = json.loads(path.read_text(encoding="utf-8"))
+        workflow = data.get("workflow") or {}
+        moved = False
+        for ref in models_in_workflow(workflow):
+            if ref.expected_path == src:
+                workflow[ref.node_id]["inputs"][ref.input_name] = dst[len(folder):]
+                moved = True
+        for required in data.get("required_models") or []:
+            if required.get("path") == src:
+                required["path"] = dst
+                moved = True
+        if moved:
+            parse_template(data, builtin=False)
+            tmp = path.with_suffix(".json.tmp")
+            tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False), encoding="utf-8")
+            tmp.replace(path)
+            changed.append(str(data.get("title") or data.get("name")))
+    return changed
+
+
 _RATIOS = (("1:1 square", 1, 1), ("4:5 portrait", 4, 5), ("3:4 portrait", 3, 4),
            ("2:3 portrait", 2, 3), ("9:16 tall", 9, 16), ("5:4 landscape", 5, 4),
            ("4:3 landscape", 4, 3), ("3:2 landscape", 3, 2), ("16:9 wide", 16, 9))

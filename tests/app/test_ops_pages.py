@@ -1,14 +1,17 @@
 """AppTest: the Models and Endpoints pages on the in-process simulator (tests/app/conftest.py `console`)."""
 import time
+import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
 
 from lib.auth import LOCAL_OPERATOR, User
+from lib.inference import templates_dir
 from lib.lora_base import known
 from lib.ops import actions
 from lib.ops.warmup import restore_due
+from lib.workflows import load_template, save_custom_template, suggest_param_map
 from tests.app.steps import button, table
 from tests.unit.test_lora_base import safetensors
 
@@ -68,6 +71,30 @@ def test_operator_moves_a_misplaced_file_through_the_dialog(console):
     entry = console.store.audit_entries(action="volume.move", limit=1)[0]
     assert entry.target == "models/text_encoders/apptest_te.safetensors" and entry.user == LOCAL_OPERATOR.email
     console.volume.delete("models/clip/apptest_te.safetensors")
+    actions.model_files(console).refresh()
+
+
+def test_moving_a_file_offers_to_update_the_saved_workflows_that_use_it(console):
+    graph = dict(load_template("sdxl_lora").workflow)
+    graph["1"]["inputs"]["ckpt_name"] = "apptest_moved.safetensors"
+    title = f"Moved ckpt {uuid.uuid4().hex[:4]}"
+    saved = save_custom_template(templates_dir(console.data_dir), title, graph, suggest_param_map(graph))
+    console.volume.write("models/checkpoints/apptest_moved.safetensors", b"m" * 64)
+    actions.model_files(console).refresh()
+    at = page("models.py", **{"models.query": "apptest_moved"})
+    at.selectbox(key="models.file").set_value("models/checkpoints/apptest_moved.safetensors").run()
+    button(at, "Move / rename…").click().run()
+    assert any("Used by 1 saved workflow" in w.value for w in at.warning)
+    assert at.checkbox(key="models.move_update").value   # offered, and on by default
+    at.text_input(key="models.move_to").set_value("models/checkpoints/sdxl/apptest_moved.safetensors").run()
+    button(at, "Move").click().run()
+    assert not at.exception
+    assert [t.value for t in at.toast] == [f"Moved to models/checkpoints/sdxl/apptest_moved.safetensors; "
+                                           f"1 saved workflow(s) now use it: {title}"]
+    after = load_template(saved.name, templates_dir(console.data_dir))
+    assert after.workflow["1"]["inputs"]["ckpt_name"] == "sdxl/apptest_moved.safetensors"
+    assert console.store.audit_entries(action="workflow.repoint", limit=1)[0].target.endswith("sdxl/apptest_moved.safetensors")
+    console.volume.delete("models/checkpoints/sdxl/apptest_moved.safetensors")
     actions.model_files(console).refresh()
 
 

@@ -3,6 +3,7 @@ by typing like a user, and takes full-page screenshots into docs/screenshots/.""
 import os
 from pathlib import Path
 
+from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 from playwright.sync_api import expect
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -41,10 +42,18 @@ def choose(page, label: str, option: str) -> None:
     box = page.get_by_role("combobox", name=label)
     if box.input_value() == option:
         return
-    settle(page)
-    scroll_to(page, box)
-    box.fill(option)  # type to search, as a user would in a long list
-    page.get_by_role("option", name=option, exact=True).click()
+    for attempt in range(3):
+        settle(page)
+        scroll_to(page, box)
+        box.fill(option)  # type to search, as a user would in a long list
+        try:
+            page.get_by_role("option", name=option, exact=True).click(timeout=10_000)
+            break
+        except PlaywrightTimeoutError:
+            # A rerun that lands meanwhile (the page answering the previous step) redraws the page and the
+            # list closes under the pointer; a person opens it again.
+            if attempt == 2:
+                raise
     expect(box).to_have_value(option)
 
 

@@ -23,6 +23,7 @@ from lib.workflows import (
     suggest_param_map,
 )
 from lib.workflows.graph import is_link
+from lib.workflows.templates import repoint_model
 
 IMAGE_TEMPLATES = ("flux_dev_lora", "sdxl_lora", "z_image_turbo_lora")
 PNG_1PX = base64.b64decode(
@@ -322,6 +323,22 @@ def test_saved_custom_template_is_listed_and_builds_payloads(tmp_path):
     with pytest.raises(TemplateError, match="already exists"):
         save_custom_template(tmp_path / "templates", "Ava SDXL test", graph, mapping)
     assert save_custom_template(tmp_path / "templates", "Ava SDXL test", graph, mapping, overwrite=True)
+
+
+def test_a_moved_model_is_repointed_in_saved_workflows_within_its_folder_only(tmp_path):
+    graph = parse_uploaded_workflow(json.dumps(load_template("sdxl_lora").workflow).encode())
+    store = tmp_path / "templates"
+    save_custom_template(store, "Uses the base", graph, suggest_param_map(graph))
+    old = "models/checkpoints/sd_xl_base_1.0.safetensors"
+    # Another folder: the checkpoint loader could not read it there, so nothing is changed.
+    assert repoint_model(store, old, "models/loras/sd_xl_base_1.0.safetensors") == []
+    assert repoint_model(store, old, "models/checkpoints/sdxl/base.safetensors") == ["Uses the base"]
+    saved = load_template("uses_the_base", store)
+    assert [r.path for r in saved.required_models] == ["models/checkpoints/sdxl/base.safetensors"]
+    assert [r.expected_path for r in models_in_workflow(saved.workflow)
+            if r.folder == "checkpoints"] == ["models/checkpoints/sdxl/base.safetensors"]
+    assert repoint_model(store, old, "models/checkpoints/again.safetensors") == []   # no longer named there
+    assert repoint_model(tmp_path / "no-templates-yet", old, "models/checkpoints/x.safetensors") == []
 
 
 def test_custom_template_names_and_maps_are_checked(tmp_path):
