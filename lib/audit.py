@@ -26,9 +26,9 @@ def action_name(action: str) -> str:
 def audit_frame(entries: list[AuditEntry]) -> pd.DataFrame:
     return pd.DataFrame([{
         "when": e.at, "who": e.user, "action": action_name(e.action), "target": e.target or "",
-        "details": ", ".join(f"{k.replace('_', ' ')}: {_short(v)}" for k, v in sorted(e.detail.items())),
         "est. cost $": None if e.est_cost_usd is None else round(e.est_cost_usd, 4),
-    } for e in entries], columns=["when", "who", "action", "target", "details", "est. cost $"])
+        "details": ", ".join(f"{k.replace('_', ' ')}: {_short(v)}" for k, v in sorted(e.detail.items())),
+    } for e in entries], columns=["when", "who", "action", "target", "est. cost $", "details"])
 
 
 def detail_frame(entry: AuditEntry) -> pd.DataFrame:

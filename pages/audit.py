@@ -31,6 +31,7 @@ st.caption(f"{len(entries)} entries")
 picked = st.dataframe(audit.audit_frame(entries), hide_index=True, width="stretch", on_select="rerun",
                       selection_mode="single-row", key="audit.table",
                       column_config={"when": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm:ss"),
+                                     # last, and cut at the edge: a selected row shows it whole below
                                      "details": st.column_config.TextColumn(width="large"),
                                      "est. cost $": st.column_config.NumberColumn(format="$%.4f", width="small")})
 rows = picked.selection.rows if picked else []

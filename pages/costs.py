@@ -62,19 +62,19 @@ left.plotly_chart(charts.spend_chart(analysis.spend, bucket), key="costs.spend")
 right.plotly_chart(charts.cost_split_chart(analysis.spend), key="costs.split")
 
 st.subheader("Cost per job and per image")
-left, right = st.columns([2, 3])
+# The tables take the full width: nine columns beside a chart were cut off on a laptop screen.
+tabs = st.tabs(["By endpoint", "By character", "By user"])
+for tab, table in zip(tabs, (analysis.by_endpoint, analysis.by_character, analysis.by_user), strict=False):
+    tab.dataframe(table, hide_index=True, width="stretch", column_config={
+        "cost_usd": st.column_config.NumberColumn("cost", format="$%.2f"),
+        "cost_per_image_usd": st.column_config.NumberColumn("per image", format="$%.4f"),
+        "share": st.column_config.ProgressColumn("share", min_value=0.0, max_value=1.0, format="percent"),
+        "billed_s": st.column_config.NumberColumn("billed s")})
+left, right = st.columns([2, 3], vertical_alignment="center")
 left.plotly_chart(charts.cost_per_image_chart(analysis.by_workload), key="costs.per_image")
-with right:
-    tabs = st.tabs(["By endpoint", "By character", "By user"])
-    for tab, table in zip(tabs, (analysis.by_endpoint, analysis.by_character, analysis.by_user), strict=False):
-        tab.dataframe(table, hide_index=True, width="stretch", column_config={
-            "cost_usd": st.column_config.NumberColumn("cost", format="$%.2f"),
-            "cost_per_image_usd": st.column_config.NumberColumn("per image", format="$%.4f"),
-            "share": st.column_config.ProgressColumn("share", min_value=0.0, max_value=1.0, format="percent"),
-            "billed_s": st.column_config.NumberColumn("billed s")})
-st.caption("A job costs its execution time, rounded up to the second, at its endpoint's flex price, plus "
-           "the idle timeout its worker bills before stopping when the job started that worker (a cold "
-           "start's initialization is not billed since 2026-06-29).")
+right.caption("A job costs its execution time, rounded up to the second, at its endpoint's flex price, plus "
+              "the idle timeout its worker bills before stopping when the job started that worker (a cold "
+              "start's initialization is not billed since 2026-06-29).")
 
 st.subheader("Estimates vs billed")
 st.plotly_chart(charts.reconciliation_chart(analysis.reconciliation), key="costs.reconcile")

@@ -120,7 +120,7 @@ if draft.images:
 st.subheader("Readiness")
 (st.success if not report.findings else st.warning if not report.errors else st.error)(report.summary())
 if report.findings:
-    st.dataframe(pd.DataFrame(report.rows()), hide_index=True, width="stretch")
+    widgets.text_table(report.rows())
 warning_keys = {f.key for f in report.warnings}
 if warning_keys:
     ack = st.checkbox(f"I have reviewed the {len(warning_keys)} warning(s); train with them",

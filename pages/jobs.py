@@ -30,7 +30,7 @@ records = store.list(
 
 st.caption(f"{len(records)} jobs")
 table = st.dataframe(overview.jobs_table(records), hide_index=True, width="stretch",
-                     on_select="rerun", selection_mode="single-row", key="jobs.table")
+                     on_select="rerun", selection_mode="single-row", key="jobs.table", column_config=widgets.JOB_TABLE_COLUMNS)
 picked = table.selection.rows if table and table.selection else []
 if not picked:
     st.caption("Select a job to see its details.")

@@ -63,6 +63,7 @@ with left:
     st.subheader("Recent jobs")
     recent = services.store.list(limit=15)
     if recent:
-        st.dataframe(overview.jobs_table(recent, compact=True), hide_index=True, width="stretch")
+        st.dataframe(overview.jobs_table(recent, compact=True), hide_index=True, width="stretch",
+                     column_config=widgets.JOB_TABLE_COLUMNS)
     else:
         st.caption("No jobs yet.")

@@ -140,7 +140,7 @@ with tab_models:
         st.subheader(f"{d.name} · {d.role}")
         rows = readiness_rows(states, d.role)
         if rows:
-            st.dataframe(rows, hide_index=True, width="stretch")
+            widgets.text_table(rows)   # its "what to do" sentences wrap
         else:
             st.caption("No template or preset of this endpoint needs a model on the volume.")
     absent, files = missing(states)

@@ -20,6 +20,24 @@ STATUS_ICONS: dict[str, str] = {
 }
 
 
+# Job tables (Jobs, Overview): times without seconds' fractions or zone (all UTC), so that the columns
+# after them fit a laptop screen beside the sidebar instead of being cut at its edge.
+JOB_TABLE_COLUMNS = {
+    "when": st.column_config.DatetimeColumn("when (UTC)", format="MM-DD HH:mm:ss"),
+    "cost $": st.column_config.NumberColumn(format="$%.4f"),
+    "queue s": st.column_config.NumberColumn(width="small"),
+    "run s": st.column_config.NumberColumn(width="small"),
+}
+
+
+def text_table(rows: list[dict]) -> None:
+    """Rows with sentences in them (findings, advice): a static table whose cells wrap, so nothing is cut
+    at a column's edge. st.table renders Markdown, so every cell is escaped: file names and messages
+    stay text."""
+    st.table([{escaped(key): escaped("" if value is None else value) for key, value in row.items()} for row in rows],
+             border="horizontal")
+
+
 def status_words(status: str) -> str:
     """'Timed out' for TIMED_OUT: the status as a person reads it (and a screen reader says it)."""
     return status.replace("_", " ").capitalize()

@@ -6,5 +6,5 @@ def button(at, label):
 
 
 def table(at, column):
-    """The (first) dataframe that has this column."""
-    return next(d.value for d in at.dataframe if column in d.value.columns)
+    """The (first) table — interactive dataframe or static table — that has this column."""
+    return next(d.value for d in [*at.dataframe, *at.table] if column in d.value.columns)

@@ -160,7 +160,7 @@ def test_only_operators_provision(empty, users):
     for role in ("viewer", "staff"):
         at = page(users[role])
         assert [w.value for w in at.warning] == ["Provisioning is for operators."]
-        assert not at.button and not at.dataframe
+        assert not at.button and not at.dataframe and not at.table
     prov = Provisioning(empty.services)
     with pytest.raises(Forbidden):
         prov.apply(prov.plan(prov.declaration(), prov.live()), prov.declaration(), users["staff"].email)
@@ -173,7 +173,7 @@ def test_a_secret_written_in_the_file_is_refused_without_showing_it(empty):
     at = page()
     [error] = [e.value for e in at.error]
     assert "endpoints.training.env.HF_TOKEN holds what looks like a secret" in error  # refused on load
-    assert "hf_abcdefghijklmnop" not in error and not at.dataframe
+    assert "hf_abcdefghijklmnop" not in error and not at.dataframe and not at.table
 
 
 def test_missing_models_are_listed_and_one_is_uploaded(empty, tmp_path):

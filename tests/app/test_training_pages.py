@@ -93,12 +93,12 @@ def test_fix_captions_acknowledge_warnings_and_save_a_new_version(open_page, con
     at.selectbox(key="ds.set").set_value(name).run()
     assert not at.exception
     assert "no problems" not in at.warning[0].value
-    findings = at.dataframe[-1].value      # the readiness table comes after the caption editor
+    findings = at.table[-1].value      # the readiness findings, a table whose sentences wrap
     assert any("does not contain the trigger word" in f for f in findings["finding"])
 
     insert = next(b for b in at.button if b.label.startswith("Insert"))
     insert.click().run()
-    findings = at.dataframe[-1].value
+    findings = at.table[-1].value
     assert not any("does not contain the trigger word" in f for f in findings["finding"])
 
     ack = next(c for c in at.checkbox if c.label.startswith("I have reviewed"))

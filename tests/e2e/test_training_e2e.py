@@ -76,8 +76,8 @@ def test_training_set_to_promoted_lora(console_page, wait_idle, tmp_path):
     page.get_by_role("button", name="Add to the set").click()
     expect(page.get_by_text(f"Trigger word {TRIGGER} · 21 images")).to_be_visible(timeout=30_000)
     expect(page.get_by_text("21 images: 1 blocking problem(s), 0 warning(s)")).to_be_visible()
-    findings = page.get_by_test_id("stDataFrame").filter(has_text="finding")
-    expect(findings.get_by_text("thumbnail.jpg is 400×400; the short side must be at least 512 px.")).to_be_attached()
+    findings = page.get_by_test_id("stTable").filter(has_text="finding")
+    expect(findings.get_by_text("thumbnail.jpg is 400×400; the short side must be at least 512 px.")).to_be_visible()
     expect(page.get_by_text("thumbnail.jpg ✖ too small")).to_be_visible()
     wait_idle(page)
 

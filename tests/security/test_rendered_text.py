@@ -39,3 +39,16 @@ def test_a_prompt_with_an_image_is_shown_as_text_in_the_gallery(open_page, conso
     assert any(prompt in t.value for t in at.text)
     markdown = [m.value for m in at.markdown] + [c.value for c in at.caption]
     assert not any(BEACON in value for value in markdown)
+
+
+def test_a_finding_about_a_hostile_file_name_is_a_table_of_text():
+    from streamlit.testing.v1 import AppTest
+
+    def table_of_findings(rows):
+        from lib.ui import widgets
+        widgets.text_table(rows)
+
+    at = AppTest.from_function(table_of_findings, kwargs={"rows": [{"images": BEACON, "finding": None}]}).run()
+    [cell] = at.table[0].value["images"]
+    assert cell == escaped(BEACON) and "<img" not in MarkdownIt("commonmark").render(cell)
+    assert list(at.table[0].value["finding"]) == [""]
