@@ -26,9 +26,10 @@ def action_name(action: str) -> str:
 def audit_frame(entries: list[AuditEntry]) -> pd.DataFrame:
     return pd.DataFrame([{
         "when": e.at, "who": e.user, "action": action_name(e.action), "target": e.target or "",
-        "est. cost $": None if e.est_cost_usd is None else round(e.est_cost_usd, 4),
+        # text, so that an action without a cost reads as blank rather than "None"
+        "est. cost": "" if e.est_cost_usd is None else f"${e.est_cost_usd:.4f}",
         "details": ", ".join(f"{k.replace('_', ' ')}: {_short(v)}" for k, v in sorted(e.detail.items())),
-    } for e in entries], columns=["when", "who", "action", "target", "est. cost $", "details"])
+    } for e in entries], columns=["when", "who", "action", "target", "est. cost", "details"])
 
 
 def detail_frame(entry: AuditEntry) -> pd.DataFrame:
@@ -53,4 +54,7 @@ def _short(value: object) -> str:
 
 
 def audit_csv(entries: list[AuditEntry]) -> bytes:
-    return audit_frame(entries).to_csv(index=False).encode()
+    """The table as CSV, the estimated cost as a number in dollars (blank when the action had none)."""
+    frame = audit_frame(entries)
+    frame.insert(frame.columns.get_loc("est. cost"), "est. cost $", [e.est_cost_usd for e in entries])
+    return frame.drop(columns="est. cost").to_csv(index=False).encode()

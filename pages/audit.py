@@ -33,7 +33,7 @@ picked = st.dataframe(audit.audit_frame(entries), hide_index=True, width="stretc
                       column_config={"when": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm:ss"),
                                      # last, and cut at the edge: a selected row shows it whole below
                                      "details": st.column_config.TextColumn(width="large"),
-                                     "est. cost $": st.column_config.NumberColumn(format="$%.4f", width="small")})
+                                     "est. cost": st.column_config.TextColumn(width="small")})
 rows = picked.selection.rows if picked else []
 if rows:
     entry = entries[rows[0]]

@@ -20,13 +20,18 @@ STATUS_ICONS: dict[str, str] = {
 }
 
 
-# Job tables (Jobs, Overview): times without seconds' fractions or zone (all UTC), so that the columns
-# after them fit a laptop screen beside the sidebar instead of being cut at its edge.
+# Job tables (Jobs, Overview): each column as wide as its values, so none is cut inside (the grid scrolls
+# sideways for the rest); times in UTC without the zone or fractions of seconds.
 JOB_TABLE_COLUMNS = {
-    "when": st.column_config.DatetimeColumn("when (UTC)", format="MM-DD HH:mm:ss"),
-    "cost $": st.column_config.NumberColumn(format="$%.4f"),
-    "queue s": st.column_config.NumberColumn(width="small"),
-    "run s": st.column_config.NumberColumn(width="small"),
+    "job": st.column_config.TextColumn(width=140),
+    "when": st.column_config.DatetimeColumn("when (UTC)", format="MM-DD HH:mm:ss", width=110),
+    "endpoint": st.column_config.TextColumn(width=80),
+    "kind": st.column_config.TextColumn(width=80),
+    "character": st.column_config.TextColumn(width=90),
+    "queue s": st.column_config.NumberColumn(width=65),
+    "run s": st.column_config.NumberColumn(width=55),
+    "worker": st.column_config.TextColumn(width=120),
+    "cost $": st.column_config.NumberColumn(format="$%.4f", width=75),
 }
 
 

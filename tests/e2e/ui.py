@@ -46,6 +46,8 @@ def choose(page, label: str, option: str) -> None:
         settle(page)
         scroll_to(page, box)
         box.fill(option)  # type to search, as a user would in a long list
+        if box.get_attribute("aria-expanded") != "true":
+            box.press("ArrowDown")   # the list closed meanwhile (a scroll, a rerun): open it again
         try:
             page.get_by_role("option", name=option, exact=True).click(timeout=10_000)
             break
