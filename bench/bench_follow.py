@@ -74,7 +74,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="follow-") as tmp:
         folder = Path(tmp)
         config_path = write_config(folder, args.workers)
-        config = ConsoleConfig.load(config_path)
+        config = ConsoleConfig.load(config_path, any_role=True)   # the bench endpoint `basic` is no console role
         proc, url = start_localpod(folder / "localpod", config_path, key, args.time_scale)
         client = RunPod(key, api_url=f"{url}/v2", rest_url=f"{url}/rest/v2")
         store = JobStore(folder / "console")

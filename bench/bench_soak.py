@@ -197,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="soak-") as tmp:
         tmp_path = Path(tmp)
         config_path = write_config(tmp_path, args.workers)
-        config = ConsoleConfig.load(config_path)
+        config = ConsoleConfig.load(config_path, any_role=True)   # the bench endpoint `basic` is no console role
         proc, url = start_localpod(tmp_path / "localpod", config_path, key, args.time_scale)
         client = RunPod(key, api_url=f"{url}/v2", rest_url=f"{url}/rest/v2")
         with small_disk(tmp_path / "data") as on_tmpfs:
