@@ -110,7 +110,13 @@ class Settings:
 
 @dataclass(frozen=True)
 class EndpointSpec:
-    """One endpoint as declared in console.toml."""
+    """One endpoint as declared in console.toml: the one declaration type, read by the console, the
+    doctor, drift (lib/ops/drift.py) and provisioning alike.
+
+    Settings RunPod reports carry the name of lib.runpod.models.Endpoint's field and of RestV2's keyword
+    for it, whatever the file's key is (`execution_timeout_ms` → `timeout_ms`, `data_centers` →
+    `data_center_ids`), so that comparing and patching needs no renaming.
+    """
 
     role: str
     id: str | None = None
@@ -123,9 +129,9 @@ class EndpointSpec:
     scaling_type: str = "QUEUE_DELAY"
     scaling_value: int = 4
     flashboot: bool = True
-    execution_timeout_ms: int = 600_000
+    timeout_ms: int = 600_000
     image: str = ""
-    data_centers: tuple[str, ...] = ()
+    data_center_ids: tuple[str, ...] = ()
     env: Mapping[str, str] = field(default_factory=dict)
     # Hosts whose NVIDIA driver runs the image (REST v2 gpu.minCudaVersion / gpu.allowedCudaVersions);
     # None: not declared, so not managed.
@@ -549,9 +555,9 @@ def _endpoint(role: str, table: object, src: _Source) -> EndpointSpec:
         scaling_type=scaling_type,
         scaling_value=_int(table, "scaling_value", 4, src, section),
         flashboot=flashboot,
-        execution_timeout_ms=_int(table, "execution_timeout_ms", 600_000, src, section),
+        timeout_ms=_int(table, "execution_timeout_ms", 600_000, src, section),
         image=str(table.get("image", "")),
-        data_centers=tuple(table.get("data_centers", ())),
+        data_center_ids=tuple(table.get("data_centers", ())),
         env=dict(env),
         min_cuda_version=str(table.get("min_cuda_version", DEFAULT_MIN_CUDA.get(role, ""))) or None,
         allowed_cuda_versions=_strings(table, "allowed_cuda_versions", src, section),

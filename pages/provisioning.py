@@ -137,8 +137,8 @@ with tab_models:
         widgets.show_error(exc, "list the network volume")
         states = []
     for d in decl.endpoints:
-        st.subheader(f"{d.name} · {d.role}")
-        rows = readiness_rows(states, d.role)
+        st.subheader(f"{d.spec.name} · {d.spec.role}")
+        rows = readiness_rows(states, d.spec.role)
         if rows:
             widgets.text_table(rows)   # its "what to do" sentences wrap
         else:

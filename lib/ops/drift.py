@@ -1,6 +1,8 @@
 """Declared endpoint settings (console.toml) against the live endpoint (REST v2), and the PATCH that fixes it.
 
-Field names are those of RestV2.update_endpoint(), so `DriftReport.fix` can be passed straight to it.
+The one mapping between lib.config.EndpointSpec and lib.runpod.models.Endpoint, for the Endpoints page and
+for provisioning alike. A setting has one name: the field of both dataclasses and RestV2's keyword, so
+`DriftReport.fix` can be passed straight to RestV2.update_endpoint() and `declared()` to create_endpoint().
 """
 from __future__ import annotations
 
@@ -10,18 +12,18 @@ from typing import Any
 
 from lib.config import EndpointSpec
 
-# (update_endpoint keyword, EndpointSpec attribute, live Endpoint attribute, label for people)
+# (setting, label for people)
 FIELDS = (
-    ("workers_min", "workers_min", "workers_min", "Min (active) workers"),
-    ("workers_max", "workers_max", "workers_max", "Max workers"),
-    ("idle_timeout_s", "idle_timeout_s", "idle_timeout_s", "Idle timeout (s)"),
-    ("scaling_type", "scaling_type", "scaling_type", "Scaling type"),
-    ("scaling_value", "scaling_value", "scaling_value", "Scaling value"),
-    ("flashboot", "flashboot", "flashboot", "FlashBoot"),
-    ("timeout_ms", "execution_timeout_ms", "timeout_ms", "Execution timeout (ms)"),
-    ("gpu_pools", "gpu_pools", "gpu_pools", "GPU pools (in order)"),
-    ("min_cuda_version", "min_cuda_version", "min_cuda_version", "Min CUDA version (host driver)"),
-    ("allowed_cuda_versions", "allowed_cuda_versions", "allowed_cuda_versions", "Allowed CUDA versions"),
+    ("workers_min", "Min (active) workers"),
+    ("workers_max", "Max workers"),
+    ("idle_timeout_s", "Idle timeout (s)"),
+    ("scaling_type", "Scaling type"),
+    ("scaling_value", "Scaling value"),
+    ("flashboot", "FlashBoot"),
+    ("timeout_ms", "Execution timeout (ms)"),
+    ("gpu_pools", "GPU pools (in order)"),
+    ("min_cuda_version", "Min CUDA version (host driver)"),
+    ("allowed_cuda_versions", "Allowed CUDA versions"),
 )
 # Compared only when console.toml declares them; an endpoint without them is not managed there.
 OPTIONAL = frozenset({"min_cuda_version", "allowed_cuda_versions"})
@@ -32,7 +34,7 @@ GPU_GROUP = ("gpu_pools", "min_cuda_version", "allowed_cuda_versions")
 
 @dataclass(frozen=True)
 class DriftItem:
-    field: str        # update_endpoint keyword
+    field: str        # the setting's name
     declared: object
     live: object
     label: str = ""
@@ -101,18 +103,25 @@ def _normalise(field: str, value: Any) -> object:
     return int(value)
 
 
+def declared(spec: EndpointSpec) -> dict[str, Any]:
+    """`spec`'s settings as RestV2.create_endpoint() keywords; None where console.toml leaves one unmanaged."""
+    return {field: getattr(spec, field) for field, _ in FIELDS}
+
+
 def compare(spec: EndpointSpec, live) -> DriftReport:
-    """Every declared setting beside the live one; `items` lists only the drifted ones."""
+    """Every declared setting beside the live one (a lib.runpod.models.Endpoint); `items` lists only
+    the drifted ones."""
     items, rows = [], []
-    for field, spec_attr, live_attr, label in FIELDS:
-        if field in OPTIONAL and getattr(spec, spec_attr, None) is None:
+    wanted = declared(spec)
+    for field, label in FIELDS:
+        if field in OPTIONAL and wanted[field] is None:
             continue
-        declared = _normalise(field, getattr(spec, spec_attr))
-        current = _normalise(field, getattr(live, live_attr, None))
-        drifted = declared != current
-        rows.append(SettingRow(field, label, declared, current, drifted))
+        declared_value = _normalise(field, wanted[field])
+        current = _normalise(field, getattr(live, field, None))
+        drifted = declared_value != current
+        rows.append(SettingRow(field, label, declared_value, current, drifted))
         if drifted:
-            items.append(DriftItem(field, _patch_value(field, declared), current, label))
+            items.append(DriftItem(field, _patch_value(field, declared_value), current, label))
     return DriftReport(role=spec.role, endpoint_id=getattr(live, "id", None) or spec.id or "",
                        items=tuple(items), rows=tuple(rows))
 
@@ -126,16 +135,16 @@ def _patch_value(field: str, declared: Any) -> object:
 
 
 def with_changes(spec: EndpointSpec, changes: Mapping[str, Any]) -> EndpointSpec:
-    """The spec with some settings replaced, keyed by update_endpoint keyword (e.g. {"workers_max": 5}).
+    """The spec with some settings replaced, keyed by setting (e.g. {"workers_max": 5}).
 
     The Endpoints page uses it when an operator edits a value before applying it.
     """
-    attrs = {kw: spec_attr for kw, spec_attr, _, _ in FIELDS}
-    unknown = sorted(set(changes) - set(attrs))
+    known = [field for field, _ in FIELDS]
+    unknown = sorted(set(changes) - set(known))
     if unknown:
-        raise ValueError(f"cannot change {', '.join(unknown)}; known settings: {', '.join(attrs)}")
-    values: dict[str, Any] = {attrs[k]: (tuple(v) if k in ("gpu_pools", "allowed_cuda_versions") else v)
-              for k, v in changes.items()}
+        raise ValueError(f"cannot change {', '.join(unknown)}; known settings: {', '.join(known)}")
+    values: dict[str, Any] = {k: (tuple(v) if k in ("gpu_pools", "allowed_cuda_versions") else v)
+                              for k, v in changes.items()}
     return replace(spec, **values)
 
 

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import cast
 
+from lib.ops import drift
 from lib.provisioning.bind import BindError
 from lib.provisioning.declaration import Declaration, EndpointDecl
 from lib.provisioning.plan import BLOCKED, CHANGE, CREATE, NEW_VOLUME, Plan, ResourcePlan
@@ -136,15 +137,12 @@ def _creator(r: ResourcePlan, decl: Declaration, rest, ctx: _Context, bind: Bind
 
 
 def _create_endpoint(d: EndpointDecl, rest, ctx: _Context) -> Endpoint:
+    s = d.spec
     if ctx.volume_id is None:
-        raise ValueError(f"cannot create {d.name}: the network volume it mounts does not exist yet")
+        raise ValueError(f"cannot create {s.name}: the network volume it mounts does not exist yet")
     return rest.create_endpoint(
-        name=d.name, image=d.image, gpu_pools=d.gpu_pools, gpu_count=d.gpu_count, workers_min=d.workers_min,
-        workers_max=d.workers_max, idle_timeout_s=d.idle_timeout_s, scaling_type=d.scaling_type,
-        scaling_value=d.scaling_value, flashboot=d.flashboot, timeout_ms=d.timeout_ms,
-        data_center_ids=d.data_centers, network_volume_ids=[ctx.volume_id], env=d.runpod_env,
-        disk_gb=d.container_disk_gb, min_cuda_version=d.spec.min_cuda_version,
-        allowed_cuda_versions=d.spec.allowed_cuda_versions)
+        name=s.name, image=s.image, gpu_count=d.gpu_count, data_center_ids=s.data_center_ids,
+        network_volume_ids=[ctx.volume_id], env=d.runpod_env, disk_gb=d.disk_gb, **drift.declared(s))
 
 
 def _binder(r: ResourcePlan, bind: Binder, record: Recorder) -> Callable[[], str]:

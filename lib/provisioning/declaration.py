@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import overload
 
@@ -105,23 +105,13 @@ class VolumeDecl:
 
 @dataclass(frozen=True)
 class EndpointDecl:
-    role: str
-    spec: EndpointSpec            # the parsed settings, for lib.ops.drift
-    id: str
-    name: str
-    image: str
-    gpu_pools: tuple[str, ...]
-    gpu_count: int
-    workers_min: int
-    workers_max: int
-    idle_timeout_s: int
-    scaling_type: str
-    scaling_value: float
-    flashboot: bool
-    timeout_ms: int
-    data_centers: tuple[str, ...]
+    """An endpoint to provision: its console.toml settings, with name, image and datacenters completed
+    by provisioning's defaults, and the keys only provisioning reads (validated here, see the top)."""
+
+    spec: EndpointSpec
+    gpu_count: int = 1
     env: Mapping[str, EnvValue] | None = None   # None: the file does not manage the environment
-    container_disk_gb: int | None = None        # None: RunPod's default, not compared
+    disk_gb: int | None = None                  # container disk; None: RunPod's default, not compared
 
     @property
     def runpod_env(self) -> dict[str, str] | None:
@@ -145,7 +135,7 @@ class Declaration:
 
     def endpoint(self, role: str) -> EndpointDecl:
         for decl in self.endpoints:
-            if decl.role == role:
+            if decl.spec.role == role:
                 return decl
         raise KeyError(f"console.toml declares no provisioned endpoint {role!r}")
 
@@ -166,12 +156,12 @@ class Declaration:
                 continue
             endpoints.append(_endpoint(spec, raw_endpoints.get(role) or {}, volume, config, problems))
         names: dict[str, str] = {}
-        for decl in endpoints:
-            if decl.name in names:
-                problems.append(f"[endpoints.{decl.role}] and [endpoints.{names[decl.name]}] are both named "
-                                f"{decl.name!r}; give every endpoint its own name (the plan finds endpoints "
+        for spec in (decl.spec for decl in endpoints):
+            if spec.name in names:
+                problems.append(f"[endpoints.{spec.role}] and [endpoints.{names[spec.name]}] are both named "
+                                f"{spec.name!r}; give every endpoint its own name (the plan finds endpoints "
                                 f"by name when their id is not known yet)")
-            names.setdefault(decl.name, decl.role)
+            names.setdefault(spec.name, spec.role)
         if problems:
             raise DeclarationError(problems)
         return cls(volume=volume, endpoints=tuple(endpoints), prices=config.prices, path=config.path,
@@ -212,7 +202,7 @@ def _endpoint(spec: EndpointSpec, raw: Mapping, volume: VolumeDecl, config: Cons
     if spec.scaling_value < 1:
         problems.append(f"{where} scaling_value must be at least 1 (seconds of queue delay, or jobs per worker)")
     lo, hi = EXECUTION_TIMEOUT_MS
-    if not lo <= spec.execution_timeout_ms <= hi:
+    if not lo <= spec.timeout_ms <= hi:
         problems.append(f"{where} execution_timeout_ms must be between {lo} (5 s) and {hi} (7 days)")
     data_centers = raw.get("data_centers", [volume.datacenter])
     if isinstance(data_centers, str) or not isinstance(data_centers, list) \
@@ -224,12 +214,8 @@ def _endpoint(spec: EndpointSpec, raw: Mapping, volume: VolumeDecl, config: Cons
                         f"volume's datacenter: workers elsewhere cannot mount the volume")
     env = _env(raw.get("env"), where, problems)
     _check_cuda(spec, where, problems)
-    return EndpointDecl(
-        role=spec.role, spec=spec, id=spec.id or "", name=name, image=image, gpu_pools=tuple(spec.gpu_pools),
-        gpu_count=gpu_count, workers_min=spec.workers_min, workers_max=spec.workers_max,
-        idle_timeout_s=spec.idle_timeout_s, scaling_type=spec.scaling_type, scaling_value=float(spec.scaling_value),
-        flashboot=spec.flashboot, timeout_ms=spec.execution_timeout_ms, data_centers=tuple(data_centers),
-        env=env, container_disk_gb=disk)
+    return EndpointDecl(spec=replace(spec, name=name, image=image, data_center_ids=tuple(data_centers)),
+                        gpu_count=gpu_count, env=env, disk_gb=disk)
 
 
 def _cuda(version: str) -> tuple[int, ...] | None:

@@ -84,8 +84,8 @@ def render(decl: Declaration, live: LiveState, plan: Plan, *, backend: str, now:
         lines += _table(rows) + [""]
     lines += ["## Endpoints", ""]
     for d in decl.endpoints:
-        r = plans[("endpoint", d.role)]
-        lines += [f"### {d.name} — {d.role}", ""]
+        r = plans[("endpoint", d.spec.role)]
+        lines += [f"### {d.spec.name} — {d.spec.role}", ""]
         endpoint = live.endpoint(r.live_id) if r.live_id else None
         if endpoint is None:
             state = "not created yet" if r.action == CREATE else "not settled: " + "; ".join(r.problems)

@@ -228,23 +228,25 @@ def _plan_volume(v: VolumeDecl, live: LiveState, prices: Prices) -> tuple[Resour
 
 def _plan_endpoint(d: EndpointDecl, live: LiveState, volume_ref: object, prices: Prices,
                    taken: set[str]) -> ResourcePlan:
-    base = _Identity(kind="endpoint", role=d.role, name=d.name, declared_id=d.id)
-    found = live.endpoint(d.id)
+    s = d.spec
+    declared_id = s.id or ""   # Declaration provisions only endpoints with an id (dev workers have a url)
+    base = _Identity(kind="endpoint", role=s.role, name=s.name, declared_id=declared_id)
+    found = live.endpoint(declared_id)
     if found is not None and found.id in taken:
         return ResourcePlan(action=BLOCKED, **base, problems=(
-            f"another endpoint in console.toml has the id {d.id}; give each endpoint its own id",))
+            f"another endpoint in console.toml has the id {declared_id}; give each endpoint its own id",))
     if found is None:
-        named = [e for e in live.endpoints if e.name == d.name and e.id not in taken]
+        named = [e for e in live.endpoints if e.name == s.name and e.id not in taken]
         if len(named) > 1:
             ids = ", ".join(e.id for e in named)
             return ResourcePlan(action=BLOCKED, **base, problems=(
-                f"{len(named)} live endpoints are named {d.name!r} ({ids}); put the right one's id in "
-                f"[endpoints.{d.role}] id",))
+                f"{len(named)} live endpoints are named {s.name!r} ({ids}); put the right one's id in "
+                f"[endpoints.{s.role}] id",))
         found = named[0] if named else None
     if volume_ref is None:
         return ResourcePlan(action=BLOCKED, **base, live_id=found.id if found else None, problems=(
             "the network volume is blocked (see its row): settle it first, the endpoint mounts it",))
-    declared_cost = _min_worker_cost(d.workers_min, d.gpu_pools[0], d.gpu_count, prices)
+    declared_cost = _min_worker_cost(s.workers_min, s.gpu_pools[0], d.gpu_count, prices)
     if found is None:
         return ResourcePlan(action=CREATE, **base, summary=_summary(d), monthly_cost_delta_usd=declared_cost)
     changes, patch, notes = _endpoint_changes(d, found, volume_ref)
@@ -252,9 +254,9 @@ def _plan_endpoint(d: EndpointDecl, live: LiveState, volume_ref: object, prices:
         live_cost = _min_worker_cost(found.workers_min, found.gpu_pools[0] if found.gpu_pools else "",
                                      found.gpu_count, prices)
     except ConfigError:
-        live_cost = _min_worker_cost(found.workers_min, d.gpu_pools[0], found.gpu_count, prices)
+        live_cost = _min_worker_cost(found.workers_min, s.gpu_pools[0], found.gpu_count, prices)
         notes.append(f"the live pool {found.gpu_pools[0] if found.gpu_pools else '(none)'} has no price in "
-                     f"console.toml; its min workers are costed at {d.gpu_pools[0]}'s price")
+                     f"console.toml; its min workers are costed at {s.gpu_pools[0]}'s price")
     return ResourcePlan(action=CHANGE if changes else UNCHANGED, **base, live_id=found.id,
                         changes=tuple(changes), patch=patch, notes=tuple(notes),
                         monthly_cost_delta_usd=declared_cost - live_cost)
@@ -268,9 +270,10 @@ def _min_worker_cost(workers: int, pool: str, gpu_count: int, prices: Prices) ->
 
 
 def _endpoint_changes(d: EndpointDecl, live: Endpoint, volume_ref: object) -> tuple[list, dict, list]:
-    report = drift.compare(d.spec, live)
+    s = d.spec
+    report = drift.compare(s, live)
     skip = set()
-    if d.scaling_type == "REQUEST_COUNT":
+    if s.scaling_type == "REQUEST_COUNT":
         # REST v2 neither reports nor accepts an idle timeout for requestCount scaling.
         skip.add("idle_timeout_s")
     changes = [FieldChange(i.field, i.label, _show(i.live), _show(i.declared))
@@ -283,33 +286,34 @@ def _endpoint_changes(d: EndpointDecl, live: Endpoint, volume_ref: object) -> tu
             changes.append(FieldChange(key, label, shown(live_value), shown(declared_value)))
             patch[key] = declared_value
 
-    compare("name", "Name", live.name, d.name)
-    compare("image", "Container image", live.image, d.image)
+    compare("name", "Name", live.name, s.name)
+    compare("image", "Container image", live.image, s.image)
     compare("gpu_count", "GPUs per worker", live.gpu_count, d.gpu_count)
-    if sorted(live.data_center_ids) != sorted(d.data_centers):
-        compare("data_center_ids", "Datacenters", list(live.data_center_ids), list(d.data_centers))
+    if sorted(live.data_center_ids) != sorted(s.data_center_ids):
+        compare("data_center_ids", "Datacenters", list(live.data_center_ids), list(s.data_center_ids))
     if set(live.network_volume_ids) != {volume_ref} or len(live.network_volume_ids) != 1:
         compare("network_volume_ids", "Network volume", list(live.network_volume_ids), [volume_ref])
     if d.env is not None:
         compare("env", "Environment", dict(live.env), d.runpod_env, shown=shown_env)
-    if d.container_disk_gb is not None:
+    if d.disk_gb is not None:
         if live.disk_gb is None:
             notes.append("RunPod does not report this endpoint's container disk, so it is not compared")
         else:
-            compare("disk_gb", "Container disk (GB)", live.disk_gb, d.container_disk_gb)
+            compare("disk_gb", "Container disk (GB)", live.disk_gb, d.disk_gb)
     return changes, patch, notes
 
 
 def _summary(d: EndpointDecl) -> str:
-    scaling = f"{d.scaling_type.lower().replace('_', ' ')} {_show(d.scaling_value)}"
-    parts = [d.image, " › ".join(d.gpu_pools) + (f" ×{d.gpu_count}" if d.gpu_count > 1 else ""),
-             f"workers {d.workers_min}–{d.workers_max}", scaling,
-             f"FlashBoot {'on' if d.flashboot else 'off'}", f"timeout {d.timeout_ms // 1000} s",
-             ", ".join(d.data_centers)]
-    if d.spec.min_cuda_version:
-        parts.append(f"CUDA ≥ {d.spec.min_cuda_version}")
-    if d.spec.allowed_cuda_versions:
-        parts.append("CUDA " + ", ".join(d.spec.allowed_cuda_versions))
+    s = d.spec
+    scaling = f"{s.scaling_type.lower().replace('_', ' ')} {_show(s.scaling_value)}"
+    parts = [s.image, " › ".join(s.gpu_pools) + (f" ×{d.gpu_count}" if d.gpu_count > 1 else ""),
+             f"workers {s.workers_min}–{s.workers_max}", scaling,
+             f"FlashBoot {'on' if s.flashboot else 'off'}", f"timeout {s.timeout_ms // 1000} s",
+             ", ".join(s.data_center_ids)]
+    if s.min_cuda_version:
+        parts.append(f"CUDA ≥ {s.min_cuda_version}")
+    if s.allowed_cuda_versions:
+        parts.append("CUDA " + ", ".join(s.allowed_cuda_versions))
     if d.secrets:
         parts.append("secrets " + ", ".join(d.secrets))
     return " · ".join(parts)

@@ -91,7 +91,7 @@ class Provisioning:
         self.svc.authorize(email, "apply")
         self.svc.authorize(email, "delete")
         endpoint = self.svc.client.rest.endpoint(endpoint_id)
-        return delete_unmanaged(endpoint, typed_name, {d.id for d in decl.endpoints}, self.svc.client.rest,
+        return delete_unmanaged(endpoint, typed_name, {d.spec.id or "" for d in decl.endpoints}, self.svc.client.rest,
                                 record=lambda target, detail: self.svc.store.audit(email, "delete", target, detail))
 
     # ---- models ----------------------------------------------------------------------------

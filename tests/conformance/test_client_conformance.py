@@ -292,7 +292,7 @@ def test_rest_list_get_and_volume(shared, console_config):
         live = shared.rest.endpoint(spec.id)
         assert isinstance(live, Endpoint) and live == endpoints[spec.id]
         assert (live.name, live.gpu_pools, live.workers_max, live.flashboot, live.timeout_ms) == (
-            spec.name, spec.gpu_pools, spec.workers_max, spec.flashboot, spec.execution_timeout_ms)
+            spec.name, spec.gpu_pools, spec.workers_max, spec.flashboot, spec.timeout_ms)
     volumes = list(shared.rest.network_volumes())
     assert [v.id for v in volumes] == [console_config.volume.id] and isinstance(volumes[0], NetworkVolume)
     assert volumes[0].datacenter == console_config.volume.datacenter

@@ -52,7 +52,7 @@ class FakeRest:
 
 SPEC = EndpointSpec(role="image", id="img-1", gpu_pools=("ADA_24", "AMPERE_48"), workers_min=0, workers_max=3,
                     idle_timeout_s=5, scaling_type="QUEUE_DELAY", scaling_value=4, flashboot=True,
-                    execution_timeout_ms=600_000)
+                    timeout_ms=600_000)
 
 
 def test_no_drift_when_live_matches_declared():

@@ -70,7 +70,7 @@ def test_an_empty_account_is_provisioned_in_one_apply(account):
     for spec in config.endpoints.values():
         live = account.client.rest.endpoint(spec.id)
         assert live.name == spec.name and live.network_volume_ids == (volume.id,)
-        assert live.workers_max == spec.workers_max and live.timeout_ms == spec.execution_timeout_ms
+        assert live.workers_max == spec.workers_max and live.timeout_ms == spec.timeout_ms
     training = account.client.rest.endpoint(config.endpoint("training").id)
     assert training.env == {"HF_TOKEN": "{{ RUNPOD_SECRET_HF_TOKEN }}"} and training.disk_gb == 50
     assert not account.plan().has_work
@@ -251,9 +251,9 @@ def test_request_bodies_use_the_reference_field_names(tmp_path):
         assert set(body["gpu"]) <= GPU_FIELDS and set(body["workers"]) <= WORKER_FIELDS
         assert body["type"] == "QUEUE" and body["networkVolumes"] == ["agv6w2qcg7"]
         cuda = {"minCudaVersion": d.spec.min_cuda_version} if d.spec.min_cuda_version else {}
-        assert body["gpu"] == {"pools": list(d.gpu_pools), "count": 1, **cuda}
-        assert body["flashboot"] == ("FLASHBOOT" if d.flashboot else "OFF")
-        assert body["timeout"] == d.timeout_ms and body["dataCenterIds"] == ["EU-RO-1"]
+        assert body["gpu"] == {"pools": list(d.spec.gpu_pools), "count": 1, **cuda}
+        assert body["flashboot"] == ("FLASHBOOT" if d.spec.flashboot else "OFF")
+        assert body["timeout"] == d.spec.timeout_ms and body["dataCenterIds"] == ["EU-RO-1"]
     image, training, _ = (body for _, body in posts[1:])
     assert image["scaling"] == {"type": "QUEUE_DELAY", "queueDelay": 4}
     assert image["workers"] == {"min": 0, "max": 3, "idleTimeout": 5} and image["disk"] == 20

@@ -107,20 +107,20 @@ def in_sync(**endpoint_changes) -> LiveState:
 
 def test_the_repository_console_toml_is_a_valid_declaration(console_config):
     decl = Declaration.from_config(console_config)
-    assert [d.role for d in decl.endpoints] == ["image", "training", "special"]
+    assert [d.spec.role for d in decl.endpoints] == ["image", "training", "special"]
     training = decl.endpoint("training")
     assert training.env == {"HF_TOKEN": SecretRef("HF_TOKEN")}
     assert training.runpod_env == {"HF_TOKEN": "{{ RUNPOD_SECRET_HF_TOKEN }}"}
-    assert decl.endpoint("image").image.startswith("runpod/worker-comfyui:5.")
-    assert all(decl.volume.datacenter in d.data_centers for d in decl.endpoints)
+    assert decl.endpoint("image").spec.image.startswith("runpod/worker-comfyui:5.")
+    assert all(decl.volume.datacenter in d.spec.data_center_ids for d in decl.endpoints)
 
 
 def test_defaults_fill_what_the_file_leaves_out():
     decl = declaration(image={"container_disk_gb": None, "image": None, "name": None})
     image = decl.endpoint("image")
-    assert image.name == "console-image" and image.image == "runpod/worker-comfyui:5.8.5-base"
-    assert image.gpu_count == 1 and image.container_disk_gb is None and image.env is None
-    assert image.data_centers == ("EU-RO-1",)
+    assert image.spec.name == "console-image" and image.spec.image == "runpod/worker-comfyui:5.8.5-base"
+    assert image.gpu_count == 1 and image.disk_gb is None and image.env is None
+    assert image.spec.data_center_ids == ("EU-RO-1",)
 
 
 @pytest.mark.parametrize("changes, volume, message", [
@@ -175,7 +175,7 @@ def test_a_dev_worker_endpoint_is_not_provisioned_and_a_volume_outside_s3_is_not
                                         {r: ({**t, "data_centers": ["US-TX-3"]} if r != "special" else t)
                                          for r, t in endpoints.items()}))
     decl = Declaration.from_config(cfg)
-    assert [d.role for d in decl.endpoints] == ["image", "training"]
+    assert [d.spec.role for d in decl.endpoints] == ["image", "training"]
     assert any("worker under development" in n for n in decl.notes)
     assert any("US-TX-3 is not among the datacenters with RunPod's S3 API" in n for n in decl.notes)
 
