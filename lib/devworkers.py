@@ -11,10 +11,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from lib.runpod import RunPodError
 from lib.volume import VolumeObject
 from lib.workflows.preflight import ModelsNotChecked
+
+if TYPE_CHECKING:
+    from lib.services import Services
 
 NO_OPERATIONS = ("it is a worker under development (runpod's local test API, --rp_serve_api), which has no "
                  "queue, health, scaling or settings: purge, warm-up and min workers exist only on a RunPod "
@@ -29,15 +33,11 @@ class Route:
     where: str      # the dev worker's URL or the endpoint id
 
 
-def routes(services) -> list[Route]:
+def routes(services: Services) -> list[Route]:
     """Where each configured role's jobs go."""
-    out = []
-    for role, spec in services.config.endpoints.items():
-        if spec.is_dev_worker:
-            out.append(Route(role, DEV, spec.url))
-        else:
-            out.append(Route(role, SIMULATOR if services.simulated else RUNPOD, spec.id))
-    return out
+    return [Route(role, DEV if spec.is_dev_worker else SIMULATOR if services.simulated else RUNPOD,
+                  spec.id or spec.url or role)
+            for role, spec in services.config.endpoints.items()]
 
 
 @dataclass(frozen=True)
@@ -46,8 +46,9 @@ class Reach:
     detail: str
 
 
-def reachability(services, role: str) -> Reach:
+def reachability(services: Services, role: str) -> Reach:
     spec = services.config.endpoint(role)
+    assert spec.url, f"{role} is not a worker under development"  # callers ask only for those
     try:
         services.client.dev_worker(spec.url).reachable()
     except RunPodError as exc:
@@ -73,7 +74,7 @@ class ModelsFolder:
                                    modified=datetime.fromtimestamp(stat.st_mtime, UTC), etag=None)
 
 
-def model_source(services, role: str):
+def model_source(services: Services, role: str):
     """What preflight checks this role's model files against: the network volume, a dev worker's
     models_dir, or nothing — with the reason, so the page can say it could not check."""
     spec = services.config.endpoints.get(role)

@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lib.auth import Forbidden
 from lib.devworkers import model_source
@@ -47,6 +47,9 @@ from lib.workflows import (
 from lib.workflows.graph import is_link
 from lib.workflows.inputs import ImageInput, image_inputs, stored_input_images
 from lib.workflows.preflight import INPUT_IMAGE, preflight
+
+if TYPE_CHECKING:
+    from lib.services import Services
 
 ROLE = "image"
 KIND_GENERATE, KIND_GRID, KIND_RERUN = "generate", "grid", "rerun"
@@ -165,7 +168,7 @@ class SubmitResult:
         return [r.local_id for r in self.records]
 
 
-def submit(svc, planned: Sequence[PlannedJob], *, user_email: str, request_key: str, kind: str,
+def submit(svc: Services, planned: Sequence[PlannedJob], *, user_email: str, request_key: str, kind: str,
            group: str | None = None) -> SubmitResult:
     """Record and send each planned job under `<request_key>-<i>`; a repeated key sends nothing."""
     result = SubmitResult()
@@ -219,7 +222,7 @@ def job_views(store, local_ids: Sequence[str]) -> list[JobView]:
     return views
 
 
-def cancel_unfinished(svc, local_ids: Sequence[str], user_email: str) -> int:
+def cancel_unfinished(svc: Services, local_ids: Sequence[str], user_email: str) -> int:
     count = 0
     for view in job_views(svc.store, local_ids):
         if not view.record.is_final:
@@ -247,8 +250,8 @@ def parse_axis_values(param: str, raw: str | Sequence) -> list:
     return parts
 
 
-def _grids_dir(svc) -> Path:
-    return Path(svc.data_dir) / "grids"
+def _grids_dir(data_dir: Path) -> Path:
+    return Path(data_dir) / "grids"
 
 
 def plan_grid_jobs(template: Template, x_axis: GridAxis, y_axis: GridAxis, base_params: Mapping,
@@ -269,12 +272,12 @@ def plan_grid_jobs(template: Template, x_axis: GridAxis, y_axis: GridAxis, base_
     return grid_id, planned
 
 
-def submit_grid(svc, grid_id: str, template: Template, x_axis: GridAxis, y_axis: GridAxis,
+def submit_grid(svc: Services, grid_id: str, template: Template, x_axis: GridAxis, y_axis: GridAxis,
                 planned: Sequence[tuple[GridCell, PlannedJob]], *, user_email: str,
                 request_key: str) -> SubmitResult:
     result = submit(svc, [job for _, job in planned], user_email=user_email, request_key=request_key,
                     kind=KIND_GRID, group=grid_id)
-    path = _grids_dir(svc) / f"{grid_id}.json"
+    path = _grids_dir(svc.data_dir) / f"{grid_id}.json"
     if len(result.records) == len(planned) and not path.exists():
         spec = {"id": grid_id, "template": template.name, "model": template.title,
                 "x": {"param": x_axis.param, "title": x_axis.title, "values": list(x_axis.values)},
@@ -297,8 +300,9 @@ class GridStart:
         return self.result.records[0].group if self.result and self.result.records else None
 
 
-def start_grid(svc, template: Template, axes: Mapping[str, tuple[str, str | Sequence[Any]]], params: Mapping, *,
-               user_email: str, request_key: str, images: Mapping[str, bytes] | None = None) -> GridStart:
+def start_grid(svc: Services, template: Template, axes: Mapping[str, tuple[str, str | Sequence[Any]]],
+               params: Mapping, *, user_email: str, request_key: str,
+               images: Mapping[str, bytes] | None = None) -> GridStart:
     """Plan the grid from the form's axes {"x": (param, raw values), "y": ...}, preflight every
     cell, and submit them all only if nothing is missing. Raises GridError / ParamError."""
     x, y = (GridAxis(param, parse_axis_values(param, raw)) for param, raw in (axes["x"], axes["y"]))
@@ -336,8 +340,8 @@ class GridState:
         return f"{self.spec['y']['title']} × {self.spec['x']['title']} — {self.spec['model']}: {cells}"
 
 
-def grid_state(svc, grid_id: str) -> GridState:
-    path = _grids_dir(svc) / f"{grid_id}.json"
+def grid_state(svc: Services, grid_id: str) -> GridState:
+    path = _grids_dir(svc.data_dir) / f"{grid_id}.json"
     try:
         spec = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -345,7 +349,7 @@ def grid_state(svc, grid_id: str) -> GridState:
     return GridState(spec, job_views(svc.store, [c["local_id"] for c in spec["cells"]]))
 
 
-def grid_png(svc, state: GridState) -> bytes:
+def grid_png(svc: Services, state: GridState) -> bytes:
     """The labelled grid as it stands (unfinished cells grey); kept next to its spec once done."""
     spec = state.spec
     x_values, y_values = spec["x"]["values"], spec["y"]["values"]
@@ -359,7 +363,7 @@ def grid_png(svc, state: GridState) -> bytes:
             cells.append((grid_cell, f"{status}: {view.error.summary}" if view.error else status))
     png = compose_grid(cells, spec["x"]["title"], spec["y"]["title"], x_values, y_values)
     if state.done:
-        (_grids_dir(svc) / f"{spec['id']}.png").write_bytes(png)
+        (_grids_dir(svc.data_dir) / f"{spec['id']}.png").write_bytes(png)
     return png
 
 
@@ -394,7 +398,7 @@ def _seconds(ms: int | None) -> str:
     return f"{(ms or 0) / 1000:.1f} s"
 
 
-def rerun(svc, local_id: str, *, user_email: str, request_key: str) -> SubmitResult:
+def rerun(svc: Services, local_id: str, *, user_email: str, request_key: str) -> SubmitResult:
     """Send the stored payload again, byte-identical except the job tag (output prefix, input names)."""
     record = svc.store.get(local_id)
     old_tag = record.meta.get("job_tag")
@@ -408,7 +412,7 @@ def rerun(svc, local_id: str, *, user_email: str, request_key: str) -> SubmitRes
     return submit(svc, [job], user_email=user_email, request_key=request_key, kind=KIND_RERUN)
 
 
-def vary_seed(svc, local_id: str, *, user_email: str, request_key: str) -> SubmitResult:
+def vary_seed(svc: Services, local_id: str, *, user_email: str, request_key: str) -> SubmitResult:
     """The same settings with a new random seed (built again from the template)."""
     record = svc.store.get(local_id)
     params = record.meta.get("params")
@@ -505,7 +509,7 @@ class OpenedWorkflow:
     workflow_json: str
 
 
-def sent_workflow(svc, local_id: str) -> OpenedWorkflow:
+def sent_workflow(svc: Services, local_id: str) -> OpenedWorkflow:
     """The graph a stored job sent (the console keeps it: real worker PNGs carry no workflow)."""
     record = svc.store.get(local_id)
     workflow = (record.input or {}).get("workflow") if isinstance(record.input, dict) else None

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from lib import lora_base
 from lib.inference import templates_dir
@@ -18,6 +18,9 @@ from lib.ops import actions
 from lib.safetensors_info import NotSafetensors, SafetensorsInfo, header_length, parse
 from lib.volume import VolumeError
 from lib.workflows.templates import repoint_model
+
+if TYPE_CHECKING:
+    from lib.services import Services
 
 _ZIP, _PICKLE, _GGUF = b"PK\x03\x04", b"\x80", b"GGUF"
 SIGNATURE_BYTES = 64 * 1024   # enough for every signature; a safetensors header is read in full
@@ -92,7 +95,7 @@ class ModelNotes:
         return list(self._file.read().get(key, []))
 
 
-def checked_upload(services, email: str, folder: str, path: str, name: str = "", *,
+def checked_upload(services: Services, email: str, folder: str, path: str, name: str = "", *,
                    stated_family: str | None = None, progress=None):
     """Check the file at `path` on the console machine, then stream it to models/<folder>/<name or its
     own name>; records what was found and the LoRA's base model. Raises NotAModel before anything is
@@ -120,7 +123,7 @@ class Moved:
     workflows_updated: list[str]   # titles of the saved workflows that now name the new path
 
 
-def move(services, email: str, src: str, dst: str, *, update_workflows: bool = False) -> Moved:
+def move(services: Services, email: str, src: str, dst: str, *, update_workflows: bool = False) -> Moved:
     """Move a model file; what the console knows about it (check notes, base model) moves with it, and
     with `update_workflows` the saved workflows that name it are changed to name the new path."""
     obj = actions.move_model(services, email, src, dst)

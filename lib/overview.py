@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
@@ -11,6 +12,9 @@ from lib.jobstate import WORKER_FAILED, JobState
 from lib.runpod import Health, NotFound, RunPodError
 from lib.store import JobRecord
 from lib.workflows.worker_errors import WorkerErrorView, describe_job_error
+
+if TYPE_CHECKING:
+    from lib.services import Services
 
 
 @dataclass(frozen=True)
@@ -24,7 +28,7 @@ class EndpointHealth:
     dev_worker: bool = False  # a worker under development: reachability instead of RunPod health
 
 
-def endpoint_health(services) -> list[EndpointHealth]:
+def endpoint_health(services: Services) -> list[EndpointHealth]:
     """Live /health of every configured endpoint; one failing endpoint does not hide the others."""
     rows = []
     for role, spec in services.config.endpoints.items():

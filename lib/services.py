@@ -7,7 +7,7 @@ import logging
 import os
 import secrets
 import socket
-from collections.abc import Callable
+import threading
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,11 +17,12 @@ from lib.access import AccessPolicy
 from lib.auth import User
 from lib.config import ConsoleConfig, Settings
 from lib.costs.model import estimate_job_cost
-from lib.ops.monitor import OpsMonitor
+from lib.ops.model_files import ModelFiles
+from lib.ops.monitor import OpsMonitor, check_alert_config
 from lib.outputs import allow_output_hosts
 from lib.runpod import DevWorkerJobs, EndpointJobs, RunPod
 from lib.store import JobStore
-from lib.tracker import PollSchedule, Tracker
+from lib.tracker import JobsFor, PollSchedule, Tracker
 from lib.volume import Volume, VolumeError, volume_from_settings
 from lib.volume_unset import VolumeWithoutKey
 
@@ -74,7 +75,7 @@ class DataDirLock:
             self._handle.close()
 
 
-def jobs_at(client: RunPod) -> Callable[[str], EndpointJobs | DevWorkerJobs]:
+def jobs_at(client: RunPod) -> JobsFor:
     """The job API where a job was sent: its endpoint id, or the url of a dev worker."""
     def at(target: str) -> EndpointJobs | DevWorkerJobs:
         if target.startswith(("http://", "https://")):
@@ -91,11 +92,13 @@ class Services:
     volume: Volume
     store: JobStore
     tracker: Tracker
+    monitor: OpsMonitor  # alert rules, health log, warm-up restores
     access: AccessPolicy = field(default_factory=AccessPolicy)
     localpod: LocalPod | None = None  # when simulated
-    monitor: OpsMonitor | None = None  # alert rules, health log, warm-up restores
     started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     data_lock: DataDirLock | None = None
+    _model_files: ModelFiles | None = field(default=None, init=False, repr=False)
+    _model_files_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
     @property
     def simulated(self) -> bool:
@@ -116,10 +119,18 @@ class Services:
     def jobs(self, role: str) -> EndpointJobs | DevWorkerJobs:
         return self.client.for_spec(self.config.endpoint(role))
 
+    @property
+    def model_files(self) -> ModelFiles:
+        """The volume index and file actions every session shares. Made on first use, so it starts
+        from the volume as the first Models page finds it (after the simulator's demo set is adopted)."""
+        with self._model_files_lock:
+            if self._model_files is None:
+                self._model_files = ModelFiles(self.volume, audit=self.store.audit)
+            return self._model_files
+
     def close(self) -> None:
         self.tracker.stop()
-        if self.monitor is not None:
-            self.monitor.close()
+        self.monitor.close()
         self.client.close()
         self.store.close()
         if self.localpod is not None:
@@ -145,7 +156,7 @@ def _build(settings: Settings, config: ConsoleConfig, data_dir: Path, data_lock:
            start_tracker: bool) -> Services:
     # Every table of console.toml is read before anything starts: nothing runs half-configured.
     access = AccessPolicy.from_config(config.raw, path=config.path)
-    monitor = OpsMonitor(config, data_dir)
+    check_alert_config(config)
     store = JobStore(data_dir)
     localpod = None
     if settings.uses_simulator:
@@ -183,17 +194,19 @@ def _build(settings: Settings, config: ConsoleConfig, data_dir: Path, data_lock:
 
     allow_output_hosts(s3_endpoint=settings.s3_endpoint_for(config.volume.datacenter), bucket=config.volume.id,
                        simulator_urls=(localpod.api_url, localpod.rest_url) if localpod else ())
-    tracker = Tracker(store, config, lambda role: client.for_spec(config.endpoint(role)),
+    def jobs_for(role: str) -> EndpointJobs | DevWorkerJobs:
+        return client.for_spec(config.endpoint(role))
+
+    tracker = Tracker(store, config, jobs_for,
                       jobs_at=jobs_at(client), schedule=schedule, cold_start_threshold_ms=threshold,
                       authorize=access.authorize, local_volume_root=localpod.volume_dir if localpod else None)
-    services_ = Services(settings=settings, config=config, client=client, volume=volume,
-                         store=store, tracker=tracker, access=access, localpod=localpod,
-                         monitor=monitor, data_lock=data_lock)
+    monitor = OpsMonitor(config, data_dir, jobs=jobs_for, store=store, rest=client.rest)
     if start_tracker:
         # The tracker thread evaluates the alert rules and restores warm-up holds on schedule.
-        tracker.add_periodic(lambda: monitor.tick_services(services_), MONITOR_INTERVAL_S)
+        tracker.add_periodic(monitor.tick_live, MONITOR_INTERVAL_S)
         tracker.start()
-    return services_
+    return Services(settings=settings, config=config, client=client, volume=volume, store=store,
+                    tracker=tracker, monitor=monitor, access=access, localpod=localpod, data_lock=data_lock)
 
 
 def _import_demo_history(store: JobStore, config: ConsoleConfig, seed_info: dict | None) -> None:

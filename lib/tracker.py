@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 
@@ -29,12 +29,22 @@ from lib.costs.model import estimate_job_cost
 from lib.errors import ConsoleError
 from lib.jobstate import WORKER_FAILED, JobState
 from lib.outputs import OutputError, fetch_image, image_entries
-from lib.runpod import DevWorkerJobs, EndpointJobs, Job, NotFound, Policy, PollPolicy, RateLimited, RunPodError
+from lib.runpod import DevWorkerJobs, Job, NotFound, Policy, PollPolicy, RateLimited, RunPodError
 from lib.store import DamagedRecord, DiskFull, DuplicateSubmission, JobRecord, JobStore, StoreUnavailable
 
 log = logging.getLogger(__name__)
 
-JobsFor = Callable[[str], EndpointJobs | DevWorkerJobs]  # role (or, for jobs_at, endpoint id / dev worker url) -> jobs API
+
+class JobsApi(Protocol):
+    """What the tracker calls on a job API: lib.runpod's EndpointJobs and DevWorkerJobs both are one."""
+
+    def run(self, input: dict[str, Any], *, webhook: str | None = None, policy: Policy | None = None) -> Job: ...
+    def status(self, job_id: str) -> Job: ...
+    def cancel(self, job_id: str) -> Job: ...
+    def retry(self, job_id: str) -> Job: ...
+
+
+JobsFor = Callable[[str], JobsApi]  # role (or, for jobs_at, endpoint id / dev worker url) -> its job API
 Listener = Callable[[JobRecord], None]
 
 # RunPod keeps a /run result 30 min after completion: before that age a 404 cannot be a
@@ -305,7 +315,7 @@ class Tracker:
         self._schedule_poll(local_id, None, delay=self._schedule.first_s)
         return updated
 
-    def _jobs_of(self, record: JobRecord) -> EndpointJobs | DevWorkerJobs:
+    def _jobs_of(self, record: JobRecord) -> JobsApi:
         return self._jobs_at(record.endpoint_id) if self._jobs_at else self._jobs_for(record.role)
 
     # ---- scheduling ---------------------------------------------------------------------

@@ -1,13 +1,18 @@
 """Run the connection check for a running console (its services) or from settings alone."""
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from lib.config import ConsoleConfig, Settings
 from lib.doctor import Report, check
 from lib.runpod import RunPod
 from lib.volume import VolumeError, volume_from_settings
 
+if TYPE_CHECKING:
+    from lib.services import Services
 
-def report_for_services(services) -> Report:
+
+def report_for_services(services: Services) -> Report:
     """The check as the running console sees the account (simulator or RunPod)."""
     return check(services.settings, services.config, services.client, services.volume,
                  backend=services.backend_label, simulated=services.simulated)

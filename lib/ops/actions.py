@@ -1,16 +1,15 @@
 """What the Models and Endpoints pages call: one function per view or action over lib.services.Services.
 
 Every change is checked on the server side (Services.authorize, by the signed-in e-mail) and written
-to the audit log. The model-file index and the operations monitor are one per console process
-(keyed by data folder), shared by every browser session.
+to the audit log. The model-file index and the operations monitor are the console's own
+(Services.model_files, Services.monitor), shared by every browser session.
 """
 from __future__ import annotations
 
-import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
@@ -25,48 +24,24 @@ from lib.ops.endpoint_stats import (
 )
 from lib.ops.flags import Flag
 from lib.ops.model_files import ModelFiles
-from lib.ops.monitor import OpsMonitor
 from lib.ops.usage import UsageIndex
 from lib.ops.volume_index import IndexedFile, VolumeIndex, first_files
 from lib.ops.warmup import WARMUP_KIND, WarmHold, start_hold, warmup_input
 from lib.runpod import RunPodError
 from lib.store_memo import memo
 
+if TYPE_CHECKING:
+    from lib.services import Services
+
 USED_BY_DAYS = 30
-_lock = threading.Lock()
-_files: dict[Path, ModelFiles] = {}
-_monitors: dict[Path, OpsMonitor] = {}
 
 
-def model_files(services) -> ModelFiles:
-    """The process-wide ModelFiles (and so the one cached volume index) of this console."""
-    key = Path(services.data_dir).resolve()
-    with _lock:
-        if key not in _files or _files[key].volume is not services.volume:
-            _files[key] = ModelFiles(services.volume, audit=services.store.audit)
-        return _files[key]
+def model_files(services: Services) -> ModelFiles:
+    """The console's one ModelFiles (and so the one cached volume index)."""
+    return services.model_files
 
 
-def ops_monitor(services, *, interval_s: float = 15.0) -> OpsMonitor:
-    """The process-wide OpsMonitor (alerts, health log, warm-up restores).
-
-    build_services gives every Services one, ticked by the tracker thread; a services object
-    without one (a bare test double) gets one here, on its own thread.
-    """
-    monitor = getattr(services, "monitor", None)
-    if monitor is not None:
-        return monitor
-    key = Path(services.data_dir).resolve()
-    with _lock:
-        monitor = _monitors.get(key)
-        if monitor is None:
-            monitor = _monitors[key] = OpsMonitor(services.config, services.data_dir)
-        if not monitor.running:
-            monitor.start(services, interval_s=interval_s)
-        return monitor
-
-
-def usage_index(services, *, now: datetime | None = None) -> UsageIndex:
+def usage_index(services: Services, *, now: datetime | None = None) -> UsageIndex:
     """References from the workflow templates and the jobs of the last USED_BY_DAYS days."""
     from lib.inference import templates_dir
     from lib.workflows.templates import list_templates
@@ -102,7 +77,7 @@ class EndpointOverview:
     holds: list[WarmHold] = field(default_factory=list)
 
 
-def endpoint_overview(services, role: str, *, days: int = 7, now: datetime | None = None) -> EndpointOverview:
+def endpoint_overview(services: Services, role: str, *, days: int = 7, now: datetime | None = None) -> EndpointOverview:
     now = now or datetime.now(UTC)
     spec = services.config.endpoint(role)
     health = health_error = drift = live_error = None
@@ -118,7 +93,7 @@ def endpoint_overview(services, role: str, *, days: int = 7, now: datetime | Non
     else:
         live_error = "a worker under development (url in console.toml) has no RunPod settings to compare"
     frame = services.store.jobs_frame(since=now - timedelta(days=days))
-    monitor = ops_monitor(services)
+    monitor = services.monitor
     return EndpointOverview(
         role=role, label=spec.label, endpoint_id=spec.id or spec.url or role, health=health,
         health_error=health_error, drift=drift, live_error=live_error,
@@ -135,12 +110,12 @@ class EndpointSeries:
     workers: pd.DataFrame
 
 
-def endpoint_series(services, role: str, *, days: int = 7, now: datetime | None = None) -> EndpointSeries:
+def endpoint_series(services: Services, role: str, *, days: int = 7, now: datetime | None = None) -> EndpointSeries:
     """The chart inputs: per-day cold starts and percentiles, and the recorded worker-state timeline."""
     now = now or datetime.now(UTC)
     start = now - timedelta(days=days)
     frame = services.store.jobs_frame(since=start)
-    snapshots = ops_monitor(services).health_log.snapshots(role, since=now - timedelta(hours=24))
+    snapshots = services.monitor.health_log.snapshots(role, since=now - timedelta(hours=24))
     return EndpointSeries(
         cold_per_day=cold_starts_per_day(frame, role=role, start=start, end=now),
         delay_per_day=percentiles_per_day(frame, "delay_ms", role=role, start=start, end=now),
@@ -148,7 +123,8 @@ def endpoint_series(services, role: str, *, days: int = 7, now: datetime | None 
         workers=worker_state_timeline(snapshots))
 
 
-def apply_settings(services, role: str, email: str, changes: Mapping[str, object] | None = None) -> DriftReport:
+def apply_settings(services: Services, role: str, email: str,
+                   changes: Mapping[str, object] | None = None) -> DriftReport:
     """PATCH the live endpoint to the declared settings (with `changes` edited on top)."""
     services.authorize(email, "apply")
     spec = services.config.endpoint(role)
@@ -164,7 +140,7 @@ def _plain(value: object) -> object:
     return list(value) if isinstance(value, tuple) else value
 
 
-def purge_queue(services, role: str, email: str):
+def purge_queue(services: Services, role: str, email: str):
     """Drop every queued job of the endpoint (running jobs continue); returns lib.runpod.PurgeResult."""
     services.authorize(email, "purge")
     result = services.jobs(role).purge_queue()
@@ -173,22 +149,21 @@ def purge_queue(services, role: str, email: str):
     return result
 
 
-def send_warmup(services, role: str, email: str, *, idempotency_key: str):
+def send_warmup(services: Services, role: str, email: str, *, idempotency_key: str):
     """Submit the minimal job that makes the endpoint start a worker; returns the JobRecord."""
     services.authorize(email, "scale")
     return services.tracker.submit(role, warmup_input(role), kind=WARMUP_KIND, user=email,
                                    idempotency_key=idempotency_key, meta={"warmup": True})
 
 
-def hold_warm(services, role: str, email: str, *, workers: int, minutes: float,
+def hold_warm(services: Services, role: str, email: str, *, workers: int, minutes: float,
               now: datetime | None = None) -> WarmHold:
     """Raise min workers for `minutes`; the monitor puts the old value back afterwards."""
     services.authorize(email, "scale")
     spec = services.config.endpoint(role)
     if not spec.id:
         raise ValueError(f"the {role} endpoint has no RunPod id in console.toml; it cannot be scaled")
-    monitor = ops_monitor(services)
-    hold = start_hold(services.client.rest, monitor.schedule, role=role, endpoint_id=spec.id, workers=workers,
+    hold = start_hold(services.client.rest, services.monitor.schedule, role=role, endpoint_id=spec.id, workers=workers,
                       minutes=minutes, user=email, now=now or datetime.now(UTC))
     services.store.audit(email, "endpoint.warm_hold", spec.id,
                          {"role": role, "workers": workers, "minutes": minutes,
@@ -207,9 +182,9 @@ class VolumeState:
     error: str | None = None
 
 
-def volume_state(services, *, folder: str | None = None, wait_s: float = 1.5, limit: int = 50) -> VolumeState:
+def volume_state(services: Services, *, folder: str | None = None, wait_s: float = 1.5, limit: int = 50) -> VolumeState:
     """The index when there is one; otherwise start listing, wait a moment, and show a first page."""
-    files = model_files(services)
+    files = services.model_files
     files.catch_up(wait_s)
     if files.cache.peek() is None:
         files.cache.start_listing()
@@ -223,19 +198,19 @@ def volume_state(services, *, folder: str | None = None, wait_s: float = 1.5, li
     return VolumeState(index, [], files.cache.listing, files.cache.last_error)
 
 
-def upload_model(services, email: str, key: str, data, *, progress=None):
+def upload_model(services: Services, email: str, key: str, data, *, progress=None):
     user = services.authorize(email, "upload_model")
-    return model_files(services).upload(key, data, user=user, progress=progress)
+    return services.model_files.upload(key, data, user=user, progress=progress)
 
 
-def move_model(services, email: str, src: str, dst: str):
+def move_model(services: Services, email: str, src: str, dst: str):
     user = services.authorize(email, "move")
-    return model_files(services).move(src, dst, user=user)
+    return services.model_files.move(src, dst, user=user)
 
 
-def delete_model(services, email: str, key: str) -> None:
+def delete_model(services: Services, email: str, key: str) -> None:
     user = services.authorize(email, "delete")
-    model_files(services).delete(key, user=user)
+    services.model_files.delete(key, user=user)
 
 
 def flags_by_key(flags: list[Flag]) -> dict[str, list[Flag]]:
@@ -285,7 +260,7 @@ def settings_table(report: DriftReport) -> pd.DataFrame:
                         columns=["setting", "console.toml", "live", "drift"])
 
 
-def live_health(services, role: str) -> tuple[object | None, str | None]:
+def live_health(services: Services, role: str) -> tuple[object | None, str | None]:
     """(Health, None) or (None, why) — for the page's auto-refreshing part."""
     try:
         return services.jobs(role).health(), None
@@ -293,7 +268,7 @@ def live_health(services, role: str) -> tuple[object | None, str | None]:
         return None, str(exc)
 
 
-def preview_settings(services, role: str, changes: Mapping[str, object] | None = None) -> DriftReport:
+def preview_settings(services: Services, role: str, changes: Mapping[str, object] | None = None) -> DriftReport:
     """What apply_settings would PATCH: the declared settings with `changes` on top, against live."""
     spec = services.config.endpoint(role)
     if not spec.id:
@@ -343,9 +318,9 @@ class AlertFeed:
     history: list[AlertEvent]    # newest first
 
 
-def alert_feed(services, *, limit: int = 50) -> AlertFeed:
+def alert_feed(services: Services, *, limit: int = 50) -> AlertFeed:
     """What Overview lists: alerts firing now and the latest state changes."""
-    monitor = ops_monitor(services)
+    monitor = services.monitor
     return AlertFeed(firing=monitor.evaluator.firing, history=monitor.history.events(limit=limit))
 
 

@@ -1,7 +1,8 @@
 """The periodic operations tick run by the console's tracker: health log, alerts, warm-up restores.
 
-One OpsMonitor per console process. `tick()` records each endpoint's /health answer, evaluates the
-alert rules, stores state changes and hands them to the webhook (in a background thread, so a slow
+One OpsMonitor per console process, built by lib.services with the sources it reads each round and
+ticked by the tracker thread. `tick()` records each endpoint's /health answer, evaluates the alert
+rules, stores state changes and hands them to the webhook (in a background thread, so a slow
 receiver never holds up job tracking), and puts back min workers whose warm-up hold has ended.
 """
 from __future__ import annotations
@@ -20,8 +21,9 @@ from lib.ops.alerts import AlertEvaluator, AlertEvent, Observations, parse_alert
 from lib.ops.health_log import HealthLog
 from lib.ops.warmup import WarmHold, WarmupSchedule, restore_due
 from lib.ops.webhook import WebhookNotifier, webhook_url
-from lib.runpod import RunPodError
+from lib.runpod import DevWorkerJobs, EndpointJobs, RestV2, RunPodError
 from lib.runpod.models import Health
+from lib.store import JobStore
 
 log = logging.getLogger(__name__)
 
@@ -36,11 +38,26 @@ class TickResult:
     health_errors: dict[str, str]   # role -> why its /health could not be read
 
 
+def check_alert_config(config: ConsoleConfig) -> None:
+    """Raise ConfigError for a bad [[alerts]] or [alerts_webhook] table: what an OpsMonitor reads.
+
+    lib.services checks them before anything starts; the monitor itself can only be built once the
+    RunPod client it reads exists."""
+    parse_alert_rules(config)
+    webhook_url(config)
+
+
 class OpsMonitor:
     def __init__(self, config: ConsoleConfig, data_dir: Path, *,
+                 jobs: Callable[[str], EndpointJobs | DevWorkerJobs], store: JobStore, rest: RestV2,
                  clock: Callable[[], datetime] = lambda: datetime.now(UTC),
                  notifier: WebhookNotifier | None = None):
+        """`jobs` (role -> job API) answers /health, `store` holds the job history and the audit log,
+        `rest` puts back the min workers of warm-up holds."""
         self.config = config
+        self._jobs = jobs
+        self._store = store
+        self._rest = rest
         self.clock = clock
         self.history = AlertHistory(data_dir / HISTORY_FILE)
         self.health_log = HealthLog(data_dir / HEALTH_FILE)
@@ -55,8 +72,6 @@ class OpsMonitor:
         self._tick_lock = threading.Lock()
         self._deliveries = ThreadPoolExecutor(max_workers=1, thread_name_prefix="alert-webhook")
         self._pending: list[Future] = []
-        self._stop = threading.Event()
-        self._loop: threading.Thread | None = None
 
     def tick(self, obs: Observations, *, rest=None) -> TickResult:
         """One evaluation round over observations gathered by the caller. `rest` (RestV2) restores holds."""
@@ -74,8 +89,9 @@ class OpsMonitor:
             restored = restore_due(rest, self.schedule, now) if rest is not None else []
             return TickResult(events, restored, {})
 
-    def tick_services(self, services) -> TickResult:
-        """Gather observations from lib.services.Services and tick; per-endpoint errors are kept, not raised."""
+    def tick_live(self) -> TickResult:
+        """Gather observations from the console's endpoints and job history and tick; per-endpoint
+        errors are kept, not raised."""
         from lib.overview import spend_today  # the Overview's own definition of "spend today"
 
         health: dict[str, Health | None] = {}
@@ -84,45 +100,19 @@ class OpsMonitor:
             if not spec.id:
                 continue  # a worker under development has no /health on RunPod's side
             try:
-                health[role] = services.jobs(role).health()
+                health[role] = self._jobs(role).health()
             except RunPodError as exc:
                 health[role] = None
                 errors[role] = str(exc)
         now = self.clock()
-        obs = Observations(health=health, jobs=services.store.jobs_frame(since=now - JOBS_WINDOW),
-                           spend_today_usd=spend_today(services.store, now))
-        result = self.tick(obs, rest=services.client.rest)
+        obs = Observations(health=health, jobs=self._store.jobs_frame(since=now - JOBS_WINDOW),
+                           spend_today_usd=spend_today(self._store, now))
+        result = self.tick(obs, rest=self._rest)
         for hold in result.restored:
             if hold.restored_at is not None:
-                services.store.audit(hold.user, "endpoint.warm_restore", hold.endpoint_id,
-                                     {"role": hold.role, "outcome": hold.outcome})
+                self._store.audit(hold.user, "endpoint.warm_restore", hold.endpoint_id,
+                                  {"role": hold.role, "outcome": hold.outcome})
         return TickResult(result.events, result.restored, errors)
-
-    def start(self, services, *, interval_s: float = 15.0) -> OpsMonitor:
-        """Tick every `interval_s` in a daemon thread until stop(); idempotent."""
-        if self._loop is not None and self._loop.is_alive():
-            return self
-        self._stop.clear()
-
-        def run() -> None:
-            while not self._stop.wait(interval_s):
-                try:
-                    self.tick_services(services)
-                except Exception:  # noqa: BLE001 — one bad round must not end monitoring for good
-                    log.exception("operations tick failed; trying again in %.0f s", interval_s)
-
-        self._loop = threading.Thread(target=run, name="ops-monitor", daemon=True)
-        self._loop.start()
-        return self
-
-    @property
-    def running(self) -> bool:
-        return self._loop is not None and self._loop.is_alive()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._loop is not None:
-            self._loop.join(timeout=30)
 
     def _deliver(self, event: AlertEvent) -> None:
         assert self.notifier is not None  # deliveries are queued only when there is a notifier
@@ -136,7 +126,6 @@ class OpsMonitor:
         return not not_done
 
     def close(self) -> None:
-        self.stop()
         self._deliveries.shutdown(wait=True)
         if self.notifier is not None:
             self.notifier.close()

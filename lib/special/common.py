@@ -7,6 +7,7 @@ import re
 import secrets
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from lib.errors import ConsoleError
 from lib.images import (
@@ -20,6 +21,9 @@ from lib.images import (
 )
 from lib.jobstate import FINAL, JobState
 from lib.workflows.templates import Template
+
+if TYPE_CHECKING:
+    from lib.services import Services
 
 ROLE = "special"
 
@@ -197,7 +201,7 @@ def submit_jobs(tracker, jobs: Sequence[PlannedJob], *, user: str, group: str,
     return SubmitOutcome(records, refused, already_sent)
 
 
-def preflight_and_submit(svc, jobs, *, user: str, group: str) -> SubmitOutcome:
+def preflight_and_submit(svc: Services, jobs, *, user: str, group: str) -> SubmitOutcome:
     """Preflight every job against the volume, then submit them all; nothing is sent if one fails."""
     from lib.devworkers import model_source  # needs lib.volume, like preflight_jobs
 

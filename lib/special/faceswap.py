@@ -11,6 +11,7 @@ import copy
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from lib.images import decode_base64_image
 from lib.jobstate import FINAL
@@ -30,6 +31,9 @@ from lib.special.common import (
 )
 from lib.workflows.graph import OUTPUT_NODE, structure_problems
 from lib.workflows.templates import load_template
+
+if TYPE_CHECKING:
+    from lib.services import Services
 
 TEMPLATE = "faceswap_reactor"
 KIND = "faceswap"
@@ -216,7 +220,7 @@ class FaceSwapStart:
     outcome: SubmitOutcome
 
 
-def start_faceswap(svc, *, user: str, source: Upload, targets: Sequence[Upload],
+def start_faceswap(svc: Services, *, user: str, source: Upload, targets: Sequence[Upload],
                    options: FaceSwapOptions, batch_id: str, character: str | None = None) -> FaceSwapStart:
     """Plan, preflight and submit a face-swap batch; raises SpecialInputError before sending anything."""
     plan = plan_faceswap(source, targets, options, batch_id=batch_id, character=character)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from lib.special.common import (
     ROLE,
@@ -32,6 +33,9 @@ from lib.special.common import (
 from lib.special.sheets import PanelView
 from lib.workflows.payload import PROMPT_MAX_CHARS, ParamError, build_payload
 from lib.workflows.templates import load_template
+
+if TYPE_CHECKING:
+    from lib.services import Services
 
 KIND = "reference"
 MAX_IMAGES = 8
@@ -147,7 +151,7 @@ def plan_reference(request: ReferenceRequest, *, batch_id: str) -> ReferencePlan
 ReferenceStart = Started
 
 
-def start_reference(svc, *, user: str, request: ReferenceRequest, batch_id: str) -> Started:
+def start_reference(svc: Services, *, user: str, request: ReferenceRequest, batch_id: str) -> Started:
     """Plan, preflight (SDXL checkpoint and LoRA on the volume) and submit every image of a request."""
     plan = plan_reference(request, batch_id=batch_id)
     return Started(plan, preflight_and_submit(svc, plan.jobs, user=user, group=batch_id))

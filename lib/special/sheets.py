@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING
 
 from lib.images import load_image
 from lib.jobstate import FINAL
@@ -38,6 +39,9 @@ from lib.special.compose import EXPRESSION_ORDER, LABELS, VIEW_ORDER, compose_sh
 from lib.special.poses import panel_pose
 from lib.workflows.payload import ParamError, build_payload
 from lib.workflows.templates import load_template
+
+if TYPE_CHECKING:
+    from lib.services import Services
 
 POSE_TEMPLATE = "sheet_pose_lora"
 REFERENCE_TEMPLATE = "sheet_reference_face"
@@ -235,7 +239,7 @@ def default_trigger(lora_name: str) -> str:
 SheetStart = Started
 
 
-def start_sheet(svc, *, user: str, request: SheetRequest, sheet_id: str) -> Started:
+def start_sheet(svc: Services, *, user: str, request: SheetRequest, sheet_id: str) -> Started:
     """Plan, preflight (LoRA and FLUX files on the volume) and submit every panel of a sheet."""
     plan = plan_sheet(request, sheet_id=sheet_id)
     return Started(plan, preflight_and_submit(svc, plan.jobs, user=user, group=sheet_id))

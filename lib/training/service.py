@@ -4,6 +4,7 @@ the server side, whatever the page showed."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from lib.auth import User, require
 from lib.errors import ConsoleError
@@ -25,6 +26,9 @@ from lib.training.runs import (
     run_view,
     stage_candidates,
 )
+
+if TYPE_CHECKING:
+    from lib.services import Services
 
 KIND = "training"
 ROLE = "training"
@@ -64,7 +68,7 @@ def check_version(sets: TrainingSets, name: str, version: str) -> VersionCheck:
                         blockers=tuple(blockers))
 
 
-def launch(svc, user: User, *, set_name: str, version: str, preset_key: str, config: dict,
+def launch(svc: Services, user: User, *, set_name: str, version: str, preset_key: str, config: dict,
            request_key: str, run_id: str | None = None) -> JobRecord:
     """Submit a training job for a ready set version (idempotent per request_key). The run folder is
     named from the time it is sent unless `run_id` names it."""
@@ -79,7 +83,7 @@ def launch(svc, user: User, *, set_name: str, version: str, preset_key: str, con
                               policy=Policy(execution_timeout_ms=job.estimate.execution_timeout_ms))
 
 
-def runs(svc, name: str | None = None, limit: int = 50) -> list[JobRecord]:
+def runs(svc: Services, name: str | None = None, limit: int = 50) -> list[JobRecord]:
     records = svc.store.list(role=ROLE, kind=KIND, limit=limit)
     return [r for r in records if name is None or r.meta.get("character") == name]
 
@@ -93,7 +97,7 @@ def run_label(record: JobRecord) -> str:
             f"{meta.get('steps', '?')} steps · {when}")
 
 
-def view(svc, record: JobRecord) -> RunView:
+def view(svc: Services, record: JobRecord) -> RunView:
     """The run as the page shows it. Until it completes, the loss curve comes from the volume,
     where the worker keeps it, also after a cancel."""
     completed = record.status == JobState.COMPLETED
@@ -104,14 +108,14 @@ def view(svc, record: JobRecord) -> RunView:
                     error=record.error, loss_series=live, status=record.status)
 
 
-def resumable_from(svc, record: JobRecord) -> Checkpoint | None:
+def resumable_from(svc: Services, record: JobRecord) -> Checkpoint | None:
     """The checkpoint a stopped run can be continued from (see runs.resume_point), or None."""
     if not record.is_final or record.status == JobState.COMPLETED or not record.input:
         return None
     return resume_point(view(svc, record), record.input.get("config"))
 
 
-def resume(svc, user: User, record: JobRecord, *, run_id: str, request_key: str) -> JobRecord:
+def resume(svc: Services, user: User, record: JobRecord, *, run_id: str, request_key: str) -> JobRecord:
     """Continue a stopped run from its last checkpoint, as a new run with the same set and config."""
     require(user, "train")
     name, _ = _run_of(record)
@@ -137,7 +141,7 @@ def _run_of(record: JobRecord) -> tuple[str, str]:
     return name, run_id
 
 
-def compare(svc, user: User, record: JobRecord, steps: list[int]) -> list[Candidate]:
+def compare(svc: Services, user: User, record: JobRecord, steps: list[int]) -> list[Candidate]:
     """Stage chosen checkpoints where ComfyUI can load them, for the comparison grid."""
     require(user, "train")
     name, run_id = _run_of(record)
@@ -147,7 +151,7 @@ def compare(svc, user: User, record: JobRecord, steps: list[int]) -> list[Candid
     return candidates
 
 
-def promote(svc, user: User, record: JobRecord, step: int, version: str | None = None) -> Promotion:
+def promote(svc: Services, user: User, record: JobRecord, step: int, version: str | None = None) -> Promotion:
     """Copy one checkpoint to models/loras/<character>_<version>.safetensors and audit who did it."""
     require(user, "promote")
     name, _ = _run_of(record)

@@ -2,13 +2,18 @@
 that work on the network volume say which keys to set when the console has no S3 access."""
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import streamlit as st
 
 from lib.config import endpoint_snippet
 from lib.volume_unset import VolumeWithoutKey
 
+if TYPE_CHECKING:
+    from lib.services import Services
 
-def require_endpoint(services, role: str, what: str) -> None:
+
+def require_endpoint(services: Services, role: str, what: str) -> None:
     """Stop the page with a note when console.toml declares no [endpoints.<role>]."""
     if services.config.has(role):
         return
@@ -20,7 +25,7 @@ def require_endpoint(services, role: str, what: str) -> None:
     st.stop()
 
 
-def require_volume(services, what: str) -> None:
+def require_volume(services: Services, what: str) -> None:
     """Stop the page with the reason when the console runs without S3 access to the network volume."""
     if isinstance(services.volume, VolumeWithoutKey):
         st.warning(f"{what} works on the network volume, which this console cannot reach yet: "

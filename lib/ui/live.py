@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import streamlit as st
 
@@ -9,6 +10,9 @@ from lib import inference as inf
 from lib.ui.job_errors import job_line
 from lib.ui.refresh import refresh_while, stop_refreshing_when
 from lib.ui.widgets import STATUS_ICONS
+
+if TYPE_CHECKING:
+    from lib.services import Services
 
 
 def show_problems(title: str, problems) -> None:
@@ -22,7 +26,7 @@ def feedback(result: inf.SubmitResult, duplicate: str) -> None:
         st.info(duplicate, icon=":material/info:")
 
 
-def job_list(svc, user, state_key: str) -> None:
+def job_list(svc: Services, user, state_key: str) -> None:
     """Status lines and results of the jobs in session_state[state_key], refreshed while running."""
     views = inf.job_views(svc.store, st.session_state.get(state_key, []))
     for view in views:
@@ -37,7 +41,7 @@ def job_list(svc, user, state_key: str) -> None:
     stop_refreshing_when(not unfinished, state_key)
 
 
-def live_fragment(svc, state_key: str, render: Callable[[str], None]) -> None:
+def live_fragment(svc: Services, state_key: str, render: Callable[[str], None]) -> None:
     """Run `render(state_key)` as a fragment that refreshes often while a job is unfinished."""
     active = any(not v.record.is_final for v in inf.job_views(svc.store, st.session_state.get(state_key, [])))
     refresh_while(active, state_key, render, state_key)

@@ -3,12 +3,16 @@ phase, progress and elapsed time, and Cancel behind a confirmation that says wha
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 import streamlit as st
 
 from lib import live_queue
 from lib.runpod import RunPodError
 from lib.ui import deps, widgets
+
+if TYPE_CHECKING:
+    from lib.services import Services
 
 # The panel is drawn before the page runs, so a job the page sends appears at the next refresh.
 REFRESH = "2s"
@@ -19,7 +23,7 @@ IDLE_REFRESH = "5s"
 
 
 @st.dialog("Cancel this job?")
-def confirm_cancel(svc, user, local_id: str) -> None:
+def confirm_cancel(svc: Services, user, local_id: str) -> None:
     record = svc.store.get(local_id)
     entry = live_queue.entry(record, datetime.now(UTC))
     st.text(f"{entry.what} — {entry.status.lower()}, {entry.phase}, {entry.elapsed} so far")
@@ -38,7 +42,7 @@ def confirm_cancel(svc, user, local_id: str) -> None:
         deps.toast_and_rerun(f"Cancel sent for {entry.what}")
 
 
-def _panel(svc, user) -> None:
+def _panel(svc: Services, user) -> None:
     entries = live_queue.unfinished(svc.store, user.email)
     st.markdown("**My queue**")
     if not entries:
@@ -55,7 +59,7 @@ def _panel(svc, user) -> None:
                 confirm_cancel(svc, user, entry.local_id)
 
 
-def sidebar(svc, user) -> None:
+def sidebar(svc: Services, user) -> None:
     """Draw the queue in the sidebar; it refreshes itself."""
     busy = bool(live_queue.unfinished(svc.store, user.email, limit=1))
     with st.sidebar:

@@ -1,6 +1,8 @@
 """Small shared pieces of page chrome."""
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import streamlit as st
 
 from lib.auth import Forbidden
@@ -8,6 +10,9 @@ from lib.devworkers import DEV, routes
 from lib.errors import ConsoleError
 from lib.jobstate import JobState
 from lib.ui.safe_text import escaped
+
+if TYPE_CHECKING:
+    from lib.services import Services
 
 # Material icons (Streamlit's own font), not emoji: Debian ships no emoji font, so emoji showed as
 # empty boxes. An icon never stands alone: every use puts the status in words beside it.
@@ -48,7 +53,7 @@ def status_words(status: str) -> str:
     return status.replace("_", " ").capitalize()
 
 
-def backend_banner(services) -> None:
+def backend_banner(services: Services) -> None:
     where = routes(services)
     if any(route.target == DEV for route in where):
         st.info("Where jobs go:  \n" + "  \n".join(f"**{r.role}** → {r.target} `{r.where}`" for r in where),

@@ -215,8 +215,7 @@ def test_purge_and_warm_hold_are_confirmed_and_recorded(console):
     assert any("Min workers 2 until" in t.value for t in at.toast)
     spec = console.config.endpoint("image")
     assert console.client.rest.endpoint(spec.id).workers_min == 2
-    monitor = actions.ops_monitor(console)
-    restored = restore_due(console.client.rest, monitor.schedule, datetime.now(UTC) + timedelta(minutes=6))
+    restored = restore_due(console.client.rest, console.monitor.schedule, datetime.now(UTC) + timedelta(minutes=6))
     assert [h.role for h in restored] == ["image"]
     assert console.client.rest.endpoint(spec.id).workers_min == 0
 

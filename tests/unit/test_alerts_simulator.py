@@ -65,9 +65,15 @@ url = "{url}"
     pod = LocalPod(tmp_path / "localpod", config, api_key=KEY, seed_demo=False).start()
     client = RunPod(KEY, api_url=pod.api_url, rest_url=pod.rest_url)
     store = JobStore(tmp_path / "data")
-    tracker = Tracker(store, config, lambda role: client.for_spec(config.endpoint(role))).start()
+    def jobs_for(role):
+        return client.for_spec(config.endpoint(role))
+
+    tracker = Tracker(store, config, jobs_for).start()
+    # Not added to the tracker's periodic tasks: the test ticks the monitor itself.
+    monitor = OpsMonitor(config, tmp_path / "data", jobs=jobs_for, store=store, rest=client.rest)
     svc = Services(settings=Settings(api_key=Secret(""), data_dir=tmp_path / "data"), config=config,
-                   client=client, volume=LocalVolume(pod.volume_dir), store=store, tracker=tracker, localpod=pod)
+                   client=client, volume=LocalVolume(pod.volume_dir), store=store, tracker=tracker,
+                   monitor=monitor, localpod=pod)
     yield svc
     svc.close()
 
@@ -78,28 +84,27 @@ def run_jobs(svc, n, tag):
     return svc.tracker.wait_for([r.local_id for r in records], timeout_s=30)
 
 
-def test_injected_failures_fire_an_alert_that_reaches_the_webhook_once(services, receiver, tmp_path):
+def test_injected_failures_fire_an_alert_that_reaches_the_webhook_once(services, receiver):
     _, texts = receiver
     svc = services
-    monitor = OpsMonitor(svc.config, tmp_path / "data")
+    monitor = svc.monitor
     httpx.put(f"{svc.localpod.url}/admin/faults/image-sim01", json={"failure_rate": 1.0},
               headers={"Authorization": f"Bearer {KEY}"}).raise_for_status()
     assert {r.status for r in run_jobs(svc, 4, "bad")} == {"FAILED"}
 
-    result = monitor.tick_services(svc)
+    result = monitor.tick_live()
     assert [(e.state, e.role) for e in result.events] == [("firing", "image")]
     assert result.health_errors == {}
     assert monitor.wait_for_deliveries(10)
     assert len(texts) == 1 and "Image jobs failing" in texts[0] and "4 of the last 4 jobs failed" in texts[0]
-    assert monitor.tick_services(svc).events == []  # still failing: not announced again
+    assert monitor.tick_live().events == []  # still failing: not announced again
     assert monitor.wait_for_deliveries(10) and len(texts) == 1
 
     httpx.put(f"{svc.localpod.url}/admin/faults/image-sim01", json={"failure_rate": 0.0},
               headers={"Authorization": f"Bearer {KEY}"}).raise_for_status()
     assert {r.status for r in run_jobs(svc, 4, "good")} == {"COMPLETED"}
-    assert [e.state for e in monitor.tick_services(svc).events] == ["resolved"]
+    assert [e.state for e in monitor.tick_live().events] == ["resolved"]
     assert monitor.wait_for_deliveries(10)
     assert texts[-1].startswith(":white_check_mark: RESOLVED")
     assert [e.state for e in monitor.history.events()] == ["resolved", "firing"]
     assert len(monitor.health_log.snapshots("image")) == 3
-    monitor.close()

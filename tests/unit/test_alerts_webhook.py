@@ -144,7 +144,8 @@ last_jobs = 10
 url = "{receiver.url}"
 """)
     now = [T0]
-    monitor = OpsMonitor(config, tmp_path, clock=lambda: now[0],
+    # tick() is handed its observations here: no endpoint, job history or REST API is read.
+    monitor = OpsMonitor(config, tmp_path, jobs=None, store=None, rest=None, clock=lambda: now[0],
                          notifier=WebhookNotifier(webhook_url(config), sleep=lambda s: None))
     health = {"image": Health(JobCounts(in_queue=2), WorkerCounts(running=1))}
     result = monitor.tick(Observations(health=health, jobs=failing_jobs(5)))

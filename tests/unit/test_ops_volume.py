@@ -322,13 +322,13 @@ def test_first_render_shows_a_first_page_while_a_slow_listing_runs(tmp_path):
                 release.wait(10)
             return volume.list(prefix, page_size=page_size)
 
-    services = SimpleNamespace(data_dir=tmp_path / "data-slow", volume=SlowFullListing(),
-                               store=SimpleNamespace(audit=lambda *a: None))
+    slow = SlowFullListing()
+    services = SimpleNamespace(volume=slow, model_files=ModelFiles(slow))
     state = actions.volume_state(services, folder="models/loras", wait_s=0.05, limit=10)
     assert state.index is None and state.listing
     assert [f.name for f in state.first] == [f"l{i:02d}.safetensors" for i in range(10)]
     release.set()
-    assert actions.model_files(services).cache.wait_listing(10)
+    assert services.model_files.cache.wait_listing(10)
     state = actions.volume_state(services)
     assert state.index is not None and len(state.index) == 30 and not state.listing
 
