@@ -2,20 +2,15 @@
 import streamlit as st
 
 from lib import devworkers
-from lib.auth import Forbidden
 from lib.charts.ops import cold_starts_figure, percentiles_figure, worker_timeline_figure
 from lib.ops import actions
-from lib.ops.hold_cost import hold_cost
-from lib.ops.warmup import WarmupError
-from lib.runpod import RunPodError
-from lib.ui import deps, persist, widgets
+from lib.ui import deps, endpoint_dialogs, persist, widgets
 from lib.ui.safe_text import escaped
 
 deps.require_gate()
 services = deps.services()
 user = deps.current_user()
 operator = user.can("apply")
-ERRORS = (RunPodError, Forbidden, WarmupError, ValueError)
 st.title("Endpoints")
 persist.remember("endpoints.role", "endpoints.days")
 
@@ -63,62 +58,6 @@ else:
     else:
         st.warning(f"{len(view.drift.items)} setting(s) differ from console.toml.")
 
-
-def close_dialog() -> None:
-    st.session_state.pop("endpoints.confirm", None)
-
-
-# The open dialog lives in session state so that it survives the reruns its own buttons cause.
-@st.dialog("Apply settings to the live endpoint", on_dismiss=close_dialog)
-def apply_dialog(changes: dict) -> None:
-    try:
-        plan = actions.preview_settings(services, role, changes)
-    except ERRORS as exc:
-        widgets.show_error(exc, "read the live settings")
-        return
-    if plan.in_sync:
-        st.info("The live endpoint already has these settings; nothing to change.")
-        return
-    st.write("This changes the endpoint on RunPod:")
-    st.dataframe(actions.changes_table(plan), hide_index=True)
-    if st.button("Apply", type="primary", key="endpoints.apply_ok"):
-        try:
-            after = actions.apply_settings(services, role, user.email, changes)
-        except ERRORS as exc:
-            widgets.show_error(exc, "apply the settings")
-            return
-        close_dialog()
-        deps.toast_and_rerun("Applied." if after.in_sync else "Applied; some settings still differ.")
-
-
-@st.dialog("Purge the queue", on_dismiss=close_dialog)
-def purge_dialog() -> None:
-    st.warning(f"Remove every queued job of {view.label}? Running jobs continue.")
-    if st.button("Purge", type="primary", key="endpoints.purge_ok"):
-        try:
-            result = actions.purge_queue(services, role, user.email)
-        except ERRORS as exc:
-            widgets.show_error(exc, "purge the queue")
-            return
-        close_dialog()
-        deps.toast_and_rerun(f"Removed {result.removed} queued job(s).")
-
-
-@st.dialog("Raise min workers", on_dismiss=close_dialog)
-def hold_dialog(workers: int, minutes: int) -> None:
-    for line in hold_cost(services.config, role, workers=workers, minutes=minutes).lines():
-        st.text(line)
-    if st.button("Raise min workers", type="primary", key="endpoints.hold_ok"):
-        try:
-            hold = actions.hold_warm(services, role, user.email, workers=workers, minutes=minutes)
-        except ERRORS as exc:
-            widgets.show_error(exc, "raise min workers")
-            return
-        close_dialog()
-        deps.toast_and_rerun(f"Min workers {hold.raised_min} until {hold.until:%H:%M} UTC, "
-                             f"then back to {hold.previous_min}.")
-
-
 if view.drift is not None and operator:
     # The worker counts and the idle timeout are whole numbers in console.toml.
     declared = {r.field: r.declared for r in view.drift.rows if isinstance(r.declared, int)}
@@ -147,7 +86,7 @@ else:
                                       idempotency_key=deps.idempotency_key("endpoints.warmup", role))
             deps.new_request("endpoints.warmup")
             st.success(f"Warm-up job {job.local_id} sent.")
-        except ERRORS as exc:
+        except endpoint_dialogs.ERRORS as exc:
             widgets.show_error(exc, "send the warm-up job")
     with st.form("endpoints.hold"):
         h1, h2 = st.columns(2)
@@ -158,10 +97,4 @@ else:
 for hold in view.holds:
     st.caption(f"Warm hold by {hold.user}: min workers {hold.raised_min} until {hold.until:%Y-%m-%d %H:%M} UTC"
                f" (then {hold.previous_min}).")
-confirm = st.session_state.get("endpoints.confirm")
-if confirm and operator and confirm[1] == role and confirm[0] == "apply":
-    apply_dialog(confirm[2])
-elif confirm and operator and confirm[1] == role and confirm[0] == "hold":
-    hold_dialog(**confirm[2])
-elif confirm and operator and confirm[1] == role:
-    purge_dialog()
+endpoint_dialogs.open_dialog(services, role, user, view.label)

@@ -3,69 +3,26 @@ pose images through ControlNet) and generation from a reference image (IP-Adapte
 import streamlit as st
 
 from lib import special as sp
-from lib.devworkers import model_source
-from lib.errors import ConsoleError
-from lib.inference import loras_on_volume
-from lib.runpod import RunPodError
-from lib.ui import configured, deps, persist, uploads, widgets
+from lib.ui import configured, deps, lora_picker, persist, uploads
 from lib.ui.face_previews import face_previews
-from lib.ui.refresh import refresh_while, stop_refreshing_when
-from lib.ui.safe_text import escaped
+from lib.ui.special_tasks import (
+    buttons,
+    drawn_pose,
+    faceswap_options,
+    reference_results,
+    sheet_results,
+    start,
+    swap_results,
+    upload,
+)
 from lib.upload_limits import IMAGE
 
 deps.require_gate()
 svc = deps.services()
 user = deps.current_user()
 can_submit = user.can("submit")
-FACES = [str(n) for n in range(5)]
 IMAGE_TYPES = ["png", "jpg", "jpeg", "webp"]
 NO_LORA = "(no LoRA)"
-
-
-@st.cache_data(ttl=60, show_spinner=False)
-def volume_loras(volume_version: int) -> list[str]:  # a change made by the console re-lists at once
-    return loras_on_volume(model_source(svc, "special"))
-
-
-@st.cache_data(show_spinner=False)
-def drawn_pose(panel_key: str) -> bytes:
-    return sp.drawn_pose(panel_key)
-
-
-def upload(file) -> sp.Upload:
-    return sp.Upload(file.name, file.getvalue())
-
-
-def buttons(label: str, scope: str, ready: bool) -> bool:
-    """The submit button, and "Start over" (a new request key) once something was sent."""
-    go, again = st.columns([1, 4])
-    if st.session_state.get(f"{scope}.batch") and again.button("Start over", key=f"{scope}.new"):
-        deps.new_request(scope)
-        st.session_state.pop(f"{scope}.batch")
-        st.rerun()
-    return go.button(label, type="primary", disabled=not (ready and can_submit), key=f"{scope}.go")
-
-
-def start(scope: str, batch_id: str, launch) -> None:
-    """Run launch(); remember the batch; show notes, refusals and repeats in plain words."""
-    try:
-        started = launch()
-    except sp.SpecialInputError as exc:
-        st.error("Nothing was sent:\n" + "\n".join(f"- {escaped(p)}" for p in exc.problems), icon=":material/block:")
-        return
-    except (ConsoleError, RunPodError) as exc:  # Forbidden, VolumeError, a refused store write, RunPod
-        widgets.show_error(exc, "submit the jobs")
-        return
-    st.session_state[f"{scope}.batch"] = batch_id
-    outcome = started.outcome
-    for note in started.plan.notes:
-        st.info(note, icon=":material/info:")
-    for refusal in outcome.refused:
-        st.error(refusal, icon=":material/block:")
-    if outcome.already_sent == len(outcome.records):
-        st.info("These jobs were already sent; their results are below. “Start over” runs them again.",
-                icon=":material/info:")
-
 
 st.title("Face swap & character sheets")
 configured.require_endpoint(svc, "special", "face swap and character sheets")
@@ -82,53 +39,17 @@ with swap_tab:
                                     key="fs.targets", where=right)
     face_previews([source] if source else [], left)
     face_previews(targets or [], right)
-    with st.expander("Options", icon=":material/tune:"):
-        a, b = st.columns(2)
-        source_face = a.selectbox("Which face of the source photo", FACES, format_func=sp.describe_faces,
-                                  key="fs.source_face")
-        target_faces = b.multiselect("Which faces of each target photo", FACES, default=["0"],
-                                     format_func=sp.describe_faces, key="fs.target_faces")
-        restore = a.selectbox("Face restoration after the swap", list(sp.RESTORE_MODELS), index=1,
-                              format_func=lambda model: sp.RESTORE_MODELS[model], key="fs.restore")
-        visibility = b.slider("Restoration strength", 0.1, 1.0, 1.0, 0.05, key="fs.visibility",
-                              disabled=restore == "none")
-        fidelity = a.slider("CodeFormer: keep the original look (1) or smooth more (0)", 0.0, 1.0, 0.5, 0.05,
-                            key="fs.fidelity", disabled=not restore.startswith("codeformer"))
-        genders = [b.selectbox(label, list(sp.GENDERS), format_func=lambda gender: sp.GENDERS[gender], key=f"fs.gender.{who}")
-                   for who, label in (("source", "Source faces to use"), ("target", "Target faces to replace"))]
-    options = sp.FaceSwapOptions(source_faces=source_face, target_faces=",".join(sorted(target_faces)) or "0",
-                                 restore_model=restore, restore_visibility=visibility, codeformer_weight=fidelity,
-                                 source_gender=genders[0], target_gender=genders[1])
+    options, faces_chosen = faceswap_options()
     st.caption(f"Swaps {options.summary()}.")
-    if buttons("Swap faces", "fs", bool(source and targets and target_faces)):
+    if buttons("Swap faces", "fs", bool(source and targets and faces_chosen), can_submit):
         batch = "fs" + deps.idempotency_key("fs", [source.file_id, [t.file_id for t in targets], options])[:12]
         start("fs", batch, lambda: sp.start_faceswap(svc, user=user.email, source=upload(source), options=options,
                                                      targets=[upload(t) for t in targets], batch_id=batch))
 
-    def swap_results() -> None:
-        views = sp.batch_results(svc.store, st.session_state["fs.batch"])
-        for view in views:
-            st.markdown(f"{widgets.STATUS_ICONS.get(view.status, '')} **{escaped(view.target_name)}** · "
-                        f"{view.status.replace('_', ' ').lower()}")
-            before, after = st.columns(2)
-            if view.before:
-                before.image(view.before, caption="Before", width="stretch")
-            if view.after:
-                after.image(str(view.after), caption="After", width="stretch")
-                after.download_button("Download", view.after.read_bytes(), view.after.name, "image/png",
-                                      key=f"fs.dl.{view.after.name}", icon=":material/download:", on_click="ignore")
-            for warning in view.warnings:
-                st.warning(warning, icon=":material/warning:")
-            if view.error:
-                st.error(view.error, icon=":material/error:")
-        stop_refreshing_when(all(v.finished for v in views), "fs")
-
-    if st.session_state.get("fs.batch"):
-        refresh_while(any(not v.finished for v in sp.batch_results(svc.store, st.session_state["fs.batch"])),
-                      "fs", swap_results)
+    swap_results(svc)
 
 with sheet_tab:
-    loras = volume_loras(svc.volume.version)
+    loras = lora_picker.volume_loras(svc, "special")
     if not loras:
         st.info("No LoRA in models/loras/ on the volume yet: train one, or upload it on the Models page.",
                 icon=":material/info:")
@@ -158,7 +79,7 @@ with sheet_tab:
                 own_poses[key] = own
     seed = int(st.number_input("Seed (the same for every panel)", 0, 2**32 - 1, 1234, key="sh.seed"))
     st.caption(sp.REFERENCE_LICENCE if reference else "FLUX.1-dev, used for every panel, is non-commercial.")
-    if buttons("Generate sheet", "sh", bool(lora and panels)):
+    if buttons("Generate sheet", "sh", bool(lora and panels), can_submit):
         request = sp.SheetRequest(character=character, lora_name=lora, trigger=trigger, seed=seed, details=details,
                                   panels=tuple(panels), reference=upload(reference) if reference else None,
                                   pose_guided=posed, pose_uploads={k: upload(f) for k, f in own_poses.items()})
@@ -167,26 +88,7 @@ with sheet_tab:
                                                       {k: f.file_id for k, f in own_poses.items()}])[:12]
         start("sh", sheet, lambda: sp.start_sheet(svc, user=user.email, request=request, sheet_id=sheet))
 
-    def sheet_view() -> None:
-        result = sp.sheet_result(svc.store, svc.data_dir, st.session_state["sh.batch"])
-        progress = result.progress
-        st.progress(progress.done / max(1, len(progress.panels)),
-                    text=f"{progress.done} of {len(progress.panels)} panels ready")
-        for panel in progress.failed:
-            st.error(f"{escaped(panel.label)}: {escaped(panel.error)}", icon=":material/error:")
-        if result.png:
-            st.image(result.png, caption=f"{progress.character} — character sheet", width="stretch")
-            st.download_button("Download sheet (PNG)", result.png, file_name=f"{progress.sheet_id}.png",
-                               mime="image/png", on_click="ignore", key="sh.download")
-        if result.path:
-            st.caption(f"Sheet kept at {result.path}; every panel is kept with its job (Jobs page).")
-        done = [p for p in progress.panels if p.image]
-        if done:
-            st.image([str(p.image) for p in done], caption=[p.label for p in done], width=160)
-        stop_refreshing_when(progress.finished, "sh")
-
-    if st.session_state.get("sh.batch"):
-        refresh_while(not sp.sheet_progress(svc.store, st.session_state["sh.batch"]).finished, "sh", sheet_view)
+    sheet_results(svc)
 
 with reference_tab:
     st.caption("Generate with SDXL in the style of a picture, or with the face of a portrait (IP-Adapter).")
@@ -205,11 +107,11 @@ with reference_tab:
     weight = a.slider("Reference weight", 0.0, 2.0, 0.8, 0.05, key="ref.weight")
     start_at, end_at = b.slider("Acts from … to … of the steps", 0.0, 1.0, (0.0, 1.0), 0.05, key="ref.window")
     count = int(c.number_input("Images (one job each)", 1, 8, 2, key="ref.count"))
-    ref_lora = a.selectbox("SDXL character LoRA (optional)", [NO_LORA, *volume_loras(svc.volume.version)],
+    ref_lora = a.selectbox("SDXL character LoRA (optional)", [NO_LORA, *lora_picker.volume_loras(svc, "special")],
                            key="ref.lora")
     ref_strength = b.slider("LoRA strength", 0.0, 1.5, 1.0, 0.05, key="ref.strength", disabled=ref_lora == NO_LORA)
     ref_seed = int(c.number_input("Seed of the first image", 0, 2**32 - 1, 77, key="ref.seed"))
-    if buttons("Generate with reference", "ref", bool(reference_file and prompt.strip())):
+    if buttons("Generate with reference", "ref", bool(reference_file and prompt.strip()), can_submit):
         ref_request = sp.ReferenceRequest(prompt=prompt, reference=upload(reference_file), mode=mode,
                                           weight=weight, start_at=start_at, end_at=end_at, seed=ref_seed,
                                           count=count, negative_prompt=negative,
@@ -219,19 +121,4 @@ with reference_tab:
                                                      end_at, count, ref_lora, ref_strength, ref_seed])[:12]
         start("ref", batch, lambda: sp.start_reference(svc, user=user.email, request=ref_request, batch_id=batch))
 
-    def reference_view() -> None:
-        views = sp.reference_results(svc.store, st.session_state["ref.batch"])
-        cols = st.columns(4)
-        for i, view in enumerate(views):
-            with cols[i % 4]:
-                st.caption(f"{widgets.STATUS_ICONS.get(view.status, '')} {view.label} · "
-                           f"{view.status.replace('_', ' ').lower()}")
-                if view.image:
-                    st.image(str(view.image), caption=view.label, width="stretch")
-                if view.error:
-                    st.error(view.error, icon=":material/error:")
-        stop_refreshing_when(all(v.finished for v in views), "ref")
-
-    if st.session_state.get("ref.batch"):
-        refresh_while(any(not v.finished for v in sp.reference_results(svc.store, st.session_state["ref.batch"])),
-                      "ref", reference_view)
+    reference_results(svc)

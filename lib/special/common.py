@@ -20,6 +20,7 @@ from lib.images import (
     load_image,
 )
 from lib.jobstate import FINAL, JobState
+from lib.workflows.payload import ParamError, build_payload
 from lib.workflows.templates import Template
 
 if TYPE_CHECKING:
@@ -145,6 +146,22 @@ def fit_for_job(images: Mapping[str, CheckedImage], workflow: Mapping) -> dict[s
         return fit_images(images, reserved_bytes=reserved)
     except BodyTooLarge as exc:
         raise SpecialInputError([str(exc)]) from None
+
+
+def with_one_image(template: Template, upload: Upload, stem: str) -> tuple[Template, EncodedImage, CheckedImage]:
+    """``template`` reading one uploaded image (its LoadImage of ``<stem>.png``), the image encoded to fit the
+    job, and the checked upload (its warnings)."""
+    checked = check_uploads([("reference", upload)])["reference"]
+    encoded = fit_for_job({stem: checked}, template.workflow)[stem]
+    return with_load_images(template, {f"{stem}.png": encoded.name}), encoded, checked
+
+
+def job_payload(template: Template, params: Mapping, *, job_tag: str, images: Mapping[str, bytes] | None) -> dict:
+    """The /run body for one job (lib.workflows.payload); a parameter problem becomes a SpecialInputError."""
+    try:
+        return build_payload(template, params, job_tag=job_tag, images=images)
+    except ParamError as exc:
+        raise SpecialInputError(exc.problems) from None
 
 
 def image_entries(encoded: Mapping[str, EncodedImage]) -> list[dict[str, str]]:

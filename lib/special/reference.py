@@ -23,15 +23,14 @@ from lib.special.common import (
     SpecialInputError,
     Started,
     Upload,
-    check_uploads,
-    fit_for_job,
     job_error,
+    job_payload,
     preflight_and_submit,
     tag,
-    with_load_images,
+    with_one_image,
 )
 from lib.special.sheets import PanelView
-from lib.workflows.payload import PROMPT_MAX_CHARS, ParamError, build_payload
+from lib.workflows.payload import PROMPT_MAX_CHARS
 from lib.workflows.templates import load_template
 
 if TYPE_CHECKING:
@@ -125,20 +124,14 @@ def plan_reference(request: ReferenceRequest, *, batch_id: str) -> ReferencePlan
     if problems:
         raise SpecialInputError(problems)
     mode = MODES[request.mode]
-    reference = check_uploads([("reference", request.reference)])["reference"]
-    template = load_template(mode.template)
-    encoded = fit_for_job({"reference": reference}, template.workflow)["reference"]
-    filled = _with_reference_settings(with_load_images(template, {"reference.png": encoded.name}), request, mode)
+    with_reference, encoded, reference = with_one_image(load_template(mode.template), request.reference, "reference")
+    filled = _with_reference_settings(with_reference, request, mode)
     jobs = []
     for i in range(request.count):
         seed = request.seed + i
         params = {"prompt": request.prompt, "negative_prompt": request.negative_prompt, "seed": seed,
                   "lora_name": request.lora_name or None, "lora_strength": request.lora_strength}
-        try:
-            payload = build_payload(filled, params, job_tag=tag(batch_id, str(i + 1)),
-                                    images={encoded.name: encoded.data})
-        except ParamError as exc:
-            raise SpecialInputError(exc.problems) from None
+        payload = job_payload(filled, params, job_tag=tag(batch_id, str(i + 1)), images={encoded.name: encoded.data})
         jobs.append(PlannedJob(
             kind=KIND, label=f"seed {seed}", input=payload["input"], idempotency_key=f"{KIND}:{batch_id}:{i}",
             meta={"batch": batch_id, "mode": request.mode, "weight": request.weight, "start_at": request.start_at,

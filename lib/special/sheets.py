@@ -31,13 +31,14 @@ from lib.special.common import (
     check_uploads,
     fit_for_job,
     job_error,
+    job_payload,
     preflight_and_submit,
     tag,
     with_load_images,
+    with_one_image,
 )
 from lib.special.compose import EXPRESSION_ORDER, LABELS, VIEW_ORDER, compose_sheet
 from lib.special.poses import panel_pose
-from lib.workflows.payload import ParamError, build_payload
 from lib.workflows.templates import load_template
 
 if TYPE_CHECKING:
@@ -183,10 +184,8 @@ def plan_sheet(request: SheetRequest, *, sheet_id: str) -> SheetPlan:
     images: dict[str, bytes] | None = None
     notes: list[str] = []
     if request.reference is not None:
-        face = check_uploads([("reference", request.reference)])["reference"]
-        template = load_template(REFERENCE_TEMPLATE)
-        encoded = fit_for_job({"face": face}, template.workflow)["face"]
-        reference_template = with_load_images(template, {"face.png": encoded.name})
+        reference_template, encoded, face = with_one_image(load_template(REFERENCE_TEMPLATE), request.reference,
+                                                           "face")
         images = {encoded.name: encoded.data}
         notes += list(face.warnings) + list(encoded.notes)
     posed: dict[str, tuple] = {}
@@ -208,10 +207,7 @@ def plan_sheet(request: SheetRequest, *, sheet_id: str) -> SheetPlan:
         params = {"prompt": panel_prompt(request, panel), "seed": request.seed,
                   "lora_name": request.lora_name, "lora_strength": request.lora_strength,
                   "width": panel.width, "height": panel.height}
-        try:
-            payload = build_payload(template, params, job_tag=job_tag, images=job_images)
-        except ParamError as exc:
-            raise SpecialInputError(exc.problems) from None
+        payload = job_payload(template, params, job_tag=job_tag, images=job_images)
         jobs.append(PlannedJob(
             kind=KIND, label=panel.label, input=payload["input"],
             idempotency_key=f"{KIND}:{sheet_id}:{panel.key}",

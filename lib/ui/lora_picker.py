@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING
 import streamlit as st
 
 from lib import lora_base
+from lib.devworkers import model_source
+from lib.inference import loras_on_volume
 
 if TYPE_CHECKING:
     from lib.services import Services
@@ -15,6 +17,16 @@ if TYPE_CHECKING:
 @st.cache_data(ttl=30, show_spinner=False)
 def _bases(_svc: Services, volume_version: int) -> dict[str, lora_base.BaseModel]:
     return lora_base.known(_svc.store, _svc.data_dir)
+
+
+@st.cache_data(ttl=60, show_spinner=False)
+def _volume_loras(_svc: Services, role: str, volume_version: int) -> list[str]:
+    return loras_on_volume(model_source(_svc, role))
+
+
+def volume_loras(svc: Services, role: str) -> list[str]:
+    """The LoRAs in models/loras/ where `role`'s jobs read models; a change made by the console re-lists at once."""
+    return _volume_loras(svc, role, svc.volume.version)
 
 
 def bases(svc: Services) -> dict[str, lora_base.BaseModel]:
