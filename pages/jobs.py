@@ -30,7 +30,8 @@ records = store.list(
 
 st.caption(f"{len(records)} jobs")
 table = st.dataframe(overview.jobs_table(records), hide_index=True, width="stretch",
-                     on_select="rerun", selection_mode="single-row", key="jobs.table", column_config=widgets.JOB_TABLE_COLUMNS)
+                     on_select="rerun", selection_mode="single-row", key="jobs.table", column_config=widgets.JOB_TABLE_COLUMNS,
+                     column_order=widgets.JOB_TABLE_ORDER)
 picked = table.selection.rows if table and table.selection else []
 if not picked:
     st.caption("Select a job to see its details.")
@@ -42,6 +43,8 @@ st.subheader(f"{widgets.STATUS_ICONS.get(record.status, '')} {widgets.status_wor
 failed = record.status in WORKER_FAILED
 job_line(overview.status_line(record), overview.failure_view(record) if failed else None, key="jobs.job")
 widgets.dev_worker_note(record)
+if record.simulated:
+    st.caption("Simulated history (the local simulator's demo traffic), not a job that ran.")
 a, b, c, d = st.columns(4)
 a.metric("Queue (delayTime)", f"{(record.delay_ms or 0) / 1000:.1f} s")
 b.metric("Run (executionTime)", f"{(record.execution_ms or 0) / 1000:.1f} s")

@@ -25,19 +25,22 @@ STATUS_ICONS: dict[str, str] = {
 }
 
 
-# Job tables (Jobs, Overview): each column as wide as its values, so none is cut inside (the grid scrolls
-# sideways for the rest); times in UTC without the zone or fractions of seconds.
+# Job tables (Jobs, Overview): each column as wide as its values, and together as wide as the page beside the
+# sidebar on a laptop (1400 px), so nothing is cut at the edge; times in UTC without zone or fractions.
 JOB_TABLE_COLUMNS = {
-    "job": st.column_config.TextColumn(width=140),
-    "when": st.column_config.DatetimeColumn("when (UTC)", format="MM-DD HH:mm:ss", width=110),
-    "endpoint": st.column_config.TextColumn(width=80),
-    "kind": st.column_config.TextColumn(width=80),
-    "character": st.column_config.TextColumn(width=90),
-    "queue s": st.column_config.NumberColumn(width=65),
+    "job": st.column_config.TextColumn(width=125),
+    "when": st.column_config.DatetimeColumn("when (UTC)", format="MM-DD HH:mm:ss", width=105),
+    "endpoint": st.column_config.TextColumn(width=70),
+    "kind": st.column_config.TextColumn(width=75),
+    "status": st.column_config.TextColumn(width=100),
+    "who": st.column_config.TextColumn(width=165),
+    "character": st.column_config.TextColumn(width=80),
+    "queue s": st.column_config.NumberColumn(width=60),
     "run s": st.column_config.NumberColumn(width=55),
-    "worker": st.column_config.TextColumn(width=120),
-    "cost $": st.column_config.NumberColumn(format="$%.4f", width=75),
+    "cost $": st.column_config.NumberColumn(format="$%.4f", width=70),
 }
+# The worker and whether the job was simulated are in the selected job's details below the table.
+JOB_TABLE_ORDER = list(JOB_TABLE_COLUMNS)
 
 
 def text_table(rows: list[dict]) -> None:
