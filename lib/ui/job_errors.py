@@ -17,10 +17,11 @@ from lib.workflows.worker_errors import WorkerErrorView
 
 
 def job_line(line: str, view: WorkerErrorView | None, *, key: str, svc=None, user=None,
-             local_id: str | None = None) -> None:
-    """`line` as plain text, or, for a failed job (`view`), as the head of its error box."""
+             local_id: str | None = None, icon: str = "") -> None:
+    """`line` as text after the status `icon` (a Material icon, drawn only by a Markdown element), or, for
+    a failed job (`view`), as the head of its error box."""
     if view is None:
-        st.text(line)
+        st.markdown(f"{icon} {escaped(line)}".strip())
         return
     st.error(escaped("\n\n".join([line, *view.lines])), icon=":material/error:")
     if view.retryable and svc is not None and local_id and st.button(

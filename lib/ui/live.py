@@ -30,7 +30,7 @@ def job_list(svc: Services, user, state_key: str) -> None:
     """Status lines and results of the jobs in session_state[state_key], refreshed while running."""
     views = inf.job_views(svc.store, st.session_state.get(state_key, []))
     for view in views:
-        job_line(f"{STATUS_ICONS.get(view.record.status, '')} {view.line}", view.error,
+        job_line(view.line, view.error, icon=STATUS_ICONS.get(view.record.status, ""),
                  key=f"{state_key}.{view.record.local_id}", svc=svc, user=user, local_id=view.record.local_id)
     images = [i for v in views for i in v.images]
     if images:

@@ -28,12 +28,12 @@ STATUS_ICONS: dict[str, str] = {
 # Job tables (Jobs, Overview): each column as wide as its values, and together as wide as the page beside the
 # sidebar on a laptop (1400 px), so nothing is cut at the edge; times in UTC without zone or fractions.
 JOB_TABLE_COLUMNS = {
-    "job": st.column_config.TextColumn(width=125),
+    "job": st.column_config.TextColumn(width=132),
     "when": st.column_config.DatetimeColumn("when (UTC)", format="MM-DD HH:mm:ss", width=105),
     "endpoint": st.column_config.TextColumn(width=70),
     "kind": st.column_config.TextColumn(width=75),
     "status": st.column_config.TextColumn(width=100),
-    "who": st.column_config.TextColumn(width=165),
+    "who": st.column_config.TextColumn(width=160),
     "character": st.column_config.TextColumn(width=80),
     "queue s": st.column_config.NumberColumn(width=60),
     "run s": st.column_config.NumberColumn(width=55),

@@ -63,7 +63,10 @@ def test_four_images_with_zimage_and_a_lora_and_no_double_submit(open_page, cons
     assert {r.meta["character"] for r in records} == {"ava"}
     at.run()
     assert sum(len(img.value) for img in at.image) == 4
-    assert all(m.value.startswith(":material/check_circle: done on worker") for m in at.markdown if "done" in m.value)
+    # The status icon is drawn (a Markdown element), not printed as ":material/…" text.
+    done = [m.value for m in at.markdown if "done on worker" in m.value]
+    assert len(done) == 4 and all(v.startswith(":material/check_circle: done on worker") for v in done)
+    assert not any(":material/" in t.value for t in at.text)
     # A random seed: a deliberate second press (after the double-click window) is a new batch ...
     monkeypatch.setattr(presses, "DOUBLE_CLICK_S", 0.0)
     at.button(key="gen.go").click().run()
