@@ -103,9 +103,16 @@ def test_training_set_to_promoted_lora(console_page, wait_idle, tmp_path):
     expect(page.get_by_text(f"{NAME} v1: 20 images, no problems found — ready to train.")).to_be_visible()
     choose(page, "Base model", "Z-Image Turbo (with training adapter)")
     expect(page.get_by_text("The training adapter keeps Turbo's 8-step behaviour")).to_be_visible()
-    fill(page, "Steps", "1000")   # a new field: each base model has its own
+    steps = page.get_by_role("spinbutton", name="Steps")
+    for _ in range(3):
+        fill(page, "Steps", "1000")   # a new field: each base model has its own
+        wait_idle(page)
+        # Seen once in ~20 CI runs: the field went back to the preset's 3000 after the rerun that took
+        # 1000 (suspected: the sidebar queue's timed fragment rerun racing it). A person sees the number
+        # change back before pressing Start; so does the test, and types it again.
+        if steps.input_value() == "1000":
+            break
     expect(page.get_by_test_id("stMetric").filter(has_text="Estimated cost")).to_contain_text("$")
-    wait_idle(page)
     page.get_by_role("button", name="Start training").click()
 
     expect(page.get_by_text("step 1000 / 1000")).to_be_visible(timeout=60_000)
