@@ -336,6 +336,10 @@ class Tracker:
             try:
                 self._loop()
             except Exception as exc:  # the loop itself failed: log it, show it, run it again
+                if isinstance(exc, RuntimeError) and "cannot schedule new futures after" in str(exc):
+                    # The process is exiting: Python closed the thread pools before atexit runs stop();
+                    # nothing can be followed any more, and a traceback on Ctrl-C would only alarm.
+                    return
                 log.exception("the tracking loop failed; restarting it")
                 self._loop_failed(f"the tracking loop failed ({type(exc).__name__}: {exc}) and was restarted")
                 self._stop.wait(0.5)

@@ -172,3 +172,15 @@ def test_periodic_tasks_run_in_the_tracker_and_survive_errors(store):
     now[0] = 10
     t.run_periodic()
     assert calls == [0.0, 10]
+
+
+def test_a_process_that_exits_stops_the_tracker_without_a_traceback(store, caplog):
+    # At interpreter exit Python closes every thread pool before atexit runs the tracker's stop(); the
+    # loop's next submit then raises "cannot schedule new futures after (interpreter) shutdown".
+    t = Tracker(store, CONFIG, lambda role: FakeJobs())
+    t._periodic_runner.shutdown(wait=True)
+    t._start_thread()
+    t._thread.join(timeout=5)
+    assert not t._thread.is_alive()
+    assert "tracking loop failed" not in caplog.text
+    t.stop()
