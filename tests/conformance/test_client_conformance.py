@@ -232,11 +232,13 @@ def _gone(jobs, job_id) -> bool:
 def test_health(client):
     jobs = client.endpoint(BASIC)
     before = jobs.health()
-    jobs.run_and_wait({"echo": 0}, timeout_s=20)
-    after = jobs.health()
-    assert isinstance(after, Health)
-    assert after.jobs.completed == before.jobs.completed + 1
-    assert after.workers.total >= 1
+    job = jobs.run({"echo": 0, "sleep_ms": 1500})
+    # While the job runs a worker exists (read then, not after: the test endpoint's idle timeout is
+    # milliseconds, so the worker may be gone by the time the job is seen completed).
+    busy = wait_until(lambda: (h := jobs.health()).workers.total >= 1 and h, timeout_s=20, what="a worker")
+    assert isinstance(busy, Health)
+    wait_until(lambda: jobs.status(job.id).status.is_final, timeout_s=20, what="the job to finish")
+    assert jobs.health().jobs.completed == before.jobs.completed + 1
 
 
 def test_stream(client):
