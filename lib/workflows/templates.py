@@ -249,10 +249,14 @@ def save_custom_template(store_dir: Path, name: str, workflow: Mapping,
         raise TemplateError(f"a saved workflow named {title!r} already exists; choose another name "
                             f"or replace it")
     store_dir.mkdir(parents=True, exist_ok=True)
+    _write(path, data)
+    return parse_template(data, builtin=False, source=path)
+
+
+def _write(path: Path, data: Mapping) -> None:
     tmp = path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False), encoding="utf-8")
     tmp.replace(path)  # atomic: a listing never sees a half-written template
-    return parse_template(data, builtin=False, source=path)
 
 
 def repoint_model(store_dir: Path, src: str, dst: str) -> list[str]:
@@ -278,9 +282,7 @@ def repoint_model(store_dir: Path, src: str, dst: str) -> list[str]:
                 moved = True
         if moved:
             parse_template(data, builtin=False)
-            tmp = path.with_suffix(".json.tmp")
-            tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False), encoding="utf-8")
-            tmp.replace(path)
+            _write(path, data)
             changed.append(str(data.get("title") or data.get("name")))
     return changed
 
