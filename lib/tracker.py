@@ -29,6 +29,7 @@ from lib.costs.model import estimate_job_cost
 from lib.errors import ConsoleError
 from lib.jobstate import WORKER_FAILED, JobState
 from lib.outputs import OutputError, fetch_image, image_entries
+from lib.pollplan import Lane, PollPlan
 from lib.runpod import DevWorkerJobs, Job, NotFound, Policy, PollPolicy, RateLimited, RunPodError
 from lib.store import DamagedRecord, DiskFull, DuplicateSubmission, JobRecord, JobStore, StoreUnavailable
 
@@ -140,6 +141,10 @@ class Tracker:
         self._periodic_runner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tracker-periodic")
         self._periodic_run: Future[None] | None = None
         self._due: dict[str, _Due] = {}
+        # One /status budget per endpoint, handed out in queue order (lib/pollplan.py).
+        self._plan = PollPlan(clock)
+        self._budget_wake: float | None = None  # when a poll the budget held back may go
+        self._held: set[str] = set()  # polls whose time has come, held back by the budget
         self._running: set[str] = set()  # local ids with a task in flight: never dispatched twice
         self._not_found: dict[str, int] = {}  # local id -> RunPod 404s seen in a row
         self._unrecorded: dict[str, Job] = {}  # local id -> RunPod's answer to /run, not yet stored
@@ -220,6 +225,7 @@ class Tracker:
                                       "The console restarted before RunPod confirmed this submission; "
                                       "check the endpoint before submitting it again.")
                 continue
+            self._follow(record)
             self._schedule_task(record.local_id, KEEP if record.outputs_pending else POLL, None, delay=0.0)
             count += 1
         for record in self.store.missing_outputs():
@@ -280,6 +286,7 @@ class Tracker:
                 record.local_id, JobState.UNKNOWN,
                 f"RunPod did not confirm the submission ({exc}). It may still run: check the "
                 f"endpoint's queue before submitting again.")
+        self._follow(record, job.status.value)
         try:
             record = self.store.mark_submitted(record.local_id, job.id, job.status.value)
         except StoreUnavailable as exc:
@@ -312,6 +319,7 @@ class Tracker:
         job = self._jobs_of(record).retry(record.runpod_id)
         self.store.audit(user, "retry", local_id, {"runpod_id": record.runpod_id})
         updated = self.store.reset_for_retry(local_id, job.status.value)
+        self._follow(updated)
         self._schedule_poll(local_id, None, delay=self._schedule.first_s)
         return updated
 
@@ -319,6 +327,11 @@ class Tracker:
         return self._jobs_at(record.endpoint_id) if self._jobs_at else self._jobs_for(record.role)
 
     # ---- scheduling ---------------------------------------------------------------------
+    def _follow(self, record: JobRecord, status: str | None = None) -> None:
+        """Give the job its place in its endpoint's /status budget (queue order = submission time)."""
+        self._plan.follow(record.local_id, Lane(record.endpoint_id, record.created_at.timestamp(), record.kind))
+        self._plan.observe(record.local_id, status or record.status)
+
     def _schedule_poll(self, local_id: str, interval: float | None, *, delay: float) -> None:
         self._schedule_task(local_id, POLL, interval, delay=delay)
 
@@ -358,8 +371,10 @@ class Tracker:
                 self._periodic_run = self._periodic_runner.submit(self.run_periodic)
             self._forget_old_loop_problem()
             with self._due_lock:
-                next_due = min([due.at for lid, due in self._due.items() if lid not in self._running]
-                               + [entry[2] for entry in self._periodic], default=None)
+                next_due = min([due.at for lid, due in self._due.items()
+                                if lid not in self._running and lid not in self._held]
+                               + [entry[2] for entry in self._periodic]
+                               + ([self._budget_wake] if self._budget_wake is not None else []), default=None)
             timeout = 1.0 if next_due is None else max(0.0, min(1.0, next_due - self._clock()))
             self._wake.wait(timeout)
             self._wake.clear()
@@ -371,11 +386,15 @@ class Tracker:
                 del self._problems["loop"]
 
     def _dispatch_due(self, only: str | None = None) -> list[Future[Any]]:
-        """Start every task whose turn has come; polls and downloads on separate pools."""
+        """Start every task whose turn has come and, for polls, that the endpoint's /status budget
+        allows; polls and downloads on separate pools."""
         now = self._clock()
         with self._due_lock:
             due = [(lid, entry) for lid, entry in self._due.items()
                    if entry.at <= now and lid not in self._running and only in (None, entry.task)]
+            allowed, self._budget_wake = self._plan.grant((lid, entry.at) for lid, entry in due if entry.task == POLL)
+            self._held = {lid for lid, entry in due if entry.task == POLL} - set(allowed)
+            due = [(lid, entry) for lid, entry in due if lid not in self._held]
             for lid, _ in due:
                 del self._due[lid]
                 self._running.add(lid)
@@ -442,6 +461,7 @@ class Tracker:
             self._schedule_task(local_id, KEEP, None, delay=0.0)
             return False
         if record.is_final or not record.runpod_id:
+            self._plan.forget(local_id)
             return False
         jobs = self._jobs_of(record)
         if isinstance(jobs, DevWorkerJobs):
@@ -457,13 +477,19 @@ class Tracker:
             # a Retry-After delays this job only.
             log.warning("status of job %s failed: %s", local_id, exc)
             retry_after = exc.retry_after if isinstance(exc, RateLimited) else None
+            if isinstance(exc, RateLimited):
+                self._plan.rate_limited(local_id)
             self._schedule_poll(local_id, next_interval, delay=max(next_interval, retry_after or 0.0))
             return False
         with self._due_lock:
             self._not_found.pop(local_id, None)
         updated = self._apply(record, job)
+        self._plan.observe(local_id, updated.status, job.execution_time_ms)
         if not updated.is_final and not updated.outputs_pending:
-            self._schedule_poll(local_id, next_interval, delay=next_interval)
+            delay, next_interval = self._plan.next_poll(
+                local_id, was=record.status, now_status=updated.status, interval=interval,
+                policy=self._schedule.policy(record.role), running_for_s=_running_for_s(record, job, interval))
+            self._schedule_poll(local_id, next_interval, delay=delay)
         return False
 
     def _on_not_found(self, record: JobRecord, exc: NotFound, interval: float) -> None:
@@ -575,6 +601,8 @@ class Tracker:
             self._notify(updated)
 
     def _notify(self, record: JobRecord) -> None:
+        if record.is_final or record.status == JobState.UNKNOWN:
+            self._plan.forget(record.local_id)
         for listener in list(self._listeners):
             try:
                 listener(record)
@@ -593,6 +621,16 @@ class Tracker:
                 raise TimeoutError(f"{sum(not r.is_final for r in records)} of {len(ids)} jobs "
                                    f"still unfinished after {timeout_s:.0f} s")
             time.sleep(0.05)
+
+
+def _running_for_s(record: JobRecord, job: Job, interval: float | None) -> float:
+    """How long a job RunPod reports IN_PROGRESS has been running, as far as we can tell: from its
+    queue wait (delayTime) when RunPod gives it, else half the pause since the look that saw it queued."""
+    submitted = (record.submitted_at or record.created_at).timestamp()
+    since_last_look = interval if interval is not None else max(0.0, time.time() - submitted)
+    if job.delay_time_ms is None:
+        return since_last_look / 2
+    return min(max(0.0, time.time() - submitted - job.delay_time_ms / 1000.0), since_last_look)
 
 
 def _kind_of(exc: Exception) -> str:

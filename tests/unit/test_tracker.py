@@ -1,4 +1,5 @@
 import base64
+import time
 from pathlib import Path
 
 import pytest
@@ -184,3 +185,40 @@ def test_a_process_that_exits_stops_the_tracker_without_a_traceback(store, caplo
     assert not t._thread.is_alive()
     assert "tracking loop failed" not in caplog.text
     t.stop()
+
+
+def test_many_queued_jobs_are_polled_within_the_endpoints_budget_in_queue_order(store):
+    """Issue 18 goal 4: 300 jobs due at once get at most the budget's burst, the oldest first."""
+    now = [0.0]
+    jobs = FakeJobs()
+    t = Tracker(store, CONFIG, lambda role: jobs, clock=lambda: now[0], max_parallel=4)
+    ids = [t.submit("image", {"i": i}, kind="zimage", user="ana", idempotency_key=f"k{i}").local_id
+           for i in range(300)]
+    now[0] = 10.0
+    polled = t.poll_due()
+    assert 0 < polled < 300
+    waiting = {lid for lid, due in t._due.items() if due.at <= now[0]}
+    assert waiting == set(ids[polled:]), "the oldest submissions were polled first"
+
+
+def test_the_loop_sleeps_while_the_budget_holds_polls_back(store):
+    """Held polls are due but must not make the loop spin until a token comes."""
+    jobs = FakeJobs()
+    t = Tracker(store, CONFIG, lambda role: jobs, max_parallel=4)
+    for i in range(300):
+        t.submit("image", {"i": i}, kind="zimage", user="ana", idempotency_key=f"k{i}")
+    rounds = [0]
+    dispatch = t._dispatch_due
+
+    def counted(only=None):
+        rounds[0] += 1
+        return dispatch(only)
+
+    t._dispatch_due = counted
+    t.start()
+    try:
+        time.sleep(2.0)
+    finally:
+        t.stop()
+    # Each round starts at least one poll or waits for the next token: a spinning loop makes 10⁵ rounds.
+    assert 10 < rounds[0] < 3000
