@@ -97,7 +97,7 @@ def make_jobs(db: sqlite3.Connection, config: ConsoleConfig, rng: random.Random,
         output = ({"images": [{"filename": f"{local_id}_00001_.png", "type": "base64"}]}
                   if status == "COMPLETED" and role != "training" else None)
         jobs.append((local_id, f"idem-{local_id}", role, config.endpoint(role).id, f"rp-{local_id}",
-                     status, kind, user, None, character, created_at, created_at + 0.05,
+                     status, kind, user, None, character, meta.get("model"), created_at, created_at + 0.05,
                      finished_at, delay_ms if ran else None, execution_ms if ran else None,
                      f"wkr{rng.randrange(40):03d}" if ran else None, 0, f"{seed:064x}",
                      json.dumps(workflow_input(rng, prompt, seed)), json.dumps(meta),
@@ -119,10 +119,10 @@ def make_jobs(db: sqlite3.Connection, config: ConsoleConfig, rng: random.Random,
     with db:
         db.executemany(
             "INSERT OR IGNORE INTO jobs (local_id, idempotency_key, role, endpoint_id, runpod_id, status,"
-            " kind, user, grp, character, created_at, submitted_at, finished_at, delay_ms, execution_ms,"
+            " kind, user, grp, character, model, created_at, submitted_at, finished_at, delay_ms, execution_ms,"
             " worker_id, retries, payload_hash, input_json, meta_json, output_json, error, est_cost_usd,"
             " cost_usd, images, cold_start, simulated)"
-            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,0)", jobs)
+            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,0)", jobs)
         db.executemany("INSERT INTO status_changes (local_id, at, status, delay_ms, execution_ms, worker_id,"
                        " note) VALUES (?,?,?,?,?,?,?)", changes)
         db.executemany("INSERT OR REPLACE INTO outputs (local_id, name, path, mime, meta_json)"

@@ -47,15 +47,11 @@ def pictures(store, *, kinds: list[str], character: str | None = None, model: st
     records: list[JobRecord] = []
     for label in kinds:
         role, job_kinds = KIND_FILTERS[label]
-        records += store.list(role=role, status=JobState.COMPLETED.value, kind=list(job_kinds), since=since, until=until,
-                              limit=limit)
+        records += store.list(role=role, status=JobState.COMPLETED.value, kind=list(job_kinds), since=since,
+                              until=until, character=character, model=model, limit=limit)
     records.sort(key=lambda r: r.created_at, reverse=True)
     out = []
     for record in records[:limit]:
-        if character and record.meta.get("character") != character:
-            continue
-        if model and record.meta.get("model") != model:
-            continue
         out += [Picture(record, o) for o in store.outputs(record.local_id) if o.mime.startswith("image/")]
     return out
 

@@ -30,15 +30,16 @@ index = state.index
 usage = actions.usage_index(services)
 flags = actions.model_files(services).flags(usage)
 by_key = actions.flags_by_key(flags)
+flag_view = actions.flags_view(flags)
 a, b, c, d = st.columns(4)
 a.metric("Files", f"{len(index):,}")
 b.metric("Total size", actions.format_bytes(index.total_bytes))
-c.metric("Flagged files", len(by_key))
+c.metric("Flagged files", f"{flag_view.problem_files:,}")
 if d.button("Re-list the volume", icon=":material/refresh:"):
     actions.model_files(services).refresh()
     st.rerun()
 
-browse, flagged, upload = st.tabs(["Browse", f"Flags ({len(flags)})", "Upload"])
+browse, flagged, upload = st.tabs(["Browse", f"Flags ({flag_view.problem_count:,})", "Upload"])
 
 with browse:
     f1, f2, f3, f4 = st.columns([3, 2, 1, 1])
@@ -80,9 +81,13 @@ with browse:
     st.plotly_chart(folder_sizes_figure(index.totals()), key="models.sizes")
 
 with flagged:
-    if flags:
-        st.dataframe(actions.flags_table(flags), hide_index=True, width="stretch")
-        fixable = [f for f in flags if f.move_to]
+    for note in flag_view.notes:
+        st.info(note, icon=":material/info:")
+    if flag_view.problems:
+        st.dataframe(actions.flags_table(flag_view.problems), hide_index=True, width="stretch")
+        if flag_view.problem_count > len(flag_view.problems):
+            st.caption(f"The first {len(flag_view.problems):,} of {flag_view.problem_count:,}, errors first.")
+        fixable = [f for f in flag_view.problems if f.move_to]
         if operator and fixable:
             fix = st.selectbox("Fix a misplaced file", [f.key for f in fixable], key="models.fix")
             if st.button("Move it where the worker looks…", key="models.fix_go"):

@@ -239,6 +239,40 @@ def files_table(items: list[IndexedFile], flags: Mapping[str, list[Flag]]) -> pd
     } for f in items], columns=["name", "folder", "size", "bytes", "modified", "flags", "path"])
 
 
+# More rows than anyone reads, and each costs the browser: a volume with years of training runs has
+# tens of thousands of notes (9 MB sent for 39,000 rows of the year-of-history bench).
+FLAGS_LISTED = 1000
+_NOTE_LINES = {"lora_not_promoted": "{n:,} training checkpoint(s) under loras/ not promoted yet: promote the "
+                                    "one you want to models/loras/ on the Training page to use it in image jobs."}
+
+
+@dataclass(frozen=True)
+class FlagsView:
+    """The Flags tab: problems (errors, then warnings) row by row, notes (info) as one line per kind."""
+
+    problems: list[Flag]
+    problem_count: int
+    problem_files: int
+    notes: list[str]
+
+
+def flags_view(flags: list[Flag], limit: int = FLAGS_LISTED) -> FlagsView:
+    order = {"error": 0, "warning": 1}
+    problems = sorted((f for f in flags if f.severity in order), key=lambda f: (order[f.severity], f.key))
+    counts: dict[str, int] = {}
+    listed_notes = []
+    for flag in flags:
+        if flag.severity in order:
+            continue
+        if flag.kind in _NOTE_LINES:
+            counts[flag.kind] = counts.get(flag.kind, 0) + 1
+        else:
+            listed_notes.append(flag)
+    notes = [_NOTE_LINES[kind].format(n=n) for kind, n in counts.items()]
+    return FlagsView((problems + listed_notes)[:limit], len(problems) + len(listed_notes),
+                     len({f.key for f in problems}), notes)
+
+
 def flags_table(flags: list[Flag]) -> pd.DataFrame:
     return pd.DataFrame([{"": _SEVERITY_ICON[f.severity], "file": f.key, "problem": f.message,
                           "move to": f.move_to or ""} for f in flags],

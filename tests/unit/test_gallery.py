@@ -35,3 +35,29 @@ def test_face_swaps_and_sheet_panels_are_in_the_gallery_and_filter_by_kind(store
     (panel,) = gallery.pictures(store, kinds=[gallery.SHEETS], character="ava")
     assert panel.caption == "Sheet · ava · front · seed 4"
     assert gallery.facets(store) == (["ava"], ["FLUX"])
+
+
+def test_filters_reach_past_the_newest_pictures(store):
+    """A character filter is applied by the store, not to the newest `limit` pictures of everyone."""
+    finished(store, "old-ava", role="image", kind="generate", meta={"character": "ava", "model": "FLUX"})
+    for i in range(5):
+        finished(store, f"bo-{i}", role="image", kind="generate", meta={"character": "bo", "model": "SDXL"})
+    (ava,) = gallery.pictures(store, kinds=[gallery.GENERATED], character="ava", limit=3)
+    assert ava.record.meta["character"] == "ava"
+    assert len(gallery.pictures(store, kinds=[gallery.GENERATED], model="SDXL", limit=3)) == 3
+
+
+def test_a_store_from_before_the_model_column_gets_its_filter_values(tmp_path):
+    """Stores written by older consoles had the model in meta only: it is copied once on opening."""
+    import sqlite3
+    old = JobStore(tmp_path)
+    finished(old, "gen", role="image", kind="generate", meta={"character": "ava", "model": "Z-Image"})
+    old.close()
+    with sqlite3.connect(tmp_path / "console.sqlite") as db:
+        db.execute("DROP INDEX jobs_model")
+        db.execute("ALTER TABLE jobs DROP COLUMN model")
+    reopened = JobStore(tmp_path)
+    try:
+        assert gallery.facets(reopened) == (["ava"], ["Z-Image"])
+    finally:
+        reopened.close()

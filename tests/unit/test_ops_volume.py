@@ -346,3 +346,17 @@ def test_copies_the_console_made_itself_are_not_flagged_as_duplicates():
     uploaded_twice = checkpoint + [IndexedFile("models/loras/ava_copy.safetensors", 10, t, md5)]
     assert {f.key for f in duplicate_flags([uploaded_twice])} == {"models/loras/ava_v2.safetensors",
                                                                  "models/loras/ava_copy.safetensors"}
+
+
+def test_flags_tab_lists_problems_and_counts_unpromoted_checkpoints_in_one_line():
+    """Issue 18 goal 2: 39,000 notes made the Models page send 9 MB; they are counted, not listed."""
+    from lib.ops.actions import flags_view
+    from lib.ops.flags import placement_flag
+    keys = [f"loras/ava/run-{r:04d}/ava_{s:09d}.safetensors" for r in range(300) for s in range(250, 3001, 250)]
+    keys += ["models/diffusion_models/flux1-schnell.safetensors", "checkpoints/sdxl.safetensors",
+             "models/other/x.safetensors"]
+    view = flags_view([placement_flag(k) for k in keys], limit=2)
+    assert [f.severity for f in view.problems] == ["error", "error"]
+    assert view.problem_count == 3 and view.problem_files == 3
+    assert view.notes == ["3,600 training checkpoint(s) under loras/ not promoted yet: promote the one you want "
+                          "to models/loras/ on the Training page to use it in image jobs."]
