@@ -2,10 +2,16 @@
 year of history (make it with bench/make_history.py).
 
 Starts the console the README's way on the given CONSOLE_DATA, then per page, in Chromium:
-  first  — a new browser session opens the page's URL: time from navigation until the page's
-           title is shown and Streamlit reports the script idle (data-test-script-state);
+  first  — a new Streamlit session opens the page's URL in a new tab of a browser that has opened
+           the console before (its HTTP cache holds Streamlit's scripts, as a staff member's does):
+           time from navigation until the page's title is shown and the script is idle
+           (data-test-script-state);
+  first_cold_cache — the same in a fresh browser profile (Streamlit's ~5 MB of scripts fetched
+           and compiled first);
   repeat — in that same session, from another page, the page is opened again through the
            sidebar: time from the click until its heading is shown and that run has finished.
+The floor is the same "first" for a one-line Streamlit app (st.title) served the same way: what
+any Streamlit page costs in this browser on this machine, before the console does anything.
 With the machine shared, wall time depends on the load; the console's own CPU seconds for each
 (its process tree, measured around the same interval) are printed beside it.
 Each is repeated --runs times (new session each run) and the median printed. Before measuring,
@@ -16,11 +22,15 @@ every page is opened once (the console's first start-up and caches are not what 
 from __future__ import annotations
 
 import argparse
+import os
 import re
+import subprocess
+import tempfile
 import time
 from pathlib import Path
 
-from harness import PAGES, ROOT, WATCH_RUNS, browser, console, emit, load_average, median, tree_cpu_s
+import httpx
+from harness import PAGES, ROOT, WATCH_RUNS, browser, console, emit, free_port, load_average, median, tree_cpu_s
 from playwright.sync_api import sync_playwright
 
 NAV_TITLES = {"": "Overview", "generate": "Generate", "special": "Face swap & sheets", "audit": "Audit"}
@@ -56,6 +66,42 @@ def reopen(page, title: str, heading: str) -> float:
     return time.perf_counter() - started
 
 
+def streamlit_floor(chromium, runs: int) -> tuple[float, float]:
+    """(first, first_cold_cache) of a one-line Streamlit app with run.sh's server flags."""
+    with tempfile.TemporaryDirectory(prefix="floor-") as folder:
+        app = Path(folder) / "hello.py"
+        app.write_text('import streamlit as st\nst.title("Hello")\n')
+        port = free_port()
+        server = subprocess.Popen([str(ROOT / ".venv" / "bin" / "python"), "-m", "streamlit", "run", str(app),
+                                   "--server.port", str(port), "--server.headless", "true",
+                                   "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none",
+                                   "--runner.postScriptGC", "false"],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=dict(os.environ))
+        url = f"http://127.0.0.1:{port}"
+        try:
+            for _ in range(100):
+                try:
+                    if httpx.get(f"{url}/_stcore/health", timeout=2).text == "ok":
+                        break
+                except httpx.HTTPError:
+                    time.sleep(0.2)
+            cached = chromium.new_context()
+            open_page(cached, url, "Hello")[0].close()
+            warm, cold = [], []
+            for _ in range(runs):
+                page, seconds = open_page(cached, url, "Hello")
+                warm.append(seconds)
+                page.close()
+                context = chromium.new_context()
+                cold.append(open_page(context, url, "Hello")[1])
+                context.close()
+            cached.close()
+            return median(warm), median(cold)
+        finally:
+            server.terminate()
+            server.wait(timeout=20)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=ROOT / "bench" / "out" / "history")
@@ -65,27 +111,29 @@ def main() -> None:
     wanted = [("" if p == "overview" else p) for p in args.pages.split(",")]
     with console(args.data, log_name="pages.log") as (url, process), sync_playwright() as pw:
         chromium = browser(pw)
-        warm = chromium.new_context()
+        cached = chromium.new_context()   # the staff member's browser: it has opened the console before
         for path in wanted:  # first start-up of the console and its background indexes
-            open_page(warm, f"{url}/{path}", PAGES[path])[0].close()
-        warm.close()
+            open_page(cached, f"{url}/{path}", PAGES[path])[0].close()
         worst_first = worst_repeat = 0.0
         loads = []
         for path in wanted:
-            firsts, repeats, first_cpu, repeat_cpu = [], [], [], []
+            firsts, colds, repeats, first_cpu, repeat_cpu = [], [], [], [], []
             for _ in range(args.runs):
-                context = chromium.new_context()
                 cpu = tree_cpu_s(process)
-                page, seconds = open_page(context, f"{url}/{path}", PAGES[path])
+                page, seconds = open_page(cached, f"{url}/{path}", PAGES[path])
                 firsts.append(seconds)
                 first_cpu.append(tree_cpu_s(process) - cpu)
                 cpu = tree_cpu_s(process)
                 repeats.append(reopen(page, NAV_TITLES.get(path, PAGES[path]), PAGES[path]))
                 repeat_cpu.append(tree_cpu_s(process) - cpu)
+                page.close()
+                context = chromium.new_context()
+                colds.append(open_page(context, f"{url}/{path}", PAGES[path])[1])
                 context.close()
                 loads.append(load_average())
             name = path or "overview"
             emit(f"page_{name}_first_s", median(firsts))
+            emit(f"page_{name}_first_cold_cache_s", median(colds))
             emit(f"page_{name}_repeat_s", median(repeats))
             emit(f"page_{name}_first_console_cpu_s", median(first_cpu))
             emit(f"page_{name}_repeat_console_cpu_s", median(repeat_cpu))
@@ -93,6 +141,9 @@ def main() -> None:
             worst_repeat = max(worst_repeat, median(repeats))
         emit("pages_worst_first_s", worst_first)
         emit("pages_worst_repeat_s", worst_repeat)
+        floor_first, floor_cold = streamlit_floor(chromium, args.runs)
+        emit("pages_streamlit_floor_first_s", floor_first)
+        emit("pages_streamlit_floor_first_cold_cache_s", floor_cold)
         emit("pages_load_avg_1m", median(loads))
         chromium.close()
 

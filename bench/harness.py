@@ -30,15 +30,15 @@ PAGES = {  # url path → the page's heading, every page (the Admin ones for the
 
 
 # Counts finished script runs (running → notRunning) from now on, in window.__runsFinished.
+# Each change is read from its own mutation record: a run that starts and ends before the observer's
+# callback would otherwise be seen as notRunning → notRunning and missed (then the bench waited for
+# the sidebar's next 5 s refresh).
 WATCH_RUNS = """() => {
   const app = document.querySelector("[data-testid='stApp']");
   window.__runsFinished = 0;
-  let last = app.getAttribute("data-test-script-state");
-  new MutationObserver(() => {
-    const state = app.getAttribute("data-test-script-state");
-    if (last === "running" && state === "notRunning") window.__runsFinished += 1;
-    last = state;
-  }).observe(app, {attributes: true, attributeFilter: ["data-test-script-state"]});
+  new MutationObserver((records) => {
+    for (const r of records) if (r.oldValue === "running") window.__runsFinished += 1;
+  }).observe(app, {attributes: true, attributeOldValue: true, attributeFilter: ["data-test-script-state"]});
 }"""
 
 
