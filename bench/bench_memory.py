@@ -15,6 +15,7 @@ console's process tree is sampled every 10 s. Prints:
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from pathlib import Path
 
@@ -53,6 +54,7 @@ def main() -> None:
                 turn += 1
                 next_reload += args.reload_s
             samples.append((time.monotonic() - t0, tree_rss_mb(process)))
+            print(f"# {samples[-1][0] / 60:.1f} min: {samples[-1][1]:.1f} MB", file=sys.stderr, flush=True)
         chromium.close()
     duration = samples[-1][0]
     emit("memory_tabs", len(TABS))
