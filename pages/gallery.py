@@ -66,8 +66,7 @@ for i, item in enumerate(items[(page - 1) * PER_PAGE: page * PER_PAGE]):
         with st.expander("Details"):
             st.text(item.details)
         # Three buttons side by side do not fit a quarter of the page: their labels were cut to "D…".
-        # Read when clicked: reading 24 images into every run of the page cost more than drawing them.
-        st.download_button("Download", item.output.path.read_bytes, item.output.name, item.output.mime,
+        st.download_button("Download", item.output.path.read_bytes(), item.output.name, item.output.mime,
                            key=f"gal.dl.{item.record.local_id}.{item.output.name}", icon=":material/download:",
                            width="stretch")
         if not item.can_resend:

@@ -1,6 +1,5 @@
 """Generate and Gallery in Chromium: Z-Image Turbo with a character LoRA, four images, a 2×3 comparison
 grid (LoRA strength × seed), and the images in the Gallery."""
-from pathlib import Path
 
 import pytest
 from playwright.sync_api import expect
@@ -57,7 +56,4 @@ def test_generate_four_images_a_grid_and_see_them_in_the_gallery(console_page, w
     for value in (4242, 4243, 4244, 4245, 11, 22, 33):
         expect(page.get_by_test_id("stImageCaption").filter(has_text=f"seed {value} · ava_v1")).not_to_have_count(0)
     expect(page.get_by_role("button", name="Re-run").first).to_be_enabled()
-    with page.expect_download() as download:   # the file is read when clicked, not on every run
-        page.get_by_role("button", name="Download").first.click()
-    assert Path(download.value.path()).read_bytes().startswith(b"\x89PNG")
     screenshot(page, wait_idle, "gallery.png")
