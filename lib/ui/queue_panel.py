@@ -14,15 +14,26 @@ from lib.ui import deps, widgets
 if TYPE_CHECKING:
     from lib.services import Services
 
-# The panel is drawn before the page runs, so a job the page sends appears at the next refresh.
-REFRESH = "2s"
+# The panel is drawn before the page runs, so a job the page sends appears at the next refresh; a job
+# that ends leaves the queue at most this long after the console has seen it end (bench/bench_live.py).
+REFRESH = "500ms"
 # With nothing of the user's in flight it looks for a job just sent by this page or another tab: often
 # enough that a new job shows within seconds, rarely enough that an idle console costs next to
 # nothing (bench/bench_idle.py; a refresh is one small store query).
 IDLE_REFRESH = "5s"
 
 
-@st.dialog("Cancel this job?")
+# The job whose Cancel… was pressed, while its confirmation is open. The dialog is opened by the page's
+# full run, outside the refreshing panel, and the panel's timer waits meanwhile: a dialog opened inside
+# the panel was removed again by the panel's next timed run (the click seemed to do nothing).
+CONFIRMING = "queue.confirming"
+
+
+def _forget_confirmation() -> None:
+    st.session_state.pop(CONFIRMING, None)
+
+
+@st.dialog("Cancel this job?", on_dismiss=_forget_confirmation)
 def confirm_cancel(svc: Services, user, local_id: str) -> None:
     record = svc.store.get(local_id)
     entry = live_queue.entry(record, datetime.now(UTC))
@@ -31,6 +42,7 @@ def confirm_cancel(svc: Services, user, local_id: str) -> None:
         st.text(f"• {line}")
     keep, cancel = st.columns(2)
     if keep.button("Keep it running", key="queue.keep", width="stretch"):
+        _forget_confirmation()
         st.rerun()
     if cancel.button("Cancel the job", type="primary", key="queue.cancel_ok", width="stretch",
                      disabled=record.is_final):
@@ -39,6 +51,7 @@ def confirm_cancel(svc: Services, user, local_id: str) -> None:
         except (RunPodError, PermissionError) as exc:
             widgets.show_error(exc, "cancel the job")
             return
+        _forget_confirmation()
         deps.toast_and_rerun(f"Cancel sent for {entry.what}")
 
 
@@ -56,11 +69,15 @@ def _panel(svc: Services, user) -> None:
                 st.progress(entry.progress)
             if user.can("cancel") and st.button("Cancel…", key=f"queue.cancel.{entry.local_id}",
                                                 icon=":material/cancel:"):
-                confirm_cancel(svc, user, entry.local_id)
+                st.session_state[CONFIRMING] = entry.local_id
+                st.rerun()
 
 
 def sidebar(svc: Services, user) -> None:
     """Draw the queue in the sidebar; it refreshes itself."""
+    confirming = st.session_state.get(CONFIRMING)
     busy = bool(live_queue.unfinished(svc.store, user.email, limit=1))
     with st.sidebar:
-        st.fragment(run_every=REFRESH if busy else IDLE_REFRESH)(_panel)(svc, user)
+        st.fragment(run_every=None if confirming else REFRESH if busy else IDLE_REFRESH)(_panel)(svc, user)
+    if confirming:
+        confirm_cancel(svc, user, confirming)
