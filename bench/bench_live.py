@@ -64,14 +64,13 @@ QUIET = """ms => new Promise(done => {
 # newer watcher (window.__watch) retires the older ones.
 #
 # A loaded image whose URL was not on the page when the watcher started; with `caption`, only an image
-# so captioned; with `below`, only one after the heading of that text.
-WATCH_NEW_IMAGE = """({caption, below}) => {
+# so captioned; with `within`, only one inside the element that CSS selector finds.
+WATCH_NEW_IMAGE = """({caption, within}) => {
   const me = window.__watch = (window.__watch || 0) + 1;
   const seen = new Set([...document.images].map(i => i.src));
   const captioned = img => img.closest("[data-testid=stImageContainer]").innerText.trim() === caption;
-  const under = img => [...document.querySelectorAll("h1, h2, h3")].some(h => h.textContent.trim() === below
-    && h.compareDocumentPosition(img) & Node.DOCUMENT_POSITION_FOLLOWING);
-  const wanted = img => (caption === undefined || captioned(img)) && (below === undefined || under(img));
+  const inside = img => [...document.querySelectorAll(within)].some(box => box.contains(img));
+  const wanted = img => (caption === undefined || captioned(img)) && (within === undefined || inside(img));
   const look = () => {
     if (window.__watch !== me) return;
     for (const img of document.querySelectorAll("[data-testid=stImageContainer] img")) {
@@ -206,8 +205,8 @@ class Bench:
             self.generate_form("Z-Image Turbo + LoRA")
             self.generate_round()
             self.open("Gallery", "Gallery")
-        # The "Just sent" view, at the foot of the page (the grid above shows the picture from a later run).
-        return lambda: self.measure(WATCH_NEW_IMAGE, {"below": "Just sent"}, lambda: self.press("Vary seed"))
+        # The "Just sent" view above the grid (the grid shows the new picture too, from a later run).
+        return lambda: self.measure(WATCH_NEW_IMAGE, {"within": ".st-key-gal-notice"}, lambda: self.press("Vary seed"))
 
     def special_view(self) -> Callable[[], tuple[str, float]]:
         page = self.page

@@ -11,7 +11,7 @@ priority: a tenth of the budget goes to the polls that have waited longest, so e
 looked at now and then, wherever it really is in RunPod's queue.
 
 The plan also says when to look next: a job that has just started is next looked at shortly
-before the time jobs of its kind usually take on this endpoint (not on a backoff from zero), and
+before the time jobs doing the same work (kind and model) usually take on this endpoint (not on a backoff from zero), and
 the jobs at the front of the queue — as many as are running — are looked at more often than the rest.
 """
 from __future__ import annotations
@@ -31,18 +31,19 @@ BUDGET_SHARE = 0.8            # the rest is headroom for other tools using the s
 STARVING_SHARE = 0.1          # of the budget: for the polls that waited longest
 STARVING_AFTER_S = 20.0       # a poll overdue this long may take the starving share
 BURST_S = 0.6                 # a bucket holds this many seconds of its rate
-RECENT_RUNS = 20              # execution times kept per endpoint and kind
+RECENT_RUNS = 20              # execution times kept per endpoint and work
 EXPECTED_END_SHARE = 0.9      # a started job is looked at after this share of the usual run time
 PREDICTED_WAIT_CAP = 4        # ... but only when that wait is at most this many poll caps
 
 
 @dataclass(frozen=True)
 class Lane:
-    """A followed job's place: its endpoint and its order in the endpoint's queue (submission time)."""
+    """A followed job's place: its endpoint and its order in the endpoint's queue (submission time);
+    and what it does (e.g. its kind and model), which jobs it takes about as long as."""
 
     endpoint: str
     order: float
-    kind: str = ""
+    work: str = ""
 
 
 @dataclass
@@ -85,10 +86,6 @@ class PollPlan:
         with self._lock:
             self._lanes[local_id] = lane
 
-    def lane_of(self, local_id: str) -> Lane | None:
-        with self._lock:
-            return self._lanes.get(local_id)
-
     def observe(self, local_id: str, status: str, execution_ms: int | None = None) -> None:
         """A poll's answer: the job's place in the queue, and its run time once it is over."""
         with self._lock:
@@ -102,7 +99,7 @@ class PollPlan:
             elif status == JobState.IN_QUEUE:
                 bisect.insort(place.queued, (lane.order, local_id))
             elif execution_ms is not None and status == JobState.COMPLETED:
-                runs = self._runs.setdefault((lane.endpoint, lane.kind), deque(maxlen=RECENT_RUNS))
+                runs = self._runs.setdefault((lane.endpoint, lane.work), deque(maxlen=RECENT_RUNS))
                 runs.append(execution_ms / 1000.0)
 
     def forget(self, local_id: str) -> None:
@@ -151,7 +148,7 @@ class PollPlan:
             return backoff, backoff
 
     def _usual_run_s(self, lane: Lane) -> float | None:
-        runs = self._runs.get((lane.endpoint, lane.kind))
+        runs = self._runs.get((lane.endpoint, lane.work))
         return statistics.median(runs) if runs else None
 
     # ---- the budget --------------------------------------------------------------------------

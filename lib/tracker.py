@@ -329,7 +329,9 @@ class Tracker:
     # ---- scheduling ---------------------------------------------------------------------
     def _follow(self, record: JobRecord, status: str | None = None) -> None:
         """Give the job its place in its endpoint's /status budget (queue order = submission time)."""
-        self._plan.follow(record.local_id, Lane(record.endpoint_id, record.created_at.timestamp(), record.kind))
+        # FLUX at 50 steps and Z-Image at 8 are both Generate's jobs: the model tells their run times apart.
+        work = f"{record.kind} {record.meta.get('model') or ''}"
+        self._plan.follow(record.local_id, Lane(record.endpoint_id, record.created_at.timestamp(), work))
         self._plan.observe(record.local_id, status or record.status)
 
     def _schedule_poll(self, local_id: str, interval: float | None, *, delay: float) -> None:
@@ -483,8 +485,10 @@ class Tracker:
             return False
         with self._due_lock:
             self._not_found.pop(local_id, None)
+        # Before applying: a final status makes the store's listeners forget the job's lane, and with it
+        # the run time the plan learns from a completion.
+        self._plan.observe(local_id, job.status, job.execution_time_ms)
         updated = self._apply(record, job)
-        self._plan.observe(local_id, updated.status, job.execution_time_ms)
         if not updated.is_final and not updated.outputs_pending:
             delay, next_interval = self._plan.next_poll(
                 local_id, was=record.status, now_status=updated.status, interval=interval,

@@ -7,9 +7,8 @@ from lib import gallery, resend
 from lib import inference as inf
 from lib.errors import ConsoleError
 from lib.runpod import RunPodError
-from lib.ui import deps, persist, resend_view, widgets
+from lib.ui import deps, persist, pictures, resend_view, widgets
 from lib.ui import live as live_view
-from lib.ui.safe_text import escaped
 
 deps.require_gate()
 svc = deps.services()
@@ -59,10 +58,13 @@ def send(action, item: gallery.Picture, verb: str) -> None:
         st.toast(f"{verb.capitalize()} sent — the new image appears here when it is done.")
 
 
+# What was just sent (or refused) shows above the grid, where it is seen; it is filled in after the grid,
+# whose buttons send.
+notice = st.container(key="gal.notice")
 cols = st.columns(4)
 for i, item in enumerate(items[(page - 1) * PER_PAGE: page * PER_PAGE]):
     with cols[i % 4]:
-        st.image(str(item.output.path), caption=escaped(item.caption), width="stretch")
+        pictures.show(svc, [item.output.path], [item.caption], width="stretch")
         with st.expander("Details"):
             st.text(item.details)
         # Three buttons side by side do not fit a quarter of the page: their labels were cut to "D…".
@@ -88,10 +90,11 @@ for i, item in enumerate(items[(page - 1) * PER_PAGE: page * PER_PAGE]):
             else:
                 st.switch_page("pages/generate.py")
 
-if refused := st.session_state.get("gal.refused"):
-    record = svc.store.get(refused)
-    st.subheader("Not sent")
-    resend_view.show_refusal(resend.before_resend(record, svc.volume), record, "gal.refused")
-if st.session_state.get("gal.sent"):
-    st.subheader("Just sent")
-    live_view.live_fragment(svc, "gal.sent", lambda key: live_view.job_list(svc, user, key))
+with notice:
+    if refused := st.session_state.get("gal.refused"):
+        record = svc.store.get(refused)
+        st.subheader("Not sent")
+        resend_view.show_refusal(resend.before_resend(record, svc.volume), record, "gal.refused")
+    if st.session_state.get("gal.sent"):
+        st.subheader("Just sent")
+        live_view.live_fragment(svc, "gal.sent", lambda key: live_view.job_list(svc, user, key))

@@ -5,7 +5,7 @@ from lib import overview, resend
 from lib.auth import require
 from lib.jobstate import WORKER_FAILED, JobState
 from lib.runpod import RunPodError
-from lib.ui import dates, deps, resend_view, widgets
+from lib.ui import dates, deps, pictures, resend_view, widgets
 from lib.ui.job_errors import job_line
 
 deps.require_gate()
@@ -73,7 +73,7 @@ elif retry_verdict is not None and retry_col.button("Retry on RunPod", icon=":ma
 outputs = store.outputs(record.local_id)
 images = [o for o in outputs if o.mime.startswith("image/")]
 if images:
-    st.image([str(o.path) for o in images], caption=[o.name for o in images], width=256)
+    pictures.show(services, [o.path for o in images], [o.name for o in images], width=256)
 with st.expander("Timeline"):
     st.dataframe([{"when": h.at, "status": h.status, "worker": h.worker_id or "—", "note": h.note or ""}
                   for h in store.history(record.local_id)], hide_index=True, width="stretch")

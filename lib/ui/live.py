@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 import streamlit as st
 
 from lib import inference as inf
+from lib.ui import pictures
 from lib.ui.job_errors import job_line
 from lib.ui.refresh import refresh_while, stop_refreshing_when
 from lib.ui.widgets import STATUS_ICONS
@@ -34,7 +35,7 @@ def job_list(svc: Services, user, state_key: str) -> None:
                  key=f"{state_key}.{view.record.local_id}", svc=svc, user=user, local_id=view.record.local_id)
     images = [i for v in views for i in v.images]
     if images:
-        st.image([str(i.path) for i in images], caption=[i.name for i in images], width=256)
+        pictures.show(svc, [i.path for i in images], [i.name for i in images], width=256)
     unfinished = any(not v.record.is_final for v in views)
     if unfinished and st.button("Cancel unfinished", key=f"{state_key}.cancel", icon=":material/cancel:"):
         st.toast(f"Cancel sent for {inf.cancel_unfinished(svc, st.session_state[state_key], user.email)} job(s)")

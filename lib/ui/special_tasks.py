@@ -7,10 +7,11 @@ from typing import Any
 
 import streamlit as st
 
+from lib import previews
 from lib import special as sp
 from lib.errors import ConsoleError
 from lib.runpod import RunPodError
-from lib.ui import deps, widgets
+from lib.ui import deps, pictures, widgets
 from lib.ui.refresh import refresh_while, stop_refreshing_when
 from lib.ui.safe_text import escaped
 
@@ -93,7 +94,7 @@ def _live_batch(scope: str, views: Callable[[str], Sequence], draw: Callable[[Se
     refresh_while(any(not v.finished for v in views(st.session_state[f"{scope}.batch"])), scope, render)
 
 
-def _draw_swaps(views: Sequence[sp.SwapView]) -> None:
+def _draw_swaps(svc, views: Sequence[sp.SwapView]) -> None:
     for view in views:
         st.markdown(f"{widgets.STATUS_ICONS.get(view.status, '')} **{escaped(view.target_name)}** · "
                     f"{view.status.replace('_', ' ').lower()}")
@@ -101,7 +102,8 @@ def _draw_swaps(views: Sequence[sp.SwapView]) -> None:
         if view.before:
             before.image(view.before, caption="Before", width="stretch")
         if view.after:
-            after.image(str(view.after), caption="After", width="stretch")
+            with after:
+                pictures.show(svc, [view.after], ["After"], width="stretch", stretched_to=previews.HALF_WIDTH)
             after.download_button("Download", view.after.read_bytes(), view.after.name, "image/png",
                                   key=f"fs.dl.{view.after.name}", icon=":material/download:", on_click="ignore")
         for warning in view.warnings:
@@ -112,24 +114,24 @@ def _draw_swaps(views: Sequence[sp.SwapView]) -> None:
 
 def swap_results(svc) -> None:
     """Before and after for every target photo of the face-swap batch sent last."""
-    _live_batch("fs", lambda batch: sp.batch_results(svc.store, batch), _draw_swaps)
+    _live_batch("fs", lambda batch: sp.batch_results(svc.store, batch), lambda views: _draw_swaps(svc, views))
 
 
-def _draw_references(views: Sequence[sp.PanelView]) -> None:
+def _draw_references(svc, views: Sequence[sp.PanelView]) -> None:
     cols = st.columns(4)
     for i, view in enumerate(views):
         with cols[i % 4]:
             st.caption(f"{widgets.STATUS_ICONS.get(view.status, '')} {view.label} · "
                        f"{view.status.replace('_', ' ').lower()}")
             if view.image:
-                st.image(str(view.image), caption=view.label, width="stretch")
+                pictures.show(svc, [view.image], [view.label], width="stretch")
             if view.error:
                 st.error(view.error, icon=":material/error:")
 
 
 def reference_results(svc) -> None:
     """Every image of the reference request sent last."""
-    _live_batch("ref", lambda batch: sp.reference_results(svc.store, batch), _draw_references)
+    _live_batch("ref", lambda batch: sp.reference_results(svc.store, batch), lambda views: _draw_references(svc, views))
 
 
 def sheet_results(svc) -> None:
@@ -150,9 +152,9 @@ def sheet_results(svc) -> None:
                                mime="image/png", on_click="ignore", key="sh.download")
         if result.path:
             st.caption(f"Sheet kept at {result.path}; every panel is kept with its job (Jobs page).")
-        done = [p for p in progress.panels if p.image]
+        done = [(p.image, p.label) for p in progress.panels if p.image]
         if done:
-            st.image([str(p.image) for p in done], caption=[p.label for p in done], width=160)
+            pictures.show(svc, [image for image, _ in done], [label for _, label in done], width=160)
         stop_refreshing_when(progress.finished, "sh")
 
     refresh_while(not sp.sheet_progress(svc.store, st.session_state["sh.batch"]).finished, "sh", render)

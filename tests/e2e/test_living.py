@@ -161,6 +161,9 @@ def test_gallery_just_sent_updates_by_itself(console_page, wait_idle):
     open_page(page, wait_idle, "Gallery", "Gallery")
     page.get_by_role("button", name="Re-run").first.click()
     expect(page.get_by_role("heading", name="Just sent")).to_be_visible()
+    # Above the pictures, where it is seen without scrolling past the whole grid.
+    heading = page.get_by_role("heading", name="Just sent").bounding_box()
+    assert heading["y"] < page.get_by_role("button", name="Re-run").first.bounding_box()["y"]
     expect(page.get_by_text("done on worker")).to_be_visible(timeout=60_000)
     expect(page.get_by_text("queued for")).to_have_count(0)
 

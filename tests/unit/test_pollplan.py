@@ -19,7 +19,7 @@ def plan_with(jobs: int, *, running: int = 0, endpoint: str = "ep"):
     clock = Clock()
     plan = PollPlan(clock)
     for i in range(jobs):
-        plan.follow(f"j{i:04d}", Lane(endpoint, order=float(i), kind="image"))
+        plan.follow(f"j{i:04d}", Lane(endpoint, order=float(i), work="image"))
         plan.observe(f"j{i:04d}", "IN_PROGRESS" if i < running else "IN_QUEUE")
     return plan, clock
 
@@ -106,4 +106,5 @@ def test_forgotten_jobs_leave_the_queue():
     plan.forget("j0001")
     # j0002 is now first in line behind the one running job
     assert plan.next_poll("j0002", was="IN_QUEUE", now_status="IN_QUEUE", interval=3.0, policy=POLICY)[0] == 1.0
-    assert plan.lane_of("j0001") is None
+    # and j0001 itself, if looked at again, is on the plain backoff, not first in line
+    assert plan.next_poll("j0001", was="IN_QUEUE", now_status="IN_QUEUE", interval=3.0, policy=POLICY)[0] == 3.0

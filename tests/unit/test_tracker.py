@@ -222,3 +222,24 @@ def test_the_loop_sleeps_while_the_budget_holds_polls_back(store):
         t.stop()
     # Each round starts at least one poll or waits for the next token: a spinning loop makes 10⁵ rounds.
     assert 10 < rounds[0] < 3000
+
+
+def test_a_job_seen_starting_is_next_looked_at_near_its_kinds_usual_end(store):
+    """Issue 18: the plan learns run times from completed jobs. It was told of a completion only after
+    the store's listeners had already forgotten the job, so it never learnt one and a started job was
+    polled on the plain backoff from 0.25 s."""
+    now = [0.0]
+
+    def status(job_id: str) -> Job:
+        if job_id == "rp-0":
+            return Job(id=job_id, status=JobStatus.COMPLETED, delay_time_ms=10, execution_time_ms=8_000,
+                       worker_id="w1", retries=0, output={})
+        return Job(id=job_id, status=JobStatus.IN_PROGRESS, worker_id="w1", delay_time_ms=10)
+
+    jobs = FakeJobs(final=status)
+    t = Tracker(store, CONFIG, lambda role: jobs, clock=lambda: now[0], max_parallel=4)
+    first = t.submit("image", {"i": 0}, kind="zimage", user="ana", idempotency_key="k0")
+    assert poll_once(t, first.local_id).status == "COMPLETED"
+    second = t.submit("image", {"i": 1}, kind="zimage", user="ana", idempotency_key="k1")
+    assert poll_once(t, second.local_id).status == "IN_PROGRESS"
+    assert t._due[second.local_id].at - now[0] == pytest.approx(0.9 * 8.0, abs=0.3)
