@@ -41,19 +41,34 @@ class Picture(inf.GalleryItem):
         return f"{what}\n\nworker {r.worker_id or '?'} · {cost} · {r.created_at:%Y-%m-%d %H:%M} by {r.user}"
 
 
+@dataclass(frozen=True)
+class PicturePage:
+    """One page of the Gallery: its pictures, which page of how many it is, and how many images match."""
+
+    items: list[Picture]
+    page: int
+    pages: int
+    images: int
+
+
 def pictures(store, *, kinds: list[str], character: str | None = None, model: str | None = None,
-             since: datetime | None = None, until: datetime | None = None, limit: int = 300) -> list[Picture]:
-    """Every kept image of the chosen kinds, newest first."""
-    records: list[JobRecord] = []
-    for label in kinds:
-        role, job_kinds = KIND_FILTERS[label]
-        records += store.list(role=role, status=JobState.COMPLETED.value, kind=list(job_kinds), since=since,
-                              until=until, character=character, model=model, limit=limit)
-    records.sort(key=lambda r: r.created_at, reverse=True)
-    out = []
-    for record in records[:limit]:
-        out += [Picture(record, o) for o in store.outputs(record.local_id) if o.mime.startswith("image/")]
-    return out
+             since: datetime | None = None, until: datetime | None = None, page: int = 1,
+             per_page: int = 24) -> PicturePage:
+    """The `page`-th `per_page` jobs' images of the chosen kinds, newest first (pages of jobs: a job
+    keeps one image, or a few). Only that page's jobs are read; the pages are counted by the store."""
+    roles = sorted({KIND_FILTERS[label][0] for label in kinds})
+    # The kinds of different roles have different names, so role IN (...) AND kind IN (...) picks
+    # exactly the chosen (role, kinds) pairs.
+    job_kinds = sorted({kind for label in kinds for kind in KIND_FILTERS[label][1]})
+    filters = {"role": roles, "status": JobState.COMPLETED.value, "kind": job_kinds, "character": character,
+               "model": model, "since": since, "until": until, "with_images": True}
+    jobs, images = store.tally(**filters)
+    pages = max(1, -(-jobs // per_page))
+    page = min(max(1, page), pages)
+    records: list[JobRecord] = store.list(**filters, limit=per_page, offset=(page - 1) * per_page)
+    items = [Picture(record, o) for record in records for o in store.outputs(record.local_id)
+             if o.mime.startswith("image/")]
+    return PicturePage(items, page, pages, images)
 
 
 def facets(store) -> tuple[list[str], list[str]]:

@@ -139,7 +139,9 @@ class PollPlan:
                 wait = EXPECTED_END_SHARE * usual - (running_for_s or 0.0)
                 if wait > PREDICTED_WAIT_CAP * policy.cap_s:
                     return first, first
-                return max(first, wait), first
+                # By then it is due to end any moment: if it still runs, the look after comes `first` later
+                # (the interval returned is the one the backoff grows from).
+                return max(first, wait), first / policy.factor
             if now_status == JobState.IN_QUEUE:
                 rank = bisect.bisect_left(place.queued, (lane.order, local_id))
                 if rank < max(1, len(place.running)):  # next in line: starts when a running job ends

@@ -462,31 +462,36 @@ class JobStore:
         records = self._records(rows)
         return records[0] if records else None
 
-    def list(self, *, role: str | None = None, status: str | Iterable[str] | None = None,
+    def list(self, *, role: str | Iterable[str] | None = None, status: str | Iterable[str] | None = None,
              kind: str | Iterable[str] | None = None, user: str | None = None,
              since: datetime | None = None, until: datetime | None = None,
              group: str | None = None, character: str | None = None, model: str | None = None,
-             include_simulated: bool = True, limit: int = 500) -> builtins.list[JobRecord]:
-        where: builtins.list[str] = []
-        args: builtins.list[object] = []
-        for column, value in (("role", role), ("status", status), ("kind", kind), ("user", user),
-                              ("grp", group), ("character", character), ("model", model)):
-            if value is None:
-                continue
-            values = [value] if isinstance(value, str) else list(value)
-            if not values:
-                return []
-            where.append(f"{column} IN ({','.join('?' * len(values))})")
-            args += values
-        _time_window(where, args, since, until)
-        if not include_simulated:
-            where.append("simulated = 0")
-        sql = "SELECT * FROM jobs"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY created_at DESC LIMIT ?"
-        args.append(int(limit))
-        return self._records(self._query(sql, args))
+             include_simulated: bool = True, with_images: bool = False, limit: int = 500,
+             offset: int = 0) -> builtins.list[JobRecord]:
+        """Jobs matching every filter given (a list: any of its values), newest first; `with_images`:
+        only jobs with an image kept."""
+        found = _filters(role=role, status=status, kind=kind, user=user, grp=group, character=character,
+                         model=model, since=since, until=until, include_simulated=include_simulated,
+                         with_images=with_images)
+        if found is None:
+            return []
+        where, args = found
+        rows = self._query(f"SELECT * FROM jobs{where} ORDER BY created_at DESC LIMIT ? OFFSET ?",
+                           [*args, int(limit), int(offset)])
+        return self._records(rows)
+
+    def tally(self, *, role: str | Iterable[str] | None = None, status: str | Iterable[str] | None = None,
+              kind: str | Iterable[str] | None = None, character: str | None = None, model: str | None = None,
+              since: datetime | None = None, until: datetime | None = None,
+              with_images: bool = False) -> tuple[int, int]:
+        """(jobs, images kept by them) matching the filters, as `list` takes them: one query, no rows read."""
+        found = _filters(role=role, status=status, kind=kind, character=character, model=model, since=since,
+                         until=until, with_images=with_images)
+        if found is None:
+            return 0, 0
+        where, args = found
+        jobs, images = self._query(f"SELECT COUNT(*), COALESCE(SUM(images), 0) FROM jobs{where}", args)[0]
+        return int(jobs), int(images)
 
     def unfinished(self) -> builtins.list[JobRecord]:
         """Jobs the tracker must follow: sent to RunPod and not final, or not confirmed, or
@@ -702,6 +707,28 @@ class JobStore:
         frame["cold_start"] = frame["cold_start"].fillna(0).astype(bool)
         frame["simulated"] = frame["simulated"].fillna(0).astype(bool)
         return frame
+
+
+def _filters(*, since: datetime | None = None, until: datetime | None = None, include_simulated: bool = True,
+             with_images: bool = False, **columns: str | Iterable[str] | None) -> tuple[str, list[object]] | None:
+    """The WHERE clause (with its leading space, or empty) and arguments for jobs whose `columns` have the
+    value given (or one of the values of a list); None when an empty list means nothing can match."""
+    where: list[str] = []
+    args: list[object] = []
+    for column, value in columns.items():
+        if value is None:
+            continue
+        values = [value] if isinstance(value, str) else list(value)
+        if not values:
+            return None
+        where.append(f"{column} IN ({','.join('?' * len(values))})")
+        args += values
+    _time_window(where, args, since, until)
+    if not include_simulated:
+        where.append("simulated = 0")
+    if with_images:
+        where.append("images > 0")
+    return (" WHERE " + " AND ".join(where) if where else ""), args
 
 
 def _time_window(where: list[str], args: list[object], since: datetime | None, until: datetime | None) -> None:

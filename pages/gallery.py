@@ -26,18 +26,22 @@ days = f3.date_input("Dates", (date.today() - timedelta(days=30), date.today()),
 # While a range is being picked the input holds only its first day: show that day until the second is picked.
 picked = days if isinstance(days, tuple) else (days,)
 start, end = (picked[0], picked[-1]) if picked else (None, None)
-items = gallery.pictures(svc.store, kinds=kinds, character=None if character == "all" else character,
+found = gallery.pictures(svc.store, kinds=kinds, character=None if character == "all" else character,
                          model=None if model == "all" else model,
                          since=datetime.combine(start, time.min, UTC) if start else None,
-                         until=datetime.combine(end, time.max, UTC) if end else None)
-pages = max(1, -(-len(items) // PER_PAGE))
-page = int(st.number_input(f"Page (of {pages})", 1, pages, 1, key="gal.page")) if pages > 1 else 1
-st.caption(f"{len(items)} images — kept by the console, so they outlive RunPod's 30-minute results.")
-if not items:
+                         until=datetime.combine(end, time.max, UTC) if end else None,
+                         page=st.session_state.get("gal.page", 1), per_page=PER_PAGE)
+st.session_state["gal.page"] = found.page   # a narrower filter may have fewer pages
+if found.pages > 1:
+    st.number_input(f"Page (of {found.pages:,})", 1, found.pages, key="gal.page")
+st.caption(f"{found.images:,} images — kept by the console, so they outlive RunPod's 30-minute results.")
+if not found.items:
     st.info("No images here yet. Make some on the Generate or Face swap & sheets page.", icon=":material/image:")
 
 
 def send(action, item: gallery.Picture, verb: str) -> None:
+    """Re-run's and Vary seed's callback. It runs before the page does, so what was sent (or why not) is
+    drawn above the grid in this same run."""
     scope = f"gallery.{verb}.{item.record.local_id}"
     verdict = resend.before_resend(item.record, svc.volume)   # the same preflight as Generate
     if not verdict.ok:
@@ -48,21 +52,30 @@ def send(action, item: gallery.Picture, verb: str) -> None:
         result = action(svc, item.record.local_id, user_email=user.email,
                         request_key=deps.idempotency_key(scope, item.output.name))
     except (ConsoleError, RunPodError) as exc:
-        widgets.show_error(exc, verb)
+        st.session_state["gal.failed"] = (exc, verb)
         return
-    for error in result.errors:
-        st.error(error, icon=":material/error:")
+    st.session_state["gal.errors"] = result.errors
     if result.records and not result.errors:
         deps.new_request(scope)  # sent: the next click is a new request
         st.session_state["gal.sent"] = result.local_ids
-        st.toast(f"{verb.capitalize()} sent — the new image appears here when it is done.")
+        st.toast(f"{verb.capitalize()} sent — the new image appears above the pictures when it is done.")
 
 
-# What was just sent (or refused) shows above the grid, where it is seen; it is filled in after the grid,
-# whose buttons send.
-notice = st.container(key="gal.notice")
+with st.container(key="gal.notice"):   # above the grid, where it is seen
+    if failed := st.session_state.pop("gal.failed", None):
+        widgets.show_error(*failed)
+    for error in st.session_state.pop("gal.errors", []):
+        st.error(error, icon=":material/error:")
+    if refused := st.session_state.get("gal.refused"):
+        record = svc.store.get(refused)
+        st.subheader("Not sent")
+        resend_view.show_refusal(resend.before_resend(record, svc.volume), record, "gal.refused")
+    if st.session_state.get("gal.sent"):
+        st.subheader("Just sent")
+        live_view.live_fragment(svc, "gal.sent", lambda key: live_view.job_list(svc, user, key))
+
 cols = st.columns(4)
-for i, item in enumerate(items[(page - 1) * PER_PAGE: page * PER_PAGE]):
+for i, item in enumerate(found.items):
     with cols[i % 4]:
         pictures.show(svc, [item.output.path], [item.caption], width="stretch")
         with st.expander("Details"):
@@ -75,12 +88,11 @@ for i, item in enumerate(items[(page - 1) * PER_PAGE: page * PER_PAGE]):
             continue
         b, c = st.columns(2)
         uid = f"{item.record.local_id}.{item.output.name}"
-        if b.button("Re-run", key=f"gal.rerun.{uid}", disabled=not user.can("submit"), width="stretch",
-                    help="Send the identical job again (only the output name changes)"):
-            send(inf.rerun, item, "re-run")
-        if c.button("Vary seed", key=f"gal.vary.{uid}", disabled=not user.can("submit"), width="stretch",
-                    help="Same settings, a new random seed"):
-            send(inf.vary_seed, item, "vary seed")
+        b.button("Re-run", key=f"gal.rerun.{uid}", disabled=not user.can("submit"), width="stretch",
+                 help="Send the identical job again (only the output name changes)",
+                 on_click=send, args=(inf.rerun, item, "re-run"))
+        c.button("Vary seed", key=f"gal.vary.{uid}", disabled=not user.can("submit"), width="stretch",
+                 help="Same settings, a new random seed", on_click=send, args=(inf.vary_seed, item, "vary seed"))
         if st.button("Open in Own workflow", key=f"gal.open.{uid}", width="stretch", icon=":material/account_tree:",
                      help="The exact workflow this image was made with, to save, edit and run as your own"):
             try:
@@ -89,12 +101,3 @@ for i, item in enumerate(items[(page - 1) * PER_PAGE: page * PER_PAGE]):
                 widgets.show_error(exc, "open its workflow")
             else:
                 st.switch_page("pages/generate.py")
-
-with notice:
-    if refused := st.session_state.get("gal.refused"):
-        record = svc.store.get(refused)
-        st.subheader("Not sent")
-        resend_view.show_refusal(resend.before_resend(record, svc.volume), record, "gal.refused")
-    if st.session_state.get("gal.sent"):
-        st.subheader("Just sent")
-        live_view.live_fragment(svc, "gal.sent", lambda key: live_view.job_list(svc, user, key))

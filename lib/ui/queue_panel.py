@@ -55,12 +55,17 @@ def confirm_cancel(svc: Services, user, local_id: str) -> None:
         deps.toast_and_rerun(f"Cancel sent for {entry.what}")
 
 
+# Whether the panel's timer was set for a job in flight (REFRESH) or for none (IDLE_REFRESH). A panel that
+# finds the other case runs the page once more, which sets the timer anew: a finished job leaves no fast
+# timer running behind it (an idle tab costs next to nothing), and a job sent from another tab gets one.
+TIMED_BUSY = "queue.timed_busy"
+
+
 def _panel(svc: Services, user) -> None:
     entries = live_queue.unfinished(svc.store, user.email)
     st.markdown("**My queue**")
     if not entries:
         st.caption("Nothing queued or running.")
-        return
     for entry in entries:
         with st.container(border=True, key=f"queue.job.{entry.local_id}"):
             st.text(f"{entry.what}\n{entry.status} · {entry.elapsed}")
@@ -71,12 +76,14 @@ def _panel(svc: Services, user) -> None:
                                                 icon=":material/cancel:"):
                 st.session_state[CONFIRMING] = entry.local_id
                 st.rerun()
+    if bool(entries) != st.session_state.get(TIMED_BUSY) and not st.session_state.get(CONFIRMING):
+        st.rerun()
 
 
 def sidebar(svc: Services, user) -> None:
     """Draw the queue in the sidebar; it refreshes itself."""
     confirming = st.session_state.get(CONFIRMING)
-    busy = bool(live_queue.unfinished(svc.store, user.email, limit=1))
+    busy = st.session_state[TIMED_BUSY] = bool(live_queue.unfinished(svc.store, user.email, limit=1))
     with st.sidebar:
         st.fragment(run_every=None if confirming else REFRESH if busy else IDLE_REFRESH)(_panel)(svc, user)
     if confirming:

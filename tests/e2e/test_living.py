@@ -52,6 +52,16 @@ def expect_generate_form(page, count: str) -> None:
     expect(page.get_by_label("Number of images (one job each)")).to_have_value(count)
 
 
+# Counts the script runs (the page's and its fragments') from now on, in window.__runs.
+COUNT_RUNS = """() => {
+  const app = document.querySelector("[data-testid='stApp']");
+  window.__runs = 0;
+  new MutationObserver(records => {
+    for (const r of records) if (r.oldValue === "running") window.__runs += 1;
+  }).observe(app, {attributes: true, attributeOldValue: true, attributeFilter: ["data-test-script-state"]});
+}"""
+
+
 def queue(page):
     return page.get_by_test_id("stSidebar")
 
@@ -236,3 +246,21 @@ def test_the_demo_set_is_ready_and_the_gallery_filters_by_kind(console_page, wai
     page.get_by_role("option", name="Face swaps").click()
     page.keyboard.press("Escape")
     expect(page.get_by_text("No images here yet.")).to_be_visible()
+
+
+def test_the_queue_slows_down_once_the_last_job_ends_while_another_page_is_open(console_page, wait_idle):
+    """The queue looks twice a second while a job of the user's is in flight, and every 5 s otherwise: a job
+    that ends while a page without a live view is open leaves no fast timer behind (an idle tab costs CPU)."""
+    page = console_page
+    open_page(page, wait_idle, "Generate", "Generate images")
+    fill_generate_form(page, "5")   # five jobs, one after another: still in flight when the Jobs page opens
+    wait_idle(page)
+    page.get_by_role("button", name="Generate", exact=True).click()
+    expect(page.get_by_text("queued for").or_(page.get_by_text("done on worker")).first).to_be_visible()
+    open_page(page, wait_idle, "Jobs", "Jobs")
+    expect(queue(page).get_by_test_id("stText").filter(has_text=re.compile("^Image")).first).to_be_visible()
+    expect(queue(page).get_by_text("Nothing queued or running.")).to_be_visible(timeout=60_000)
+    wait_idle(page)
+    page.evaluate(COUNT_RUNS)
+    page.wait_for_timeout(3_000)
+    assert page.evaluate("window.__runs") <= 1

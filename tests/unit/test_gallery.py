@@ -28,11 +28,11 @@ def test_face_swaps_and_sheet_panels_are_in_the_gallery_and_filter_by_kind(store
              meta={"character": "ava", "source_name": "me.jpg", "target_name": "beach.jpg"})
     finished(store, "panel", role="special", kind="sheet_panel",
              meta={"character": "ava", "label": "front", "seed": 4})
-    everything = gallery.pictures(store, kinds=list(gallery.KIND_FILTERS))
+    everything = gallery.pictures(store, kinds=list(gallery.KIND_FILTERS)).items
     assert {p.record.kind for p in everything} == {"generate", "faceswap", "sheet_panel"}
-    swaps = gallery.pictures(store, kinds=[gallery.FACE_SWAPS])
+    swaps = gallery.pictures(store, kinds=[gallery.FACE_SWAPS]).items
     assert [p.caption for p in swaps] == ["Face swap · me.jpg → beach.jpg"] and not swaps[0].can_resend
-    (panel,) = gallery.pictures(store, kinds=[gallery.SHEETS], character="ava")
+    (panel,) = gallery.pictures(store, kinds=[gallery.SHEETS], character="ava").items
     assert panel.caption == "Sheet · ava · front · seed 4"
     assert gallery.facets(store) == (["ava"], ["FLUX"])
 
@@ -42,9 +42,33 @@ def test_filters_reach_past_the_newest_pictures(store):
     finished(store, "old-ava", role="image", kind="generate", meta={"character": "ava", "model": "FLUX"})
     for i in range(5):
         finished(store, f"bo-{i}", role="image", kind="generate", meta={"character": "bo", "model": "SDXL"})
-    (ava,) = gallery.pictures(store, kinds=[gallery.GENERATED], character="ava", limit=3)
+    (ava,) = gallery.pictures(store, kinds=[gallery.GENERATED], character="ava", per_page=3).items
     assert ava.record.meta["character"] == "ava"
-    assert len(gallery.pictures(store, kinds=[gallery.GENERATED], model="SDXL", limit=3)) == 3
+    assert len(gallery.pictures(store, kinds=[gallery.GENERATED], model="SDXL", per_page=3).items) == 3
+
+
+def test_every_picture_is_on_some_page_newest_first(store):
+    """A year of images is paged by the store (it used to stop at the newest 300 jobs); a job without a
+    kept image takes no place on a page."""
+    for i in range(7):
+        finished(store, f"gen-{i}", role="image", kind="generate", meta={"character": "ava"})
+    store.create(role="image", endpoint_id="e", kind="generate", user="ann@x", input={}, idempotency_key="no-image")
+    pages = [gallery.pictures(store, kinds=[gallery.GENERATED], page=n, per_page=3) for n in (1, 2, 3)]
+    assert [p.pages for p in pages] == [3, 3, 3] and {p.images for p in pages} == {7}
+    names = [item.output.name for p in pages for item in p.items]
+    assert names == [f"gen-{i}.png" for i in reversed(range(7))]
+    past_the_end = gallery.pictures(store, kinds=[gallery.GENERATED], page=9, per_page=3)
+    assert past_the_end.page == 3 and [i.output.name for i in past_the_end.items] == ["gen-0.png"]
+
+
+def test_kinds_of_different_roles_have_different_names():
+    """pictures() filters role IN (…) AND kind IN (…): that picks the chosen pairs only while no kind name
+    is used by two roles."""
+    roles_of: dict[str, set[str]] = {}
+    for role, kinds in gallery.KIND_FILTERS.values():
+        for kind in kinds:
+            roles_of.setdefault(kind, set()).add(role)
+    assert all(len(roles) == 1 for roles in roles_of.values())
 
 
 def test_a_store_from_before_the_model_column_gets_its_filter_values(tmp_path):

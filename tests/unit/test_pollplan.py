@@ -79,9 +79,12 @@ def test_a_started_job_is_next_looked_at_near_the_usual_run_time():
         plan.observe(f"j{i:04d}", "COMPLETED", execution_ms=8000)
     delay, interval = plan.next_poll("j0000", was="IN_QUEUE", now_status="IN_PROGRESS", interval=1.0,
                                      policy=POLICY, running_for_s=0.5)
-    assert delay == pytest.approx(0.9 * 8 - 0.5) and interval == POLICY.first_s
-    # still running at the next look: the backoff goes on from its start
-    assert plan.next_poll("j0000", was="IN_PROGRESS", now_status="IN_PROGRESS", interval=0.25,
+    assert delay == pytest.approx(0.9 * 8 - 0.5)
+    # still running at that look, near its end: the next comes after the shortest pause, then the backoff grows
+    delay, interval = plan.next_poll("j0000", was="IN_PROGRESS", now_status="IN_PROGRESS", interval=interval,
+                                     policy=POLICY)
+    assert delay == pytest.approx(POLICY.first_s)
+    assert plan.next_poll("j0000", was="IN_PROGRESS", now_status="IN_PROGRESS", interval=interval,
                           policy=POLICY) == (pytest.approx(0.4), pytest.approx(0.4))
 
 
