@@ -56,46 +56,71 @@ for column, metric in zip(st.columns(4), report.headline, strict=False):
     column.metric(metric.label, metric.value, delta=metric.delta, delta_color=metric.delta_color,
                   help=metric.help)
 
-st.subheader("Spend")
-left, right = st.columns([3, 2])
-left.plotly_chart(charts.spend_chart(analysis.spend, bucket), key="costs.spend")
-right.plotly_chart(charts.cost_split_chart(analysis.spend), key="costs.split")
 
-st.subheader("Cost per job and per image")
-# The tables take the full width: nine columns beside a chart were cut off on a laptop screen.
-tabs = st.tabs(["By endpoint", "By character", "By user"])
-for tab, table in zip(tabs, (analysis.by_endpoint, analysis.by_character, analysis.by_user), strict=False):
-    tab.dataframe(table, hide_index=True, width="stretch", column_config={
-        "cost_usd": st.column_config.NumberColumn("cost", format="$%.2f"),
-        "cost_per_image_usd": st.column_config.NumberColumn("per image", format="$%.4f"),
-        "share": st.column_config.ProgressColumn("share", min_value=0.0, max_value=1.0, format="percent"),
-        "billed_s": st.column_config.NumberColumn("billed s")})
-left, right = st.columns([2, 3], vertical_alignment="center")
-left.plotly_chart(charts.cost_per_image_chart(analysis.by_workload), key="costs.per_image")
-right.caption("A job costs its execution time, rounded up to the second, at its endpoint's flex price, plus "
-              "the idle timeout its worker bills before stopping when the job started that worker (a cold "
-              "start's initialization is not billed since 2026-06-29).")
+def spend() -> None:
+    st.subheader("Spend")
+    left, right = st.columns([3, 2])
+    left.plotly_chart(charts.spend_chart(analysis.spend, bucket), key="costs.spend")
+    right.plotly_chart(charts.cost_split_chart(analysis.spend), key="costs.split")
 
-st.subheader("Estimates vs billed")
-st.plotly_chart(charts.reconciliation_chart(analysis.reconciliation), key="costs.reconcile")
-st.write(report.reconciliation_summary)
 
-st.subheader(f"Serverless vs a dedicated pod (last {days} days)")
-left, right = st.columns(2)
-left.plotly_chart(charts.options_chart(analysis.options), key="costs.options")
-right.plotly_chart(charts.break_even_chart(analysis.break_even), key="costs.break_even")
-st.write(analysis.break_even.summary)
+def per_job() -> None:
+    st.subheader("Cost per job and per image")
+    # The tables take the full width: nine columns beside a chart were cut off on a laptop screen.
+    tables = st.tabs(["By endpoint", "By character", "By user"])
+    for tab, table in zip(tables, (analysis.by_endpoint, analysis.by_character, analysis.by_user), strict=False):
+        tab.dataframe(table, hide_index=True, width="stretch", column_config={
+            "cost_usd": st.column_config.NumberColumn("cost", format="$%.2f"),
+            "cost_per_image_usd": st.column_config.NumberColumn("per image", format="$%.4f"),
+            "share": st.column_config.ProgressColumn("share", min_value=0.0, max_value=1.0, format="percent"),
+            "billed_s": st.column_config.NumberColumn("billed s")})
+    left, right = st.columns([2, 3], vertical_alignment="center")
+    left.plotly_chart(charts.cost_per_image_chart(analysis.by_workload), key="costs.per_image")
+    right.caption("A job costs its execution time, rounded up to the second, at its endpoint's flex price, plus "
+                  "the idle timeout its worker bills before stopping when the job started that worker (a cold "
+                  "start's initialization is not billed since 2026-06-29).")
 
-st.subheader("Recommendations")
-for advice in analysis.advice:
-    icon = ":material/tune:" if advice.changes else ":material/check_circle:"
-    st.markdown(f"{icon} **{advice.endpoint}** — min workers {advice.min_workers}, idle timeout "
-                f"{advice.idle_timeout_s} s. {advice.reason}")
 
-st.subheader("Next month")
-st.plotly_chart(charts.projection_chart(analysis.projection), key="costs.projection")
+def estimates() -> None:
+    st.subheader("Estimates vs billed")
+    st.plotly_chart(charts.reconciliation_chart(analysis.reconciliation), key="costs.reconcile")
+    st.write(report.reconciliation_summary)
 
-st.subheader("Download")
-for column, (label, (name, data)) in zip(st.columns(4) * 2, report.downloads().items(), strict=False):
-    column.download_button(label, data, file_name=name, mime="text/csv", on_click="ignore",
-                           icon=":material/download:", key=f"costs.csv.{label}")
+
+def pod() -> None:
+    st.subheader(f"Serverless vs a dedicated pod (last {days} days)")
+    left, right = st.columns(2)
+    left.plotly_chart(charts.options_chart(analysis.options), key="costs.options")
+    right.plotly_chart(charts.break_even_chart(analysis.break_even), key="costs.break_even")
+    st.write(analysis.break_even.summary)
+
+
+def recommendations() -> None:
+    st.subheader("Recommendations")
+    for advice in analysis.advice:
+        icon = ":material/tune:" if advice.changes else ":material/check_circle:"
+        st.markdown(f"{icon} **{advice.endpoint}** — min workers {advice.min_workers}, idle timeout "
+                    f"{advice.idle_timeout_s} s. {advice.reason}")
+
+
+def next_month() -> None:
+    st.subheader("Next month")
+    st.plotly_chart(charts.projection_chart(analysis.projection), key="costs.projection")
+
+
+def downloads() -> None:
+    st.subheader("Download")
+    for column, (label, (name, data)) in zip(st.columns(4) * 2, report.downloads().items(), strict=False):
+        column.download_button(label, data, file_name=name, mime="text/csv", on_click="ignore",
+                               icon=":material/download:", key=f"costs.csv.{label}")
+
+
+# One section at a time, and only the open one is drawn: a visit redrew seven charts and three tables
+# (1.95 s per visit with a year of history, bench/bench_pages.py).
+SECTIONS = {"Spend": spend, "Per job and image": per_job, "Estimates vs billed": estimates,
+            "Serverless vs pod": pod, "Recommendations": recommendations, "Next month": next_month,
+            "Download": downloads}
+for tab, draw in zip(st.tabs(list(SECTIONS), key="costs.section", on_change="rerun"), SECTIONS.values(), strict=True):
+    if tab.open:
+        with tab:
+            draw()

@@ -39,9 +39,8 @@ if d.button("Re-list the volume", icon=":material/refresh:"):
     actions.model_files(services).refresh()
     st.rerun()
 
-browse, flagged, upload = st.tabs(["Browse", f"Flags ({flag_view.problem_count:,})", "Upload"])
 
-with browse:
+def browse() -> None:
     f1, f2, f3, f4 = st.columns([3, 2, 1, 1])
     query = f1.text_input("Search by name or path", key="models.query", placeholder="e.g. ava")
     folder = f2.selectbox("Folder", ["All folders", *index.folders()], key="models.folder")
@@ -80,7 +79,9 @@ with browse:
             st.session_state["models.confirm"] = ("delete", chosen)
     st.plotly_chart(folder_sizes_figure(index.totals()), key="models.sizes")
 
-with flagged:
+
+
+def flagged() -> None:
     for note in flag_view.notes:
         st.info(note, icon=":material/info:")
     if flag_view.problems:
@@ -95,10 +96,20 @@ with flagged:
     else:
         st.success("Every file is where the worker looks for it.")
 
-with upload:
+
+
+def upload() -> None:
     if not operator:
         st.info("Only operators can upload model files.")
     else:
         model_files.upload_form(services, user)
+
+
+# Only the open tab is drawn: the others' tables (up to 1,000 flags) are not sent on every visit.
+TABS = {"Browse": browse, "Flags": flagged, "Upload": upload}   # fixed labels: a tab is remembered by its label
+for tab, draw in zip(st.tabs(list(TABS), key="models.tab", on_change="rerun"), TABS.values(), strict=True):
+    if tab.open:
+        with tab:
+            draw()
 
 model_files.open_dialog(services, user, usage)

@@ -28,6 +28,7 @@ from lib.ops.usage import UsageIndex
 from lib.ops.volume_index import IndexedFile, VolumeIndex, first_files
 from lib.ops.warmup import WARMUP_KIND, WarmHold, start_hold, warmup_input
 from lib.runpod import RunPodError
+from lib.severity import ERROR, INFO, RANK, WARNING
 from lib.store_memo import memo
 
 if TYPE_CHECKING:
@@ -227,14 +228,15 @@ def format_bytes(n: int) -> str:
     return f"{n} B"
 
 
-_SEVERITY_ICON = {"error": "⛔", "warning": "⚠️", "info": "ℹ️"}
+# Words, not emoji: tables are drawn on a canvas in the page's font, and Debian has no emoji font (boxes).
+_SEVERITY_WORD = {ERROR: "error", WARNING: "warning", INFO: "note"}
 
 
 def files_table(items: list[IndexedFile], flags: Mapping[str, list[Flag]]) -> pd.DataFrame:
     return pd.DataFrame([{
         "name": f.name, "folder": f.folder, "size": format_bytes(f.size), "bytes": f.size,
-        "modified": f.modified, "flags": " ".join(_SEVERITY_ICON[x.severity] + " " + x.kind.replace("_", " ")
-                                                  for x in flags.get(f.key, [])),
+        "modified": f.modified, "flags": ", ".join(f"{x.kind.replace('_', ' ')} ({_SEVERITY_WORD[x.severity]})"
+                                                   for x in flags.get(f.key, [])),
         "path": f.key,
     } for f in items], columns=["name", "folder", "size", "bytes", "modified", "flags", "path"])
 
@@ -257,12 +259,11 @@ class FlagsView:
 
 
 def flags_view(flags: list[Flag], limit: int = FLAGS_LISTED) -> FlagsView:
-    order = {"error": 0, "warning": 1}
-    problems = sorted((f for f in flags if f.severity in order), key=lambda f: (order[f.severity], f.key))
+    problems = sorted((f for f in flags if f.severity != INFO), key=lambda f: (RANK[f.severity], f.key))
     counts: dict[str, int] = {}
     listed_notes = []
     for flag in flags:
-        if flag.severity in order:
+        if flag.severity != INFO:
             continue
         if flag.kind in _NOTE_LINES:
             counts[flag.kind] = counts.get(flag.kind, 0) + 1
@@ -274,9 +275,9 @@ def flags_view(flags: list[Flag], limit: int = FLAGS_LISTED) -> FlagsView:
 
 
 def flags_table(flags: list[Flag]) -> pd.DataFrame:
-    return pd.DataFrame([{"": _SEVERITY_ICON[f.severity], "file": f.key, "problem": f.message,
+    return pd.DataFrame([{"severity": _SEVERITY_WORD[f.severity], "file": f.key, "problem": f.message,
                           "move to": f.move_to or ""} for f in flags],
-                        columns=["", "file", "problem", "move to"])
+                        columns=["severity", "file", "problem", "move to"])
 
 
 def used_by_table(refs) -> pd.DataFrame:

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from lib.ops.usage import MODEL_EXTENSIONS, matches
 from lib.ops.volume_index import IndexedFile
+from lib.severity import ERROR, INFO, RANK, WARNING
 
 SCANNED_FOLDERS = frozenset({"checkpoints", "clip", "clip_vision", "configs", "controlnet", "embeddings",
                              "loras", "upscale_models", "vae", "unet"})
@@ -40,7 +41,6 @@ MAX_HASH_BYTES = 2 * 1024**3
 # sets built from photos (datasets/).
 CONSOLE_COPIES = ("loras/", "models/loras/_candidates/", "demo/", "datasets/")
 
-ERROR, WARNING, INFO = "error", "warning", "info"
 _MD5 = re.compile(r"^[0-9a-f]{32}$")
 
 
@@ -213,5 +213,4 @@ def all_flags(index, *, referenced: Iterable[str], now: datetime, volume=None,
     flags = placement_flags(files)
     flags += duplicate_flags(index.same_size_groups(), volume=volume, hasher=hasher)
     flags += large_unused_flags(files, referenced, now=now)
-    order = {ERROR: 0, WARNING: 1, INFO: 2}
-    return sorted(flags, key=lambda f: (order[f.severity], f.kind, f.key))
+    return sorted(flags, key=lambda f: (RANK[f.severity], f.kind, f.key))

@@ -9,10 +9,8 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
+from lib.severity import ERROR, RANK, WARNING
 from lib.training.images import ImageInfo, hamming
-
-ERROR = "error"
-WARNING = "warning"
 
 RECOMMENDED_MIN_IMAGES = 15
 RECOMMENDED_MAX_IMAGES = 50
@@ -114,8 +112,7 @@ def check_set(images: Mapping[str, ImageInfo], captions: Mapping[str, str | None
     for f in findings:
         for name in f.images:
             per_image.setdefault(name, []).append(f)
-    order = {ERROR: 0, WARNING: 1}
-    findings.sort(key=lambda f: (order[f.severity], f.code, f.images))
+    findings.sort(key=lambda f: (RANK[f.severity], f.code, f.images))
     return ReadinessReport(image_count=n, findings=tuple(findings),
                            per_image={k: tuple(v) for k, v in per_image.items()})
 

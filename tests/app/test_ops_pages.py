@@ -33,10 +33,12 @@ def page(name: str, user=LOCAL_OPERATOR, **state) -> AppTest:
 
 def test_models_page_shows_totals_and_flags_the_diffusion_models_trap(console):
     actions.model_files(console).refresh()
-    at = page("models.py")
+    at = page("models.py", **{"models.tab": "Flags"})
     metrics = {m.label: m.value for m in at.metric}
     assert int(metrics["Files"].replace(",", "")) >= 20 and int(metrics["Flagged files"]) >= 2
-    flags = at.dataframe[1].value
+    # Only the open tab is drawn: the flags table is the page's one table.
+    (flags_table,) = at.dataframe
+    flags = flags_table.value
     trap = flags[flags["file"] == "models/diffusion_models/flux1-schnell.safetensors"]
     assert trap["move to"].iloc[0] == "models/unet/flux1-schnell.safetensors"
     assert "does not scan models/diffusion_models/" in trap["problem"].iloc[0]
@@ -60,7 +62,7 @@ def test_find_a_lora_by_name_and_see_what_uses_it(console):
 def test_operator_moves_a_misplaced_file_through_the_dialog(console):
     console.volume.write("models/text_encoders/apptest_te.safetensors", b"te" * 50)
     actions.model_files(console).refresh()
-    at = page("models.py")
+    at = page("models.py", **{"models.tab": "Flags"})
     at.selectbox(key="models.fix").set_value("models/text_encoders/apptest_te.safetensors").run()
     button(at, "Move it where the worker looks…").click().run()
     assert at.text_input(key="models.move_to").value == "models/clip/apptest_te.safetensors"
@@ -114,7 +116,7 @@ def test_operator_uploads_a_model_from_the_console_machine_with_progress(console
     blob = safetensors({"w": {"dtype": "BF16", "shape": [2048], "data_offsets": [0, 4096]}}, data=4096)
     model = tmp_path / "apptest_up.safetensors"
     model.write_bytes(b"u" * 4096)
-    at = page("models.py")
+    at = page("models.py", **{"models.tab": "Upload"})
     assert not at.get("file_uploader")  # model files never go through the in-memory browser upload
     at.selectbox(key="models.up_folder").set_value("loras")
     at.text_input(key="models.up_path").input(str(model)).run()
@@ -132,12 +134,14 @@ def test_operator_uploads_a_model_from_the_console_machine_with_progress(console
     assert console.volume.head("models/loras/apptest_up.safetensors").size == size
     assert console.store.audit_entries(action="volume.upload", limit=1)[0].detail == {"size": size}
     assert known(console.store, console.data_dir)["apptest_up.safetensors"].family == "z-image"
+    button(at, "Upload").click().run()
+    assert any("already exists" in e.value for e in at.error)
+    at.session_state["models.tab"] = "Browse"
+    at.run()
     at.text_input(key="models.query").set_value("apptest_up").run()
     assert list(at.dataframe[0].value["name"]) == ["apptest_up.safetensors"]  # visible without re-listing
     at.selectbox(key="models.file").set_value("models/loras/apptest_up.safetensors").run()
     assert "safetensors · 4.2 kB · 1 tensors · BF16 ×1" in [c.value for c in at.caption]
-    button(at, "Upload").click().run()
-    assert any("already exists" in e.value for e in at.error)
     actions.delete_model(console, LOCAL_OPERATOR.email, "models/loras/apptest_up.safetensors")
 
 
@@ -146,7 +150,10 @@ def test_viewer_browses_but_cannot_change_files(console):
     at.text_input(key="models.query").input("ava_v1").run()
     at.selectbox(key="models.file").set_value("models/loras/ava_v1.safetensors").run()
     labels = {b.label for b in at.button}
-    assert not {"Move / rename…", "Delete…", "Upload"} & labels
+    assert not {"Move / rename…", "Delete…"} & labels
+    at.session_state["models.tab"] = "Upload"
+    at.run()
+    assert "Upload" not in {b.label for b in at.button}
     assert "Only operators can upload model files." in [i.value for i in at.info]
 
 

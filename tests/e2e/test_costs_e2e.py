@@ -1,6 +1,6 @@
-"""Costs in Chromium on the simulator's 30 days of seeded traffic and billing: spend by endpoint, cost
-per image, the reconciliation and the pod comparison with its break-even, a full-page screenshot for
-stakeholders, and a CSV export."""
+"""Costs in Chromium on the simulator's 30 days of seeded traffic and billing, one section at a time:
+spend by endpoint, cost per image, the reconciliation and the pod comparison with its break-even, a
+screenshot for stakeholders, and a CSV export."""
 import csv
 import io
 import re
@@ -21,6 +21,13 @@ def chart(page, title: str):
     return page.get_by_test_id("stPlotlyChart").filter(has=page.locator(".gtitle", has_text=title))
 
 
+def section(page, wait_idle, name: str) -> None:
+    """Open one section of the report (only the open one is drawn)."""
+    page.get_by_role("tab", name=name, exact=True).click()
+    expect(page.get_by_role("tab", name=name, exact=True)).to_have_attribute("aria-selected", "true")
+    wait_idle(page)
+
+
 def test_costs_report_on_seeded_traffic_with_csv_export(console_page, wait_idle, tmp_path):
     page = console_page
     open_page(page, wait_idle, "Costs", "Costs")
@@ -33,16 +40,19 @@ def test_costs_report_on_seeded_traffic_with_csv_export(console_page, wait_idle,
     spend = chart(page, "Spend by endpoint")
     for name in ENDPOINTS:
         expect(spend.locator(".legendtext", has_text=name)).to_have_count(1)
+    section(page, wait_idle, "Per job and image")
     by_endpoint = page.get_by_role("tabpanel", name="By endpoint").get_by_test_id("stDataFrame")
     for name in ENDPOINTS:
         expect(by_endpoint.locator("td").filter(has=page.get_by_text(name, exact=True))).to_have_count(1)
     expect(chart(page, "Cost per image by workload")).to_have_count(1)
 
+    section(page, wait_idle, "Estimates vs billed")
     expect(page.get_by_role("heading", name="Estimates vs billed")).to_be_visible()
     expect(chart(page, "Estimates vs billed, per day")).to_have_count(1)
     reconciled = re.compile(rf"RunPod billed {MONEY}; the per-job estimates add up to {MONEY}")
     expect(page.get_by_text(reconciled)).to_be_visible()
 
+    section(page, wait_idle, "Serverless vs pod")
     expect(page.get_by_role("heading", name="Serverless vs a dedicated pod (last 30 days)")).to_be_visible()
     expect(chart(page, "Monthly cost of each option")).to_have_count(1)
     break_even = chart(page, "Serverless vs dedicated pod")
@@ -52,6 +62,7 @@ def test_costs_report_on_seeded_traffic_with_csv_export(console_page, wait_idle,
            ).to_be_visible()
     screenshot(page, wait_idle, "costs.png")
 
+    section(page, wait_idle, "Download")
     with page.expect_download() as download_info:
         page.get_by_role("button", name="Cost by endpoint").click()
     download = download_info.value
