@@ -9,8 +9,8 @@ them. Every HTTP request the console's client sends is counted by path (and 429 
 of a job = when the console's store recorded it final − the simulator's own finished_at. Prints:
 
     follow_jobs  follow_status_requests_per_job  follow_requests_per_job (all job API calls)
-    follow_seen_lag_p50_s  follow_seen_lag_p95_s  follow_status_peak_per_10s  follow_429s
-    follow_duration_s
+    follow_seen_lag_p50_s  follow_seen_lag_p95_s  follow_status_peak_per_10s  follow_429s (all job API calls)
+    follow_429s_on_status  follow_duration_s
 
     python bench/bench_follow.py [--jobs 2000] [--workers 40] [--sleep-ms 1000]
 """
@@ -49,6 +49,7 @@ def _counting_send(self, request, *args, **kwargs):
         _counts[operation] += 1
         if response.status_code == 429:
             _counts["429"] += 1
+            _counts[f"429 {operation}"] += 1
         if operation == "status":
             _status_times.append(time.monotonic())
     return response
@@ -108,6 +109,7 @@ def main() -> None:
     emit("follow_seen_lag_p95_s", percentile(lags, 95))
     emit("follow_status_peak_per_10s", peak_per_window(_status_times))
     emit("follow_429s", _counts["429"])
+    emit("follow_429s_on_status", _counts["429 status"])
     emit("follow_duration_s", duration)
     emit("follow_load_avg_1m", load_average())
 

@@ -1,6 +1,7 @@
 """What the Overview and Jobs pages show, computed without streamlit."""
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
@@ -10,7 +11,7 @@ import pandas as pd
 from lib.devworkers import reachability
 from lib.jobstate import WORKER_FAILED, JobState
 from lib.runpod import Health, NotFound, RunPodError
-from lib.store import JobRecord
+from lib.store import JobRecord, JobSummary
 from lib.workflows.worker_errors import WorkerErrorView, describe_job_error
 
 if TYPE_CHECKING:
@@ -63,7 +64,7 @@ def _seconds(ms: int | None) -> float | None:
 COMPACT_COLUMNS = ["when", "endpoint", "kind", "status", "who", "run s"]
 
 
-def jobs_table(records: list[JobRecord], *, compact: bool = False) -> pd.DataFrame:
+def jobs_table(records: Sequence[JobRecord | JobSummary], *, compact: bool = False) -> pd.DataFrame:
     """One row per job for a dataframe widget: plain words, no JSON (compact: what fits a panel)."""
     frame = pd.DataFrame([{
         "job": r.local_id,

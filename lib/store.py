@@ -199,6 +199,25 @@ class JobRecord:
 
 
 @dataclass(frozen=True)
+class JobSummary:
+    """A job as a table lists it: its plain columns, without the JSON a JobRecord decodes (a workflow
+    input is ~4 KB: reading 1,000 records for the Jobs table took 0.27 s)."""
+
+    local_id: str
+    role: str
+    kind: str
+    status: str
+    user: str
+    character: str | None
+    created_at: datetime
+    delay_ms: int | None
+    execution_ms: int | None
+    worker_id: str | None
+    cost_usd: float | None
+    simulated: bool
+
+
+@dataclass(frozen=True)
 class StatusChange:
     at: datetime
     status: str
@@ -479,6 +498,21 @@ class JobStore:
         rows = self._query(f"SELECT * FROM jobs{where} ORDER BY created_at DESC LIMIT ? OFFSET ?",
                            [*args, int(limit), int(offset)])
         return self._records(rows)
+
+    def summaries(self, *, role: str | None = None, status: str | Iterable[str] | None = None,
+                  user: str | None = None, since: datetime | None = None, until: datetime | None = None,
+                  limit: int = 500) -> builtins.list[JobSummary]:
+        """What `list` returns, as JobSummary: newest first, filtered the same way."""
+        found = _filters(role=role, status=status, user=user, since=since, until=until)
+        if found is None:
+            return []
+        where, args = found
+        rows = self._query("SELECT local_id, role, kind, status, user, character, created_at, delay_ms, execution_ms,"
+                           f" worker_id, cost_usd, simulated FROM jobs{where} ORDER BY created_at DESC LIMIT ?",
+                           [*args, int(limit)])
+        return [JobSummary(r["local_id"], r["role"], r["kind"], r["status"], r["user"], r["character"],
+                           _time(r["created_at"]), r["delay_ms"], r["execution_ms"], r["worker_id"], r["cost_usd"],
+                           bool(r["simulated"])) for r in rows]
 
     def tally(self, *, role: str | Iterable[str] | None = None, status: str | Iterable[str] | None = None,
               kind: str | Iterable[str] | None = None, character: str | None = None, model: str | None = None,

@@ -24,7 +24,7 @@ window = dates.day_range_window("Dates (UTC)", key="jobs.dates", last_days=8, wh
 if window is None:
     st.stop()
 
-records = store.list(
+records = store.summaries(
     role=None if role == "all" else role, status=status or None,
     user=None if who == "anyone" else who, since=window[0], until=window[1], limit=1000)
 

@@ -120,3 +120,26 @@ def test_audit_actions_lists_what_was_recorded(store):
     store.audit("a", "submit", "j")
     store.audit("b", "submit", "k")
     assert store.audit_actions() == ["endpoint.apply", "submit"]
+
+
+def test_summaries_list_the_same_jobs_as_records_without_their_json(tmp_path):
+    """The Jobs table reads JobSummary rows: the same jobs, order and columns as JobRecord, no JSON decoded."""
+    store = JobStore(tmp_path)
+    try:
+        for i in range(5):
+            record = store.create(role="image" if i % 2 else "training", endpoint_id="e", kind="generate",
+                                  user=f"u{i % 2}@x", input={"workflow": {"n": i}}, idempotency_key=f"k{i}",
+                                  meta={"character": f"c{i}"})
+            store.mark_submitted(record.local_id, f"rp-{i}", "IN_QUEUE")
+        store.update_from_runpod(record.local_id, status="COMPLETED", delay_ms=12, execution_ms=3400,
+                                 worker_id="w9", retries=0, output={}, error=None)
+        for filters in ({}, {"role": "image"}, {"user": "u0@x"}, {"status": ["COMPLETED"]}):
+            records, summaries = store.list(**filters), store.summaries(**filters)
+            assert [s.local_id for s in summaries] == [r.local_id for r in records]
+            for s, r in zip(summaries, records, strict=True):
+                assert (s.role, s.kind, s.status, s.user, s.character, s.created_at, s.delay_ms, s.execution_ms,
+                        s.worker_id, s.cost_usd, s.simulated) == (
+                    r.role, r.kind, r.status, r.user, r.character, r.created_at, r.delay_ms, r.execution_ms,
+                    r.worker_id, r.cost_usd, r.simulated)
+    finally:
+        store.close()
