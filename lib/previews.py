@@ -17,7 +17,9 @@ from PIL import Image, UnidentifiedImageError
 # Stretched pictures, as wide as their column at its widest on a 2× screen.
 GRID_WIDTH = 640       # a quarter of the page (Gallery, references)
 HALF_WIDTH = 1024      # half the page (Face swap's before and after)
-JPEG_QUALITY = 88
+# Streamlit's own: a preview looks as the picture did when Streamlit encoded it, pixel for pixel beside one it
+# still encodes itself (Face swap's Before, from the upload, and After, from a kept file).
+JPEG_QUALITY = 90
 # A picture is refused before it is decoded when it claims more pixels than this (a decompression bomb).
 MAX_PIXELS = 64_000_000
 

@@ -68,6 +68,7 @@ def test_own_img2img_workflow_with_an_uploaded_picture(console_page, wait_idle, 
     expect(page.get_by_text("needs an image: upload a PNG, JPEG or WEBP file").first).to_be_visible()
     uploader(page, "Start picture (LoadImage node 2 reads start.png)").set_input_files(
         save_png(tmp_path / "coffee.png", skdata.coffee()))
+    wait_idle(page)   # the upload's run is over: no second copy of the form is still on the page
     count = page.get_by_label("Number of images (one job each)")
     count.fill("1")
     count.press("Enter")

@@ -42,5 +42,7 @@ def test_a_workflow_over_its_limit_is_refused_even_when_the_browser_check_is_ski
 
 def test_model_files_never_use_the_in_memory_uploader(open_page):  # noqa: F811 (pytest fixture imported from tests.app.conftest)
     at = open_page("pages/models.py", user=OPERATOR)
+    at.session_state["models.tab"] = "Upload"
+    at.run()
     assert not at.get("file_uploader")
     assert at.text_input(key="models.up_path")
