@@ -60,8 +60,9 @@ def pictures(store, *, kinds: list[str], character: str | None = None, model: st
     # The kinds of different roles have different names, so role IN (...) AND kind IN (...) picks
     # exactly the chosen (role, kinds) pairs.
     job_kinds = sorted({kind for label in kinds for kind in KIND_FILTERS[label][1]})
+    # The simulator's seeded history counts images it never kept: only jobs that ran have pictures here.
     filters = {"role": roles, "status": JobState.COMPLETED.value, "kind": job_kinds, "character": character,
-               "model": model, "since": since, "until": until, "with_images": True}
+               "model": model, "since": since, "until": until, "include_simulated": False, "with_images": True}
     jobs, images = store.tally(**filters)
     pages = max(1, -(-jobs // per_page))
     page = min(max(1, page), pages)

@@ -516,11 +516,11 @@ class JobStore:
 
     def tally(self, *, role: str | Iterable[str] | None = None, status: str | Iterable[str] | None = None,
               kind: str | Iterable[str] | None = None, character: str | None = None, model: str | None = None,
-              since: datetime | None = None, until: datetime | None = None,
+              since: datetime | None = None, until: datetime | None = None, include_simulated: bool = True,
               with_images: bool = False) -> tuple[int, int]:
         """(jobs, images kept by them) matching the filters, as `list` takes them: one query, no rows read."""
         found = _filters(role=role, status=status, kind=kind, character=character, model=model, since=since,
-                         until=until, with_images=with_images)
+                         until=until, include_simulated=include_simulated, with_images=with_images)
         if found is None:
             return 0, 0
         where, args = found

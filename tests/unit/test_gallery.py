@@ -57,6 +57,16 @@ def test_every_picture_is_on_some_page_newest_first(store):
     assert [p.pages for p in pages] == [3, 3, 3] and {p.images for p in pages} == {7}
     names = [item.output.name for p in pages for item in p.items]
     assert names == [f"gen-{i}.png" for i in reversed(range(7))]
+    # The simulator's seeded history counts images it never kept: it takes no place on a page either.
+    seeded = store.create(role="image", endpoint_id="e", kind="generate", user="ann@x", input={},
+                          idempotency_key="seeded", meta={"character": "ava"})
+    store.mark_submitted(seeded.local_id, "rp-seeded", "IN_PROGRESS")
+    store.update_from_runpod(seeded.local_id, status="COMPLETED", delay_ms=1, execution_ms=1, worker_id="w",
+                             retries=0, output={}, error=None)
+    with store._tx() as db:
+        db.execute("UPDATE jobs SET simulated=1, images=2 WHERE local_id=?", (seeded.local_id,))
+    first = gallery.pictures(store, kinds=[gallery.GENERATED], page=1, per_page=3)
+    assert (first.images, len(first.items)) == (7, 3)
     past_the_end = gallery.pictures(store, kinds=[gallery.GENERATED], page=9, per_page=3)
     assert past_the_end.page == 3 and [i.output.name for i in past_the_end.items] == ["gen-0.png"]
 
