@@ -17,6 +17,9 @@ if TYPE_CHECKING:
 # The panel is drawn before the page runs, so a job the page sends appears at the next refresh; a job
 # that ends leaves the queue at most this long after the console has seen it end (bench/bench_live.py).
 REFRESH = "500ms"
+# With only LoRA trainings in flight (they run for many minutes, often hours, with a tab left open):
+# seeing one end 2 s late costs nothing, and four refreshes a second in every open tab for hours would.
+TRAINING_REFRESH = "2s"
 # With nothing of the user's in flight it looks for a job just sent by this page or another tab: often
 # enough that a new job shows within seconds, rarely enough that an idle console costs next to
 # nothing (bench/bench_idle.py; a refresh is one small store query).
@@ -55,10 +58,16 @@ def confirm_cancel(svc: Services, user, local_id: str) -> None:
         deps.toast_and_rerun(f"Cancel sent for {entry.what}")
 
 
-# Whether the panel's timer was set for a job in flight (REFRESH) or for none (IDLE_REFRESH). A panel that
-# finds the other case runs the page once more, which sets the timer anew: a finished job leaves no fast
-# timer running behind it (an idle tab costs next to nothing), and a job sent from another tab gets one.
-TIMED_BUSY = "queue.timed_busy"
+# The timer the panel was drawn with (see _timer). A panel that finds the user's jobs want another runs
+# the page once more, which sets the timer anew: a finished job leaves no fast timer running behind it
+# (an idle tab costs next to nothing), and a job sent from another tab gets one.
+TIMER = "queue.timer"
+
+
+def _timer(entries: list[live_queue.QueueEntry]) -> str:
+    if not entries:
+        return IDLE_REFRESH
+    return TRAINING_REFRESH if all(e.is_training for e in entries) else REFRESH
 
 
 def _panel(svc: Services, user) -> None:
@@ -76,15 +85,15 @@ def _panel(svc: Services, user) -> None:
                                                 icon=":material/cancel:"):
                 st.session_state[CONFIRMING] = entry.local_id
                 st.rerun()
-    if bool(entries) != st.session_state.get(TIMED_BUSY) and not st.session_state.get(CONFIRMING):
+    if _timer(entries) != st.session_state.get(TIMER) and not st.session_state.get(CONFIRMING):
         st.rerun()
 
 
 def sidebar(svc: Services, user) -> None:
     """Draw the queue in the sidebar; it refreshes itself."""
     confirming = st.session_state.get(CONFIRMING)
-    busy = st.session_state[TIMED_BUSY] = bool(live_queue.unfinished(svc.store, user.email, limit=1))
+    timer = st.session_state[TIMER] = _timer(live_queue.unfinished(svc.store, user.email))
     with st.sidebar:
-        st.fragment(run_every=None if confirming else REFRESH if busy else IDLE_REFRESH)(_panel)(svc, user)
+        st.fragment(run_every=None if confirming else timer)(_panel)(svc, user)
     if confirming:
         confirm_cancel(svc, user, confirming)

@@ -1,7 +1,7 @@
 """The live queue: a user's unfinished jobs with status, phase, progress and elapsed time, and what a
 cancel loses (lib/live_queue.py)."""
 from dataclasses import replace
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -62,3 +62,15 @@ def test_cancel_of_a_queued_job_loses_nothing(store):
     queued = job(store, "q", status="IN_QUEUE")
     assert live_queue.cancel_consequences(queued) == [
         "No worker has started it yet: nothing is lost and nothing more is billed."]
+
+
+def test_the_queue_looks_often_while_a_short_job_may_end_and_seldom_otherwise(store):
+    """Twice a second while an image job runs; every 2 s with only trainings (hours long, a tab left open);
+    every 5 s with nothing in flight (lib/ui/queue_panel.py)."""
+    from lib.ui import queue_panel
+
+    training = live_queue.entry(job(store, "t", kind="training", status="IN_PROGRESS"), datetime.now(UTC))
+    image = live_queue.entry(job(store, "i", kind="generate", status="IN_QUEUE"), datetime.now(UTC))
+    assert queue_panel._timer([]) == queue_panel.IDLE_REFRESH == "5s"
+    assert queue_panel._timer([training]) == queue_panel.TRAINING_REFRESH == "2s"
+    assert queue_panel._timer([training, image]) == queue_panel.REFRESH == "500ms"
