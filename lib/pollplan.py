@@ -11,8 +11,9 @@ priority: a tenth of the budget goes to the polls that have waited longest, so e
 looked at now and then, wherever it really is in RunPod's queue.
 
 The plan also says when to look next: a job that has just started is next looked at shortly
-before the time jobs doing the same work (kind and model) usually take on this endpoint (not on a backoff from zero), and
-the jobs at the front of the queue — as many as are running — are looked at more often than the rest.
+before the time jobs doing the same work (kind and model) usually take on this endpoint (not on a
+backoff from zero), and the jobs at the front of the queue — as many as are running — are looked at
+more often than the rest.
 """
 from __future__ import annotations
 

@@ -115,12 +115,8 @@ def downloads() -> None:
                                icon=":material/download:", key=f"costs.csv.{label}")
 
 
-# One section at a time, and only the open one is drawn: a visit redrew seven charts and three tables
-# (1.95 s per visit with a year of history, bench/bench_pages.py).
-SECTIONS = {"Spend": spend, "Per job and image": per_job, "Estimates vs billed": estimates,
-            "Serverless vs pod": pod, "Recommendations": recommendations, "Next month": next_month,
-            "Download": downloads}
-for tab, draw in zip(st.tabs(list(SECTIONS), key="costs.section", on_change="rerun"), SECTIONS.values(), strict=True):
-    if tab.open:
-        with tab:
-            draw()
+# One section at a time: a visit redrew seven charts and three tables (1.95 s per visit with a year of
+# history, bench/bench_pages.py).
+widgets.lazy_tabs({"Spend": spend, "Per job and image": per_job, "Estimates vs billed": estimates,
+                   "Serverless vs pod": pod, "Recommendations": recommendations, "Next month": next_month,
+                   "Download": downloads}, key="costs.section")

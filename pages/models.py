@@ -5,7 +5,7 @@ from lib import model_upload
 from lib.charts.ops import folder_sizes_figure
 from lib.ops import actions
 from lib.ops.volume_index import SORTS
-from lib.ui import deps, model_files, persist
+from lib.ui import deps, model_files, persist, widgets
 from lib.ui.safe_text import escaped
 
 deps.require_gate()
@@ -80,7 +80,6 @@ def browse() -> None:
     st.plotly_chart(folder_sizes_figure(index.totals()), key="models.sizes")
 
 
-
 def flagged() -> None:
     for note in flag_view.notes:
         st.info(note, icon=":material/info:")
@@ -97,7 +96,6 @@ def flagged() -> None:
         st.success("Every file is where the worker looks for it.")
 
 
-
 def upload() -> None:
     if not operator:
         st.info("Only operators can upload model files.")
@@ -105,11 +103,8 @@ def upload() -> None:
         model_files.upload_form(services, user)
 
 
-# Only the open tab is drawn: the others' tables (up to 1,000 flags) are not sent on every visit.
-TABS = {"Browse": browse, "Flags": flagged, "Upload": upload}   # fixed labels: a tab is remembered by its label
-for tab, draw in zip(st.tabs(list(TABS), key="models.tab", on_change="rerun"), TABS.values(), strict=True):
-    if tab.open:
-        with tab:
-            draw()
+# One tab at a time: the others' tables (up to 1,000 flags) are not sent on every visit. No count in the
+# Flags label: the open tab is remembered by its label ("Flagged files" above says how many).
+widgets.lazy_tabs({"Browse": browse, "Flags": flagged, "Upload": upload}, key="models.tab")
 
 model_files.open_dialog(services, user, usage)

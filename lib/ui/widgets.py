@@ -1,6 +1,7 @@
 """Small shared pieces of page chrome."""
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
 import streamlit as st
@@ -104,3 +105,12 @@ def dev_worker_note(record) -> None:
     """Say so when an unfinished job runs on a dev worker, whose status cannot show progress."""
     if record.on_dev_worker and not record.is_final:
         st.caption(DEV_WORKER_NOTE)
+
+
+def lazy_tabs(sections: Mapping[str, Callable[[], None]], key: str) -> None:
+    """Tabs of which only the open one is drawn (choosing another reruns the page), so a visit sends one
+    section's charts and tables, not all of them. The open tab is remembered by its label: keep labels fixed."""
+    for tab, draw in zip(st.tabs(list(sections), key=key, on_change="rerun"), sections.values(), strict=True):
+        if tab.open:
+            with tab:
+                draw()
