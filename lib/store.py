@@ -70,6 +70,8 @@ CREATE INDEX IF NOT EXISTS jobs_runpod ON jobs(runpod_id);
 CREATE INDEX IF NOT EXISTS jobs_grp ON jobs(grp);
 -- A kind's newest finished jobs (Gallery, Jobs) without sorting every finished job of a year.
 CREATE INDEX IF NOT EXISTS jobs_role_status_created ON jobs(role, status, created_at);
+-- The Jobs page's "Who" choices: distinct users from the index, not a walk over a year of 4 KB rows (0.2 s).
+CREATE INDEX IF NOT EXISTS jobs_user ON jobs(user);
 CREATE TABLE IF NOT EXISTS status_changes (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     local_id TEXT NOT NULL,

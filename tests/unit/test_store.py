@@ -143,3 +143,11 @@ def test_summaries_list_the_same_jobs_as_records_without_their_json(tmp_path):
                     r.worker_id, r.cost_usd, r.simulated)
     finally:
         store.close()
+
+
+def test_the_jobs_pages_user_choices_come_from_an_index_not_a_walk_over_every_job(store):
+    # A year of jobs is 100,000 rows of 4 KB workflows: scanning them for "Who" took 0.2 s per Jobs page run.
+    make(store, "a")
+    plan = " ".join(str(row[-1]) for row in store._reader.execute(
+        "EXPLAIN QUERY PLAN SELECT DISTINCT user FROM jobs ORDER BY user"))
+    assert "COVERING INDEX" in plan, plan
