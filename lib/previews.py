@@ -9,7 +9,9 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import re
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
@@ -22,6 +24,11 @@ HALF_WIDTH = 1024      # half the page (Face swap's before and after)
 JPEG_QUALITY = 90
 # A picture is refused before it is decoded when it claims more pixels than this (a decompression bomb).
 MAX_PIXELS = 64_000_000
+
+
+def folder(data_dir: Path) -> Path:
+    """Where the console keeps previews and thumbnails, in its data folder."""
+    return data_dir / "previews"
 
 
 def preview(path: Path, cache: Path, width: int) -> Path | None:
@@ -47,16 +54,41 @@ def preview(path: Path, cache: Path, width: int) -> Path | None:
             small.thumbnail((width, small.height), Image.Resampling.LANCZOS)
     except (OSError, UnidentifiedImageError, Image.DecompressionBombError, ValueError):
         return None
-    partial = kept.with_name(f".{kept.name}.{uuid.uuid4().hex}.partial")   # sessions are threads of one process
-    try:
-        cache.mkdir(parents=True, exist_ok=True)
-        if has_alpha:
-            small.save(partial, "PNG", optimize=False)
-        else:
-            small.convert("RGB").save(partial, "JPEG", quality=JPEG_QUALITY)
-        os.replace(partial, kept)   # whole or not at all: another session may be reading it
-    except (OSError, ValueError):   # a full disk, or a pixel mode JPEG cannot hold: Streamlit converts it
-        with contextlib.suppress(OSError):   # there may be no folder to remove it from
-            partial.unlink(missing_ok=True)
+    # A mode JPEG cannot hold (Streamlit converts it) or a full disk: the picture is shown anyway, from the original.
+    if not _keep_whole(kept, lambda partial: small.save(partial, "PNG", optimize=False) if has_alpha
+                       else small.convert("RGB").save(partial, "JPEG", quality=JPEG_QUALITY)):
         return path
     return kept
+
+
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
+def thumbnail(sha256: str, make: Callable[[], bytes], cache: Path) -> bytes:
+    """The thumbnail `make()` returns for the image whose bytes hash to `sha256`, made once and then read from
+    `cache`: a training set's photos were read and shrunk again for every new session (0.5 s for 20 photos on
+    the simulator; on a real volume each one is an S3 download). Named by the content's hash, a kept thumbnail
+    never goes stale. A thumbnail that cannot be kept (a full disk) is made again next time."""
+    if not _SHA256.fullmatch(sha256):   # read from a manifest on the volume: never let it name a path
+        return make()
+    kept = cache / f"{sha256}.thumb.jpg"
+    with contextlib.suppress(OSError):
+        return kept.read_bytes()
+    data = make()
+    _keep_whole(kept, lambda partial: partial.write_bytes(data))
+    return data
+
+
+def _keep_whole(kept: Path, write: Callable[[Path], object]) -> bool:
+    """write() a partial file and put it at `kept` whole or not at all: another session (a thread of this
+    process) may be reading it. False when it could not be written; no partial file is left."""
+    partial = kept.with_name(f".{kept.name}.{uuid.uuid4().hex}.partial")
+    try:
+        kept.parent.mkdir(parents=True, exist_ok=True)
+        write(partial)
+        os.replace(partial, kept)
+    except (OSError, ValueError):
+        with contextlib.suppress(OSError):   # there may be no folder to remove it from
+            partial.unlink(missing_ok=True)
+        return False
+    return True

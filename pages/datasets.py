@@ -4,6 +4,7 @@ import time
 import pandas as pd
 import streamlit as st
 
+from lib import previews
 from lib.auth import Forbidden, require
 from lib.draft_store import DraftStore
 from lib.training.datasets import DatasetError, TrainingSets
@@ -92,7 +93,7 @@ if files and st.button("Add to the set", icon=":material/add_photo_alternate:"):
 report = draft.readiness()
 if draft.images:
     with st.expander(f"Photos ({len(draft.images)})", expanded=True):
-        st.image([i.thumbnail(svc.volume) for i in draft.images], width=150,
+        st.image([i.thumbnail(svc.volume, previews.folder(svc.data_dir)) for i in draft.images], width=150,
                  caption=[f"{i.name} {report.badge(i.name)}" for i in draft.images])
 
     st.subheader("Captions")

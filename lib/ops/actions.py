@@ -79,7 +79,7 @@ class EndpointOverview:
 
 
 def endpoint_overview(services: Services, role: str, *, days: int = 7, now: datetime | None = None) -> EndpointOverview:
-    now = now or datetime.now(UTC)
+    fixed_now, now = now is not None, now or datetime.now(UTC)
     spec = services.config.endpoint(role)
     health = health_error = drift = live_error = None
     try:
@@ -93,12 +93,11 @@ def endpoint_overview(services: Services, role: str, *, days: int = 7, now: date
             live_error = str(exc)
     else:
         live_error = "a worker under development (url in console.toml) has no RunPod settings to compare"
-    frame = services.store.jobs_frame(since=now - timedelta(days=days))
     monitor = services.monitor
     return EndpointOverview(
         role=role, label=spec.label, endpoint_id=spec.id or spec.url or role, health=health,
         health_error=health_error, drift=drift, live_error=live_error,
-        stats=endpoint_stats(frame, role=role),
+        stats=_endpoint_numbers(services, role, days, now, fixed_now=fixed_now).stats,
         firing=[e for e in monitor.evaluator.firing if e.role in (role, None)],
         holds=monitor.schedule.active(role))
 
@@ -113,15 +112,36 @@ class EndpointSeries:
 
 def endpoint_series(services: Services, role: str, *, days: int = 7, now: datetime | None = None) -> EndpointSeries:
     """The chart inputs: per-day cold starts and percentiles, and the recorded worker-state timeline."""
-    now = now or datetime.now(UTC)
-    start = now - timedelta(days=days)
-    frame = services.store.jobs_frame(since=start)
+    fixed_now, now = now is not None, now or datetime.now(UTC)
+    numbers = _endpoint_numbers(services, role, days, now, fixed_now=fixed_now)
     snapshots = services.monitor.health_log.snapshots(role, since=now - timedelta(hours=24))
-    return EndpointSeries(
-        cold_per_day=cold_starts_per_day(frame, role=role, start=start, end=now),
-        delay_per_day=percentiles_per_day(frame, "delay_ms", role=role, start=start, end=now),
-        execution_per_day=percentiles_per_day(frame, "execution_ms", role=role, start=start, end=now),
-        workers=worker_state_timeline(snapshots))
+    return EndpointSeries(cold_per_day=numbers.cold_per_day, delay_per_day=numbers.delay_per_day,
+                          execution_per_day=numbers.execution_per_day, workers=worker_state_timeline(snapshots))
+
+
+@dataclass(frozen=True)
+class _EndpointNumbers:
+    stats: EndpointStats
+    cold_per_day: pd.DataFrame
+    delay_per_day: pd.DataFrame
+    execution_per_day: pd.DataFrame
+
+
+def _endpoint_numbers(services: Services, role: str, days: int, now: datetime, *,
+                      fixed_now: bool) -> _EndpointNumbers:
+    """The endpoint's job statistics over the last `days`. Reading and summing a week of a busy year's jobs
+    took 0.08 s of every Endpoints run: reused until the store changes, for a minute at most (the window
+    moves with the clock), except for a given `now`."""
+    def build() -> _EndpointNumbers:
+        start = now - timedelta(days=days)
+        frame = services.store.jobs_frame(since=start)
+        return _EndpointNumbers(
+            stats=endpoint_stats(frame, role=role),
+            cold_per_day=cold_starts_per_day(frame, role=role, start=start, end=now),
+            delay_per_day=percentiles_per_day(frame, "delay_ms", role=role, start=start, end=now),
+            execution_per_day=percentiles_per_day(frame, "execution_ms", role=role, start=start, end=now))
+
+    return build() if fixed_now else memo(services.store, ("endpoint_numbers", role, days), build)
 
 
 def apply_settings(services: Services, role: str, email: str,

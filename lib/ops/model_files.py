@@ -37,7 +37,6 @@ class ModelFiles:
         self.cache = VolumeIndexCache(volume, ttl_s=ttl_s)
         self._audit = audit
         self._clock = clock
-        self._flags_memo: tuple[int, frozenset, list[Flag]] | None = None
         self.seen_version = self._volume_version()   # the volume as this index knows it (see catch_up)
 
     # ---- reading ------------------------------------------------------------------------
@@ -64,14 +63,12 @@ class ModelFiles:
                                    page=page, page_size=page_size)
 
     def flags(self, usage: UsageIndex) -> list[Flag]:
-        """All flags for the current index; computed once per index (duplicates may read files)."""
+        """All flags for the files as they are now; computed once per index and change (duplicates may read
+        files)."""
         index = self.index()
         referenced = frozenset(usage.referenced_names())
-        memo = self._flags_memo
-        if memo is None or memo[0] != id(index) or memo[1] != referenced:
-            flags = all_flags(index, referenced=referenced, now=self._clock(), volume=self.volume)
-            self._flags_memo = memo = (id(index), referenced, flags)
-        return memo[2]
+        return index.derived("flags", referenced,
+                             lambda: all_flags(index, referenced=referenced, now=self._clock(), volume=self.volume))
 
     # ---- changing (operators) -------------------------------------------------------------
     def upload(self, key: str, data, *, user, progress=None, overwrite: bool = False):

@@ -11,14 +11,16 @@ import math
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Hashable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TypeVar
 
 from lib.volume import VolumeObject
 
 SORTS = ("name", "path", "size", "modified")
 _ORDER = {"name": "name_lc", "path": "key", "size": "size", "modified": "modified"}
+T = TypeVar("T")
 
 # Hidden staging area of unfinished multipart uploads on RunPod's S3 API (reference §4): not files.
 _HIDDEN_PREFIXES = (".s3compat_uploads/",)
@@ -84,7 +86,10 @@ class VolumeIndex:
         # Indexes after the bulk insert: building them once is cheaper than maintaining them per row.
         for column in ("name_lc", "folder", "size", "modified"):
             self._db.execute(f"CREATE INDEX files_{column} ON files ({column})")
-        self._totals: list[FolderTotal] | None = None
+        # Values computed from every file (totals, flags, readiness): by name, with the arguments they were
+        # computed for; forgotten at each change the console makes (upsert, remove), counted by _generation.
+        self._derived: dict[str, tuple[Hashable, object]] = {}
+        self._generation = 0
 
     @classmethod
     def build(cls, volume, prefix: str = "") -> VolumeIndex:
@@ -100,11 +105,31 @@ class VolumeIndex:
         return sum(t.bytes for t in self.totals())
 
     def totals(self) -> list[FolderTotal]:
-        with self._lock:
-            if self._totals is None:
-                self._totals = [FolderTotal(folder, files, total) for folder, files, total in self._db.execute(
+        def read() -> list[FolderTotal]:
+            with self._lock:
+                return [FolderTotal(folder, files, total) for folder, files, total in self._db.execute(
                     "SELECT folder, COUNT(*), SUM(size) FROM files GROUP BY folder ORDER BY folder")]
-            return list(self._totals)
+
+        return list(self.derived("totals", None, read))
+
+    def derived(self, name: str, args: Hashable, compute: Callable[[], T]) -> T:
+        """compute() for the files as they are now, once per name and args: later calls reuse it until the
+        console changes a file (a moved file is unflagged at once) or asks with other args. Whole-volume
+        walks (readiness, flags) took 0.1–0.3 s of every page run at 50,000 files."""
+        with self._lock:
+            generation = self._generation
+            kept = self._derived.get(name)
+        if kept is not None and kept[0] == args:
+            return kept[1]  # type: ignore[return-value]
+        value = compute()
+        with self._lock:
+            if self._generation == generation:   # not computed from files changed meanwhile
+                self._derived[name] = (args, value)
+        return value
+
+    def _changed(self) -> None:
+        self._generation += 1
+        self._derived.clear()
 
     def folders(self) -> list[str]:
         return [t.folder for t in self.totals()]
@@ -115,13 +140,13 @@ class VolumeIndex:
             return
         with self._lock:
             self._db.execute(_UPSERT, _row(obj))
-            self._totals = None
+            self._changed()
 
     def remove(self, key: str) -> None:
         """Forget a file the console just deleted or moved away."""
         with self._lock:
             self._db.execute("DELETE FROM files WHERE key = ?", (key,))
-            self._totals = None
+            self._changed()
 
     def get(self, key: str) -> IndexedFile | None:
         with self._lock:

@@ -102,8 +102,10 @@ class Provisioning:
         files = self._files()
         if refresh:
             files.refresh()
-        listing = {f.key: f.size for f in files.index().files()}
-        return required.check(required.requirements(templates_dir(self.svc.data_dir)), listing)
+        index = files.index()
+        needed = tuple(required.requirements(templates_dir(self.svc.data_dir)))
+        return index.derived("readiness", needed,
+                             lambda: required.check(needed, {f.key: f.size for f in index.files()}))
 
     def upload(self, folder: str | Path, paths: Iterable[str], email: str,
                progress: Callable[[UploadProgress], None] | None = None) -> Uploaded:

@@ -19,7 +19,9 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 
+from lib import previews
 from lib.errors import ConsoleError
 from lib.training.images import ANALYSIS_VERSION, ImageInfo, load_image, make_thumbnail
 from lib.training.readiness import ReadinessReport, check_set, has_trigger
@@ -133,11 +135,12 @@ class DraftImage:
         self.data = self._bytes(volume)
         return self.data
 
-    def thumbnail(self, volume: Volume) -> bytes:
-        """A small JPEG for previews; kept instead of the full image of a saved version, so an
-        open draft does not hold every original in memory."""
+    def thumbnail(self, volume: Volume, cache: Path) -> bytes:
+        """A small JPEG for previews, made once per photo and kept in `cache` (lib/previews.py); kept
+        here instead of the full image of a saved version, so an open draft does not hold every original
+        in memory."""
         if self.thumb is None:
-            self.thumb = make_thumbnail(self._bytes(volume))
+            self.thumb = previews.thumbnail(self.info.sha256, lambda: make_thumbnail(self._bytes(volume)), cache)
         return self.thumb
 
 

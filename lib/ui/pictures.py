@@ -19,7 +19,7 @@ def show(svc: Services, paths: Sequence[Path], captions: Sequence[str], *, width
     """Draw the images at `paths` (one st.image for all), `width` pixels wide or as wide as their column,
     each from a copy sharp on a 2× screen: twice `width`, or `stretched_to` for a stretched image.
     `captions` are shown as text."""
-    cache = svc.data_dir / "previews"
+    cache = previews.folder(svc.data_dir)
     preview_width = 2 * width if isinstance(width, int) else stretched_to
     shown = [(p, previews.preview(p, cache, preview_width), c) for p, c in zip(paths, captions, strict=True)]
     readable = [(str(small), escaped(caption)) for _, small, caption in shown if small is not None]

@@ -360,3 +360,36 @@ def test_flags_tab_lists_problems_and_counts_unpromoted_checkpoints_in_one_line(
     assert view.problem_count == 3 and view.problem_files == 3
     assert view.notes == ["3,600 training checkpoint(s) under loras/ not promoted yet: promote the one you want "
                           "to models/loras/ on the Training page to use it in image jobs."]
+
+
+def test_a_file_moved_where_the_worker_reads_it_is_no_longer_flagged(volume):
+    files = ModelFiles(volume)
+    misplaced = "models/diffusion_models/flux1-schnell.safetensors"
+    assert misplaced in {f.key for f in files.flags(UsageIndex())}
+    files.move(misplaced, "models/unet/flux1-schnell.safetensors", user=OPERATOR)
+    assert misplaced not in {f.key for f in files.flags(UsageIndex())}
+
+
+def test_a_value_derived_from_every_file_is_kept_until_the_console_changes_one():
+    t = datetime(2026, 9, 1, tzinfo=UTC)
+    index = VolumeIndex([VolumeObject("models/unet/a.safetensors", 10, t, "e1")])
+    computed = []
+
+    def count() -> int:
+        computed.append(1)
+        return len(list(index.files()))
+
+    assert index.derived("count", "x", count) == 1
+    assert index.derived("count", "x", count) == 1 and len(computed) == 1
+    index.upsert(VolumeObject("models/unet/b.safetensors", 20, t, "e2"))
+    assert index.derived("count", "x", count) == 2 and len(computed) == 2
+    assert index.derived("count", "y", count) == 2 and len(computed) == 3   # other arguments
+    assert [x.files for x in index.totals()] == [2]
+
+    def raced() -> int:   # a file changes while the value is being computed from the files
+        value = count()
+        index.remove("models/unet/b.safetensors")
+        return value
+
+    assert index.derived("raced", None, raced) == 2
+    assert index.derived("raced", None, count) == 1   # the raced value was not kept

@@ -105,3 +105,31 @@ def test_an_unwritable_cache_shows_the_original(tmp_path, photo):
     blocked = tmp_path / "cache"
     blocked.write_text("a file where the folder should be")
     assert previews.preview(original, blocked, 640) == original
+
+
+def test_a_thumbnail_is_made_once_per_content(tmp_path):
+    made = []
+
+    def make():
+        made.append(1)
+        return b"jpeg bytes"
+
+    sha = "ab" * 32
+    assert previews.thumbnail(sha, make, tmp_path / "cache") == b"jpeg bytes"
+    assert previews.thumbnail(sha, make, tmp_path / "cache") == b"jpeg bytes"
+    assert len(made) == 1
+
+
+@pytest.mark.parametrize("claimed", ["../../escape", "AB" * 32, "ab" * 31, "", "ab" * 32 + "/x"])
+def test_a_hash_that_is_not_one_never_names_a_file(tmp_path, claimed):
+    # The hash comes from a manifest on the shared volume, which anyone with volume access can edit.
+    cache = tmp_path / "deep" / "cache"
+    assert previews.thumbnail(claimed, lambda: b"made", cache) == b"made"
+    assert [p for p in tmp_path.rglob("*") if p.is_file()] == []
+
+
+def test_a_thumbnail_that_cannot_be_kept_is_still_shown(tmp_path):
+    blocked = tmp_path / "cache"
+    blocked.write_text("a file where the folder should be")
+    assert previews.thumbnail("cd" * 32, lambda: b"made", blocked) == b"made"
+    assert [p.name for p in tmp_path.iterdir()] == ["cache"]
