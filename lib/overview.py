@@ -53,8 +53,7 @@ def spend_today(store, now: datetime | None = None) -> float:
     """Estimated spend since midnight UTC from the console's own job records."""
     now = now or datetime.now(UTC)
     midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
-    frame = store.jobs_frame(since=midnight, until=now + timedelta(seconds=1))
-    return float(frame["cost_usd"].fillna(0).sum()) if len(frame) else 0.0
+    return store.spend(since=midnight, until=now + timedelta(seconds=1))
 
 
 def _seconds(ms: int | None) -> float | None:

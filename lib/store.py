@@ -529,6 +529,11 @@ class JobStore:
         jobs, images = self._query(f"SELECT COUNT(*), COALESCE(SUM(images), 0) FROM jobs{where}", args)[0]
         return int(jobs), int(images)
 
+    def spend(self, *, since: datetime | None = None, until: datetime | None = None) -> float:
+        """The recorded cost in US dollars of the jobs created in [since, until): one sum, no rows read."""
+        where, args = _filters(since=since, until=until) or ("", [])
+        return float(self._query(f"SELECT COALESCE(SUM(cost_usd), 0) FROM jobs{where}", args)[0][0])
+
     def unfinished(self) -> builtins.list[JobRecord]:
         """Jobs the tracker must follow: sent to RunPod and not final, or not confirmed, or
         finished on RunPod with their outputs not kept yet. Damaged rows are skipped (see .damaged)."""

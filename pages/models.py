@@ -28,9 +28,8 @@ if state.index is None:
 
 index = state.index
 usage = actions.usage_index(services)
-flags = actions.model_files(services).flags(usage)
-by_key = actions.flags_by_key(flags)
-flag_view = actions.flags_view(flags)
+flagged_files = actions.volume_flags(services, usage)
+by_key, flag_view = flagged_files.by_key, flagged_files.view
 a, b, c, d = st.columns(4)
 a.metric("Files", f"{len(index):,}")
 b.metric("Total size", actions.format_bytes(index.total_bytes))

@@ -61,7 +61,7 @@ with right:
     st.metric("Spend today (estimated)", f"${overview.spend_today(services.store):,.2f}")
 with left:
     st.subheader("Recent jobs")
-    recent = services.store.list(limit=15)
+    recent = services.store.summaries(limit=15)
     if recent:
         st.dataframe(overview.jobs_table(recent, compact=True), hide_index=True, width="stretch",
                      column_config=widgets.JOB_TABLE_COLUMNS)

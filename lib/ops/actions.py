@@ -234,6 +234,25 @@ def delete_model(services: Services, email: str, key: str) -> None:
     services.model_files.delete(key, user=user)
 
 
+@dataclass(frozen=True)
+class VolumeFlags:
+    by_key: dict[str, list[Flag]]   # a file's flags
+    view: FlagsView                 # the Flags tab
+
+
+def volume_flags(services: Services, usage: UsageIndex) -> VolumeFlags:
+    """The volume's flags grouped by file and as the Flags tab lists them, derived once per index and change
+    like the flags themselves: regrouping a year's 39,000 flags took 0.05 s of every Models run."""
+    files = model_files(services)
+    referenced = frozenset(usage.referenced_names())   # what the flags are computed for (ModelFiles.flags)
+
+    def group() -> VolumeFlags:
+        flags = files.flags(usage)
+        return VolumeFlags(flags_by_key(flags), flags_view(flags))
+
+    return files.index().derived("volume_flags", referenced, group)
+
+
 def flags_by_key(flags: list[Flag]) -> dict[str, list[Flag]]:
     out: dict[str, list[Flag]] = {}
     for flag in flags:

@@ -393,3 +393,13 @@ def test_a_value_derived_from_every_file_is_kept_until_the_console_changes_one()
 
     assert index.derived("raced", None, raced) == 2
     assert index.derived("raced", None, count) == 1   # the raced value was not kept
+
+
+def test_the_models_pages_flag_groups_are_kept_until_a_file_changes(volume):
+    services = SimpleNamespace(model_files=ModelFiles(volume))
+    misplaced = "models/diffusion_models/flux1-schnell.safetensors"
+    grouped = actions.volume_flags(services, UsageIndex())
+    assert actions.volume_flags(services, UsageIndex()) is grouped
+    assert misplaced in grouped.by_key and grouped.view.problem_files >= 1
+    services.model_files.move(misplaced, "models/unet/flux1-schnell.safetensors", user=OPERATOR)
+    assert misplaced not in actions.volume_flags(services, UsageIndex()).by_key

@@ -151,3 +151,14 @@ def test_the_jobs_pages_user_choices_come_from_an_index_not_a_walk_over_every_jo
     plan = " ".join(str(row[-1]) for row in store._reader.execute(
         "EXPLAIN QUERY PLAN SELECT DISTINCT user FROM jobs ORDER BY user"))
     assert "COVERING INDEX" in plan, plan
+
+
+def test_spend_sums_the_recorded_costs_of_a_window_without_reading_rows(store):
+    now = datetime.now(UTC)
+    store.import_history([
+        {"local_id": f"j{i}", "role": "image", "endpoint_id": "ep", "status": "COMPLETED", "kind": "zimage",
+         "user": "ana@example.com", "created_at": (now - timedelta(hours=hours)).timestamp(), "cost_usd": cost}
+        for i, (hours, cost) in enumerate([(1, 0.25), (2, 0.5), (3, None), (30, 9.0)])])
+    assert store.spend(since=now - timedelta(hours=24), until=now) == pytest.approx(0.75)
+    assert store.spend() == pytest.approx(9.75)
+    assert store.spend(since=now) == 0.0
