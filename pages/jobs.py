@@ -74,9 +74,9 @@ outputs = store.outputs(record.local_id)
 images = [o for o in outputs if o.mime.startswith("image/")]
 if images:
     pictures.show(services, [o.path for o in images], [o.name for o in images], width=256)
-with st.expander("Timeline"):
-    st.dataframe([{"when": h.at, "status": h.status, "worker": h.worker_id or "—", "note": h.note or ""}
-                  for h in store.history(record.local_id)], hide_index=True, width="stretch")
-with st.expander("Inputs and raw output (for debugging)"):
-    st.json(overview.for_display({"input": record.input, "meta": record.meta, "output": record.output}),
-            expanded=False)
+# Drawn when asked for: a job's timeline, and its 4 KB workflow as JSON, are sent and drawn only once opened.
+widgets.lazy_expander("Timeline", "jobs.timeline", lambda: st.dataframe(
+    [{"when": h.at, "status": h.status, "worker": h.worker_id or "—", "note": h.note or ""}
+     for h in store.history(record.local_id)], hide_index=True, width="stretch"))
+widgets.lazy_expander("Inputs and raw output (for debugging)", "jobs.raw", lambda: st.json(
+    overview.for_display({"input": record.input, "meta": record.meta, "output": record.output}), expanded=False))

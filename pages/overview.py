@@ -50,11 +50,16 @@ feed = actions.alert_feed(services)
 if feed.firing:
     for alert in feed.firing:
         st.warning(f"**{alert.name}** — {alert.message}", icon=":material/notifications_active:")
-with st.expander(f"Alerts: {len(feed.firing)} firing · history", expanded=False):
+
+
+def alert_history() -> None:
     if feed.history:
         st.dataframe(actions.alerts_table(feed.history), hide_index=True, width="stretch")
     else:
         st.caption("No alert has fired yet. Rules live in console.toml ([[alerts]]).")
+
+
+widgets.lazy_expander(f"Alerts: {len(feed.firing)} firing · history", "overview.alerts", alert_history)
 
 left, right = st.columns([3, 1])
 with right:

@@ -75,14 +75,22 @@ config, problems = None, params.problems()
 if not problems:
     config = build_config(name=name, trigger_word=check.trigger_word, dataset_path=ds, training_folder=out,
                           params=params)
-    with st.expander("AI Toolkit config (YAML) — for experts"):
-        generated = to_yaml(config)
+    generated = to_yaml(config)
+
+    def expert_yaml() -> str | None:
+        """The YAML the user edited, None while they have not chosen to edit it."""
         if st.toggle("Edit the YAML myself (changing the form above resets it)", key="tr.expert"):
-            text = st.text_area("config.yaml", generated, height=420, key=f"tr.yaml.{zlib.crc32(generated.encode())}")
-            problems = validate_config(text, dataset_path=ds, training_folder=out)
-            config = None if problems else parse_yaml(text)
-        else:
-            st.code(generated, language="yaml")
+            return st.text_area("config.yaml", generated, height=420, key=f"tr.yaml.{zlib.crc32(generated.encode())}")
+        st.code(generated, language="yaml")
+        return None
+
+    # Drawn once opened, then for as long as the user edits it: the highlighted YAML took 0.2 s of every visit in
+    # the browser, for a section most never open.
+    edited = widgets.lazy_expander("AI Toolkit config (YAML) — for experts", "tr.config", expert_yaml,
+                                   keep_drawing=st.session_state.get("tr.expert", False))
+    if edited is not None:
+        problems = validate_config(edited, dataset_path=ds, training_folder=out)
+        config = None if problems else parse_yaml(edited)
 if problems or config is None:
     st.error("Fix the config:\n" + "\n".join(f"- {x}" for x in problems), icon=":material/error:")
 else:

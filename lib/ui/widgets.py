@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import streamlit as st
 
@@ -14,6 +14,8 @@ from lib.ui.safe_text import escaped
 
 if TYPE_CHECKING:
     from lib.services import Services
+
+T = TypeVar("T")
 
 # Material icons (Streamlit's own font), not emoji: Debian ships no emoji font, so emoji showed as
 # empty boxes. An icon never stands alone: every use puts the status in words beside it.
@@ -105,6 +107,17 @@ def dev_worker_note(record) -> None:
     """Say so when an unfinished job runs on a dev worker, whose status cannot show progress."""
     if record.on_dev_worker and not record.is_final:
         st.caption(DEV_WORKER_NOTE)
+
+
+def lazy_expander(label: str, key: str, draw: Callable[[], T], *, keep_drawing: bool = False) -> T | None:
+    """An expander whose content is drawn only while it is open (opening it reruns the page), or always
+    with `keep_drawing` (content whose widgets must keep their values): a collapsed expander's content is
+    otherwise sent and rendered on every visit. draw()'s result, None when it was not drawn."""
+    box = st.expander(label, key=key, on_change="rerun")
+    if not (box.open or keep_drawing):
+        return None
+    with box:
+        return draw()
 
 
 def lazy_tabs(sections: Mapping[str, Callable[[], None]], key: str) -> None:

@@ -50,3 +50,15 @@ def test_jobs_page_dates_are_whole_utc_days_and_a_half_picked_range_asks_for_the
 def test_viewer_sees_signed_in_role(open_page, users):
     at = open_page("pages/overview.py", user=users["viewer"])
     assert any("viewer" in c.value for c in at.sidebar.caption)
+
+
+def test_the_overviews_alert_history_is_drawn_once_opened(open_page):
+    # A collapsed section's table was sent and drawn on every visit of the page.
+    at = open_page("pages/overview.py")
+    history = "No alert has fired yet. Rules live in console.toml ([[alerts]])."
+    tables, captions = len(at.dataframe), [c.value for c in at.caption]
+    assert history not in captions
+    at.session_state["overview.alerts"] = True   # the user opens "Alerts: … history"
+    at.run()
+    assert not at.exception
+    assert history in [c.value for c in at.caption] or len(at.dataframe) == tables + 1

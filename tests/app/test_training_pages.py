@@ -141,9 +141,16 @@ def test_expert_yaml_is_validated(open_page, console):
     name = make_set(console, acknowledge=True)
     at = open_page("pages/training.py")
     at.selectbox(key="tr.set").set_value(name).run()
+    assert not at.code, "the YAML is drawn only once its section is opened"
+    at.session_state["tr.config"] = True   # the user opens "AI Toolkit config (YAML)"
+    at.run()
+    assert "sampler: flowmatch" in at.code[0].value
     at.toggle(key="tr.expert").set_value(True).run()
     editor = at.text_area[1]
     editor.input(editor.value.replace("sampler: flowmatch", "sampler: ddpm")).run()
+    assert any("must match train.noise_scheduler" in e.value for e in at.error)
+    at.session_state["tr.config"] = False   # closed again: the edit still counts
+    at.run()
     assert any("must match train.noise_scheduler" in e.value for e in at.error)
     assert next(b for b in at.button if b.label == "Start training").disabled
 
