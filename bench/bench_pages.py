@@ -11,7 +11,9 @@ Starts the console the README's way on the given CONSOLE_DATA, then per page, in
   repeat — in that same session, from another page, the page is opened again through the
            sidebar: time from the click until its heading is shown and that run has finished.
 The floor is the same "first" for a one-line Streamlit app (st.title) served the same way: what
-any Streamlit page costs in this browser on this machine, before the console does anything.
+any Streamlit page costs in this browser on this machine, before the console does anything. The
+shell floor is the console's navigation and sidebar with nothing in the pages, measured as the pages
+are (first from a page's own URL, then repeat): what the console's pages cost before their content.
 With the machine shared, wall time depends on the load; the console's own CPU seconds for each
 (its process tree, measured around the same interval) are printed beside it.
 Each is repeated --runs times (new session each run) and the median printed. Before measuring,
@@ -27,6 +29,8 @@ import re
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -72,17 +76,19 @@ def reopen(page, title: str, heading: str) -> float:
     return time.perf_counter() - started
 
 
-def streamlit_floor(chromium, runs: int) -> tuple[float, float]:
-    """(first, first_cold_cache) of a one-line Streamlit app with run.sh's server flags."""
+@contextmanager
+def served(app_text: str) -> Iterator[str]:
+    """A Streamlit app of this text, served with run.sh's server flags and the console's .streamlit/config.toml
+    (theme, toolbar) on a free port; yields its URL."""
     with tempfile.TemporaryDirectory(prefix="floor-") as folder:
-        app = Path(folder) / "hello.py"
-        app.write_text('import streamlit as st\nst.title("Hello")\n')
+        app = Path(folder) / "app.py"
+        app.write_text(app_text)
         port = free_port()
         server = subprocess.Popen([str(ROOT / ".venv" / "bin" / "python"), "-m", "streamlit", "run", str(app),
                                    "--server.port", str(port), "--server.headless", "true",
                                    "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none",
                                    "--runner.postScriptGC", "false"],
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=dict(os.environ))
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=dict(os.environ), cwd=ROOT)
         url = f"http://127.0.0.1:{port}"
         try:
             for _ in range(100):
@@ -91,21 +97,63 @@ def streamlit_floor(chromium, runs: int) -> tuple[float, float]:
                         break
                 except httpx.HTTPError:
                     time.sleep(0.2)
-            cached = chromium.new_context()
-            open_page(cached, url, "Hello")[0].close()
-            warm, cold = [], []
-            for _ in range(runs):
-                page, seconds = open_page(cached, url, "Hello")
-                warm.append(seconds)
-                page.close()
-                context = chromium.new_context()
-                cold.append(open_page(context, url, "Hello")[1])
-                context.close()
-            cached.close()
-            return median(warm), median(cold)
+            yield url
         finally:
             server.terminate()
             server.wait(timeout=20)
+
+
+def streamlit_floor(chromium, runs: int) -> tuple[float, float]:
+    """(first, first_cold_cache) of a one-line Streamlit app."""
+    with served('import streamlit as st\nst.title("Hello")\n') as url:
+        cached = chromium.new_context()
+        open_page(cached, url, "Hello")[0].close()
+        warm, cold = [], []
+        for _ in range(runs):
+            page, seconds = open_page(cached, url, "Hello")
+            warm.append(seconds)
+            page.close()
+            context = chromium.new_context()
+            cold.append(open_page(context, url, "Hello")[1])
+            context.close()
+        cached.close()
+        return median(warm), median(cold)
+
+
+# The console's shell with nothing in it: the same navigation (13 pages in 3 sections, with icons) and the
+# sidebar's banner and sign-in line; each page only its title.
+SHELL_APP = """import streamlit as st
+titles = {"Operate": ["Overview", "Jobs", "Endpoints", "Models", "Costs"],
+          "Create": ["Generate", "Gallery", "Face swap & sheets", "Training sets", "LoRA training"],
+          "Admin": ["Audit", "Provisioning", "Connection check"]}
+def page(title):
+    def draw():
+        st.title(title)
+    draw.__name__ = title.split()[0].lower()   # Streamlit tells pages given as functions apart by their names
+    return st.Page(draw, title=title, url_path=draw.__name__, icon=":material/dashboard:", default=title == "Overview")
+st.set_option("client.showSidebarNavigation", True)   # as lib/ui/deps.navigation, under the console's config.toml
+navigation = st.navigation({section: [page(t) for t in names] for section, names in titles.items()}, expanded=True)
+st.sidebar.info("**Local simulator**: no RunPod key is set.", icon=":material/science:")
+st.sidebar.caption("Signed in as **local operator** (operator)")
+navigation.run()
+"""
+
+
+def shell_floor(chromium, runs: int) -> tuple[float, float]:
+    """(first, repeat) of a page of SHELL_APP, measured as the console's pages are: its own URL opened in a
+    new tab (Streamlit's frontend tries a page's path as its base URL first: a 404 and a 100 ms backoff
+    that the one-line app at / does not pay), then opened again through the sidebar."""
+    with served(SHELL_APP) as url:
+        context = chromium.new_context()
+        open_page(context, f"{url}/connection", "Connection check")[0].close()
+        firsts, repeats = [], []
+        for _ in range(runs):
+            page, seconds = open_page(context, f"{url}/connection", "Connection check")
+            firsts.append(seconds)
+            repeats.append(reopen(page, "Connection check", "Connection check"))
+            page.close()
+        context.close()
+        return median(firsts), median(repeats)
 
 
 def main() -> None:
@@ -150,6 +198,9 @@ def main() -> None:
         floor_first, floor_cold = streamlit_floor(chromium, args.runs)
         emit("pages_streamlit_floor_first_s", floor_first)
         emit("pages_streamlit_floor_first_cold_cache_s", floor_cold)
+        shell_first, shell_repeat = shell_floor(chromium, args.runs)
+        emit("pages_shell_floor_first_s", shell_first)
+        emit("pages_shell_floor_repeat_s", shell_repeat)
         emit("pages_load_avg_1m", median(loads))
         chromium.close()
 

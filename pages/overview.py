@@ -66,7 +66,7 @@ with right:
     st.metric("Spend today (estimated)", f"${overview.spend_today(services.store):,.2f}")
 with left:
     st.subheader("Recent jobs")
-    recent = services.store.summaries(limit=15)
+    recent = services.store.list(limit=15)   # full records: a damaged row met here is reported (tracking health)
     if recent:
         st.dataframe(overview.jobs_table(recent, compact=True), hide_index=True, width="stretch",
                      column_config=widgets.JOB_TABLE_COLUMNS)
