@@ -259,3 +259,24 @@ def test_counts_follow_a_change_made_elsewhere_in_the_console(console):
     finally:
         console.volume.delete("models/loras/apptest_promoted.safetensors")
         actions.model_files(console).refresh()
+
+
+def test_file_details_offers_the_files_listed_not_every_match(console):
+    # Every match (up to 5,000 paths) was sent with each run: 0.2 s of every Models visit on a big volume.
+    keys = [f"models/loras/apptest_many_{i:02d}.safetensors" for i in range(60)]
+    for key in keys:
+        console.volume.write(key, b"l" * 16)
+    actions.model_files(console).refresh()
+    try:
+        at = page("models.py", **{"models.query": "apptest_many"})
+        offered = at.selectbox(key="models.file").options
+        assert len(offered) == 50 and offered == list(at.dataframe[0].value["path"])
+        at.number_input(key="models.page").set_value(2).run()
+        offered = at.selectbox(key="models.file").options
+        assert len(offered) == 10
+        at.selectbox(key="models.file").set_value(offered[0]).run()
+        assert not at.exception
+    finally:
+        for key in keys:
+            console.volume.delete(key)
+        actions.model_files(console).refresh()
