@@ -69,8 +69,6 @@ class EndpointOverview:
     role: str
     label: str
     endpoint_id: str
-    health: object | None            # lib.runpod.Health
-    health_error: str | None
     drift: DriftReport | None        # None when the live settings could not be read
     live_error: str | None
     stats: EndpointStats
@@ -79,13 +77,11 @@ class EndpointOverview:
 
 
 def endpoint_overview(services: Services, role: str, *, days: int = 7, now: datetime | None = None) -> EndpointOverview:
+    """What the Endpoints page shows beside the live health (its own refreshing part, `live_health`): one
+    request to RunPod, for the live settings."""
     fixed_now, now = now is not None, now or datetime.now(UTC)
     spec = services.config.endpoint(role)
-    health = health_error = drift = live_error = None
-    try:
-        health = services.jobs(role).health()
-    except RunPodError as exc:
-        health_error = str(exc)
+    drift = live_error = None
     if spec.id:
         try:
             drift = compare(spec, services.client.rest.endpoint(spec.id))
@@ -95,8 +91,7 @@ def endpoint_overview(services: Services, role: str, *, days: int = 7, now: date
         live_error = "a worker under development (url in console.toml) has no RunPod settings to compare"
     monitor = services.monitor
     return EndpointOverview(
-        role=role, label=spec.label, endpoint_id=spec.id or spec.url or role, health=health,
-        health_error=health_error, drift=drift, live_error=live_error,
+        role=role, label=spec.label, endpoint_id=spec.id or spec.url or role, drift=drift, live_error=live_error,
         stats=_endpoint_numbers(services, role, days, now, fixed_now=fixed_now).stats,
         firing=[e for e in monitor.evaluator.firing if e.role in (role, None)],
         holds=monitor.schedule.active(role))

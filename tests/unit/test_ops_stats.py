@@ -136,3 +136,32 @@ def test_the_endpoints_page_reads_its_week_of_jobs_once_until_a_job_is_recorded(
         assert after.delay_per_day["samples"].sum() == 2 == 1 + first.delay_per_day["samples"].sum()
     finally:
         store.close()
+
+
+def test_the_endpoints_page_asks_runpod_only_for_the_live_settings(tmp_path):
+    # Its health is the page's own refreshing part; a /health read here was thrown away (one more round trip
+    # to RunPod on every run of the page).
+    from types import SimpleNamespace
+
+    from lib.ops import actions
+    from lib.runpod import RunPodError
+    from lib.store import JobStore
+
+    asked = []
+
+    def settings(endpoint_id):
+        asked.append(("settings", endpoint_id))
+        raise RunPodError("RunPod is unreachable")
+
+    store = JobStore(tmp_path)
+    services = SimpleNamespace(
+        store=store, config=SimpleNamespace(endpoint=lambda role: SimpleNamespace(id="ep1", label="Image", url=None)),
+        jobs=lambda role: SimpleNamespace(health=lambda: asked.append(("health", role))),
+        client=SimpleNamespace(rest=SimpleNamespace(endpoint=settings)),
+        monitor=SimpleNamespace(evaluator=SimpleNamespace(firing=[]), schedule=SimpleNamespace(active=lambda role: [])))
+    try:
+        view = actions.endpoint_overview(services, "image", days=7)
+    finally:
+        store.close()
+    assert asked == [("settings", "ep1")]
+    assert view.drift is None and view.live_error == "RunPod is unreachable"
