@@ -41,9 +41,12 @@ def _build() -> Services:
     atexit.register(services_.close)
     # What has been built so far (Streamlit, pandas, plotly, the console's modules and services) lives as long as
     # the process: some 200,000 objects that every full garbage collection walked, 150–200 ms in the middle of a
-    # page run every few runs. Frozen, they are left out of collections (bench/bench_pages.py).
-    gc.collect()
-    gc.freeze()
+    # page run every few runs. Frozen, they are left out of collections (bench/bench_pages.py). Once per process:
+    # a later build (Provisioning's reload) would also freeze the sessions open then, and frozen cycles are never
+    # freed.
+    if not gc.get_freeze_count():
+        gc.collect()
+        gc.freeze()
     return services_
 
 
