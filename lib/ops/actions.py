@@ -79,7 +79,6 @@ class EndpointOverview:
 def endpoint_overview(services: Services, role: str, *, days: int = 7, now: datetime | None = None) -> EndpointOverview:
     """What the Endpoints page shows beside the live health (its own refreshing part, `live_health`): one
     request to RunPod, for the live settings."""
-    fixed_now, now = now is not None, now or datetime.now(UTC)
     spec = services.config.endpoint(role)
     drift = live_error = None
     if spec.id:
@@ -92,7 +91,7 @@ def endpoint_overview(services: Services, role: str, *, days: int = 7, now: date
     monitor = services.monitor
     return EndpointOverview(
         role=role, label=spec.label, endpoint_id=spec.id or spec.url or role, drift=drift, live_error=live_error,
-        stats=_endpoint_numbers(services, role, days, now, fixed_now=fixed_now).stats,
+        stats=_endpoint_numbers(services, role, days, now).stats,
         firing=[e for e in monitor.evaluator.firing if e.role in (role, None)],
         holds=monitor.schedule.active(role))
 
@@ -107,9 +106,8 @@ class EndpointSeries:
 
 def endpoint_series(services: Services, role: str, *, days: int = 7, now: datetime | None = None) -> EndpointSeries:
     """The chart inputs: per-day cold starts and percentiles, and the recorded worker-state timeline."""
-    fixed_now, now = now is not None, now or datetime.now(UTC)
-    numbers = _endpoint_numbers(services, role, days, now, fixed_now=fixed_now)
-    snapshots = services.monitor.health_log.snapshots(role, since=now - timedelta(hours=24))
+    numbers = _endpoint_numbers(services, role, days, now)
+    snapshots = services.monitor.health_log.snapshots(role, since=(now or datetime.now(UTC)) - timedelta(hours=24))
     return EndpointSeries(cold_per_day=numbers.cold_per_day, delay_per_day=numbers.delay_per_day,
                           execution_per_day=numbers.execution_per_day, workers=worker_state_timeline(snapshots))
 
@@ -122,21 +120,21 @@ class _EndpointNumbers:
     execution_per_day: pd.DataFrame
 
 
-def _endpoint_numbers(services: Services, role: str, days: int, now: datetime, *,
-                      fixed_now: bool) -> _EndpointNumbers:
+def _endpoint_numbers(services: Services, role: str, days: int, now: datetime | None) -> _EndpointNumbers:
     """The endpoint's job statistics over the last `days`. Reading and summing a week of a busy year's jobs
     took 0.08 s of every Endpoints run: reused until the store changes, for a minute at most (the window
     moves with the clock), except for a given `now`."""
     def build() -> _EndpointNumbers:
-        start = now - timedelta(days=days)
+        end = now or datetime.now(UTC)
+        start = end - timedelta(days=days)
         frame = services.store.jobs_frame(since=start)
         return _EndpointNumbers(
             stats=endpoint_stats(frame, role=role),
-            cold_per_day=cold_starts_per_day(frame, role=role, start=start, end=now),
-            delay_per_day=percentiles_per_day(frame, "delay_ms", role=role, start=start, end=now),
-            execution_per_day=percentiles_per_day(frame, "execution_ms", role=role, start=start, end=now))
+            cold_per_day=cold_starts_per_day(frame, role=role, start=start, end=end),
+            delay_per_day=percentiles_per_day(frame, "delay_ms", role=role, start=start, end=end),
+            execution_per_day=percentiles_per_day(frame, "execution_ms", role=role, start=start, end=end))
 
-    return build() if fixed_now else memo(services.store, ("endpoint_numbers", role, days), build)
+    return build() if now is not None else memo(services.store, ("endpoint_numbers", role, days), build)
 
 
 def apply_settings(services: Services, role: str, email: str,
