@@ -18,6 +18,11 @@ KIND_FILTERS = {GENERATED: ("image", inf.KINDS), FACE_SWAPS: ("special", ("faces
 @dataclass(frozen=True)
 class Picture(inf.GalleryItem):
     @property
+    def uid(self) -> str:
+        """Names this picture among all: a job may keep several images."""
+        return f"{self.record.local_id}.{self.output.name}"
+
+    @property
     def can_resend(self) -> bool:
         """Re-run and Vary seed rebuild Generate's jobs; face swaps and sheets are redone on their page."""
         return self.record.kind in inf.KINDS
@@ -49,6 +54,12 @@ class PicturePage:
     page: int
     pages: int
     images: int
+
+    @property
+    def numbered(self) -> dict[str, str]:
+        """Each picture's caption behind its number on this page ("#3 · …"), by uid: the grid shows the
+        captions, and the picture to act on is chosen by them."""
+        return {item.uid: f"#{n} · {item.caption}" for n, item in enumerate(self.items, start=1)}
 
 
 def pictures(store, *, kinds: list[str], character: str | None = None, model: str | None = None,

@@ -43,10 +43,13 @@ for col, (label, value, hint) in zip(st.columns(4), actions.stats_metrics(view.s
 st.dataframe(actions.percentiles_table(view.stats), hide_index=True,
              column_config={c: st.column_config.NumberColumn(format="%.1f") for c in ("p50 s", "p90 s", "p98 s")})
 series = actions.endpoint_series(services, role, days=days)
-left, right = st.columns(2)
-left.plotly_chart(cold_starts_figure(series.cold_per_day), key="endpoints.cold")
-right.plotly_chart(percentiles_figure(series.delay_per_day), key="endpoints.delay")
-st.plotly_chart(worker_timeline_figure(series.workers, title="Workers by state (last 24 h)"), key="endpoints.workers")
+# One chart at a time: three Plotly charts took the browser 0.15 s to redraw on every visit and rerun.
+widgets.lazy_tabs({
+    "Cold starts": lambda: st.plotly_chart(cold_starts_figure(series.cold_per_day), key="endpoints.cold"),
+    "Queue delay": lambda: st.plotly_chart(percentiles_figure(series.delay_per_day), key="endpoints.delay"),
+    "Workers (24 h)": lambda: st.plotly_chart(worker_timeline_figure(series.workers, title="Workers by state "
+                                                                     "(last 24 h)"), key="endpoints.workers"),
+}, key="endpoints.chart")
 
 st.subheader("Settings")
 if view.drift is None:

@@ -14,6 +14,7 @@ deps.require_gate()
 svc = deps.services()
 user = deps.current_user()
 PER_PAGE = 24
+GRID_IMAGE_PX = 224   # four to a row on a laptop, more on a wide screen
 
 st.title("Gallery")
 persist.remember("gal.kinds", "gal.character", "gal.model", "gal.sent")
@@ -35,8 +36,6 @@ st.session_state["gal.page"] = found.page   # a narrower filter may have fewer p
 if found.pages > 1:
     st.number_input(f"Page (of {found.pages:,})", 1, found.pages, key="gal.page")
 st.caption(f"{found.images:,} images — kept by the console, so they outlive RunPod's 30-minute results.")
-if not found.items:
-    st.info("No images here yet. Make some on the Generate or Face swap & sheets page.", icon=":material/image:")
 
 
 def send(action, item: gallery.Picture, verb: str) -> None:
@@ -74,30 +73,36 @@ with st.container(key="gal.notice"):   # above the grid, where it is seen
         st.subheader("Just sent")
         live_view.live_fragment(svc, "gal.sent", lambda key: live_view.job_list(svc, user, key))
 
-cols = st.columns(4)
-for i, item in enumerate(found.items):
-    with cols[i % 4]:
-        pictures.show(svc, [item.output.path], [item.caption], width="stretch")
-        with st.expander("Details"):
-            st.text(item.details)
-        # Three buttons side by side do not fit a quarter of the page: their labels were cut to "D…".
-        st.download_button("Download", item.output.path.read_bytes(), item.output.name, item.output.mime,
-                           key=f"gal.dl.{item.record.local_id}.{item.output.name}", icon=":material/download:",
-                           width="stretch")
-        if not item.can_resend:
-            continue
-        b, c = st.columns(2)
-        uid = f"{item.record.local_id}.{item.output.name}"
-        b.button("Re-run", key=f"gal.rerun.{uid}", disabled=not user.can("submit"), width="stretch",
+
+if not found.items:
+    st.info("No images here yet. Make some on the Generate or Face swap & sheets page.", icon=":material/image:")
+    st.stop()
+# One picture's actions at a time, for the picture chosen here: 24 cards of an image, details, a download and
+# three buttons each took the browser 0.3 s to redraw on every visit and rerun, and read every file for its
+# download. The grid below is one element; its captions carry the numbers chosen here.
+by_uid = {item.uid: item for item in found.items}
+numbered = found.numbered
+if st.session_state.get("gal.picked") not in by_uid:   # its picture is on another page, or a filter hid it
+    st.session_state.pop("gal.picked", None)
+pick, download, rerun, vary, opening = st.columns([4, 1.3, 1.1, 1.3, 2.2], vertical_alignment="bottom")
+uid = pick.selectbox("Picture", list(by_uid), format_func=numbered.__getitem__, key="gal.picked",
+                     help="The picture the buttons beside act on: its number is at the start of its caption")
+item = by_uid[uid]
+download.download_button("Download", item.output.path.read_bytes(), item.output.name, item.output.mime,
+                         key=f"gal.dl.{uid}", icon=":material/download:", width="stretch")
+if item.can_resend:
+    rerun.button("Re-run", key=f"gal.rerun.{uid}", disabled=not user.can("submit"), width="stretch",
                  help="Send the identical job again (only the output name changes)",
                  on_click=send, args=(inf.rerun, item, "re-run"))
-        c.button("Vary seed", key=f"gal.vary.{uid}", disabled=not user.can("submit"), width="stretch",
-                 help="Same settings, a new random seed", on_click=send, args=(inf.vary_seed, item, "vary seed"))
-        if st.button("Open in Own workflow", key=f"gal.open.{uid}", width="stretch", icon=":material/account_tree:",
-                     help="The exact workflow this image was made with, to save, edit and run as your own"):
-            try:
-                st.session_state["own.opened"] = inf.sent_workflow(svc, item.record.local_id)
-            except ConsoleError as exc:
-                widgets.show_error(exc, "open its workflow")
-            else:
-                st.switch_page("pages/generate.py")
+    vary.button("Vary seed", key=f"gal.vary.{uid}", disabled=not user.can("submit"), width="stretch",
+                help="Same settings, a new random seed", on_click=send, args=(inf.vary_seed, item, "vary seed"))
+    if opening.button("Open in Own workflow", key=f"gal.open.{uid}", width="stretch", icon=":material/account_tree:",
+                      help="The exact workflow this image was made with, to save, edit and run as your own"):
+        try:
+            st.session_state["own.opened"] = inf.sent_workflow(svc, item.record.local_id)
+        except ConsoleError as exc:
+            widgets.show_error(exc, "open its workflow")
+        else:
+            st.switch_page("pages/generate.py")
+st.text(item.details)
+pictures.show(svc, [i.output.path for i in found.items], list(numbered.values()), width=GRID_IMAGE_PX)

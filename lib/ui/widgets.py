@@ -120,7 +120,7 @@ def lazy_expander(label: str, key: str, draw: Callable[[], T], *, keep_drawing: 
         return draw()
 
 
-def lazy_tabs(sections: Mapping[str, Callable[[], None]], key: str) -> None:
+def lazy_tabs(sections: Mapping[str, Callable[[], object]], key: str) -> None:
     """Tabs of which only the open one is drawn (choosing another reruns the page), so a visit sends one
     section's charts and tables, not all of them. The open tab is remembered by its label: keep labels fixed."""
     for tab, draw in zip(st.tabs(list(sections), key=key, on_change="rerun"), sections.values(), strict=True):

@@ -40,3 +40,27 @@ def test_images_come_from_previews_and_a_damaged_one_is_named(open_page, console
     assert max(Image.open(p).width for p in previews) <= 640
     # The download is still the original file.
     assert any(b.proto.label == "Download" for b in at.get("download_button"))
+
+
+def test_the_grid_is_one_element_and_the_actions_are_for_the_chosen_picture(open_page, console):
+    character = f"grid{uuid.uuid4().hex[:6]}"
+    png = io.BytesIO()
+    Image.fromarray(skdata.astronaut()).save(png, "PNG")
+    uids = {f"{kept_image(console, name, png.getvalue(), character)}.{name}" for name in ("one_1_.png", "two_1_.png")}
+
+    at = open_page("pages/gallery.py")
+    at.selectbox(key="gal.character").set_value(character).run()
+    # Every picture in one image element (24 cards of several elements each took the browser 0.3 s to redraw),
+    # numbered in its caption; one download, the chosen picture's file, not one read per picture.
+    (grid,) = at.image
+    # (captions are Markdown-escaped: the browser shows "#1")
+    assert [caption.split(" · ")[0] for caption in grid.captions] == [r"\#1", r"\#2"]
+    (download,) = at.get("download_button")
+    chosen = at.selectbox(key="gal.picked")
+    assert set(chosen.options) == {f"#{n} · z-image · seed 1 · no LoRA" for n in (1, 2)}
+    other = (uids - {chosen.value}).pop()
+    assert download.proto.id and at.button(key=f"gal.rerun.{chosen.value}")
+    chosen.set_value(other).run()
+    assert at.selectbox(key="gal.picked").value == other
+    assert at.button(key=f"gal.vary.{other}") and at.button(key=f"gal.open.{other}")
+    assert not at.exception

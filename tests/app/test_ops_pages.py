@@ -1,4 +1,5 @@
 """AppTest: the Models and Endpoints pages on the in-process simulator (tests/app/conftest.py `console`)."""
+import json
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -167,6 +168,16 @@ def test_endpoints_page_shows_cold_start_percentiles_and_settings(console):
     assert percentiles["p90 s"].iloc[0] >= percentiles["p50 s"].iloc[0] > 0
     settings = table(at, "drift")
     assert list(settings["setting"])[:2] == ["Min (active) workers", "Max workers"]
+
+
+def test_endpoints_draws_one_chart_at_a_time(console):
+    def charts(at: AppTest) -> list[str]:
+        return [json.loads(chart.proto.spec)["layout"]["title"]["text"] for chart in at.get("plotly_chart")]
+
+    at = page("endpoints.py")
+    assert charts(at) == ["Cold starts per day"]
+    at = page("endpoints.py", **{"endpoints.chart": "Workers (24 h)"})
+    assert charts(at) == ["Workers by state (last 24 h)"]
 
 
 def test_change_max_workers_through_apply_and_the_simulator_follows(console):
