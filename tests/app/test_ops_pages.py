@@ -45,6 +45,12 @@ def test_models_page_shows_totals_and_flags_the_diffusion_models_trap(console):
     assert "does not scan models/diffusion_models/" in trap["problem"].iloc[0]
 
 
+def test_models_draws_its_folder_chart_only_in_its_own_tab(console):
+    assert not page("models.py").get("plotly_chart")   # Browse, the tab a visit opens
+    (chart,) = page("models.py", **{"models.tab": "Folder sizes"}).get("plotly_chart")
+    assert json.loads(chart.proto.spec)["data"][0]["type"] == "bar"
+
+
 def test_find_a_lora_by_name_and_see_what_uses_it(console):
     workflow = {"4": {"class_type": "LoraLoaderModelOnly",
                       "inputs": {"model": ["1", 0], "lora_name": "ava_v1.safetensors", "strength_model": 0.8}}}
