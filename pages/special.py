@@ -27,7 +27,8 @@ NO_LORA = "(no LoRA)"
 st.title("Face swap & character sheets")
 configured.require_endpoint(svc, "special", "face swap and character sheets")
 configured.require_volume(svc, "Face swap and character sheets")
-persist.remember("fs.restore", "fs.visibility", "fs.fidelity", "fs.gender.", "sh.")
+persist.remember("fs.source_face", "fs.target_faces", "fs.restore", "fs.visibility", "fs.fidelity", "fs.gender.",
+                 "sh.")
 swap_tab, sheet_tab, reference_tab = st.tabs(["Face swap", "Character sheet", "Reference image"])
 
 with swap_tab:

@@ -109,11 +109,12 @@ def dev_worker_note(record) -> None:
         st.caption(DEV_WORKER_NOTE)
 
 
-def lazy_expander(label: str, key: str, draw: Callable[[], T], *, keep_drawing: bool = False) -> T | None:
+def lazy_expander(label: str, key: str, draw: Callable[[], T], *, keep_drawing: bool = False,
+                  icon: str | None = None) -> T | None:
     """An expander whose content is drawn only while it is open (opening it reruns the page), or always
     with `keep_drawing` (content whose widgets must keep their values): a collapsed expander's content is
     otherwise sent and rendered on every visit. draw()'s result, None when it was not drawn."""
-    box = st.expander(label, key=key, on_change="rerun")
+    box = st.expander(label, key=key, on_change="rerun", icon=icon)
     if not (box.open or keep_drawing):
         return None
     with box:

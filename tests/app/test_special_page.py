@@ -137,3 +137,19 @@ def test_reference_tab_waits_for_an_image_and_a_prompt_and_warns_about_faceid():
     assert at.button(key="ref.go").disabled
     at.radio(key="ref.mode").set_value("faceid").run()
     assert any("non-commercial research only" in w.value for w in at.warning)
+
+
+def test_face_swap_options_are_drawn_only_while_open_and_kept_while_closed():
+    at = open_page()
+    assert not [s for s in at.selectbox if s.key == "fs.restore"]   # closed: its seven widgets are not drawn
+    at.session_state["fs.options"] = True   # the user opens "Options"
+    at.run()
+    at.selectbox(key="fs.restore").set_value("none").run()
+    at.multiselect(key="fs.target_faces").set_value(["1"]).run()
+    at.session_state["fs.options"] = False   # and closes it again: the choices still count, on later runs too
+    at.run()
+    at.run()
+    assert not [s for s in at.selectbox if s.key == "fs.restore"]
+    summary = next(c.value for c in at.caption if c.value.startswith("Swaps "))
+    assert "no face restoration" in summary and "the 2nd largest face of each target" in summary, summary
+    assert not at.exception
