@@ -13,7 +13,9 @@ Starts the console the README's way on the given CONSOLE_DATA, then per page, in
   first_cold_cache — the same in a fresh browser profile (Streamlit's ~5 MB of scripts fetched
            and compiled first);
   repeat — in that same session, from another page, the page is opened again through the
-           sidebar: time from the click until its heading is shown and that run has finished.
+           sidebar: time from the click until its heading is shown and that run has finished;
+  *_drawn — the same until the browser has drawn every chart, table and image of it (the script's idle
+           state comes first: Plotly's script, fetched and run for a tab's first chart, comes after).
 The floor is the same "first" for a one-line Streamlit app (st.title) served the same way: what
 any Streamlit page costs in this browser on this machine, before the console does anything. The
 shell floor is the console's navigation and sidebar with nothing in the pages, measured as the pages
@@ -41,22 +43,37 @@ import httpx
 from harness import PAGES, ROOT, browser, console, emit, free_port, load_average, median, tree_cpu_s
 from playwright.sync_api import sync_playwright
 
+from tests.e2e.ui import settle
+
 NAV_TITLES = {"": "Overview", "generate": "Generate", "special": "Face swap & sheets", "audit": "Audit"}
 IDLE = "[data-testid='stApp'][data-test-script-state='notRunning']"
-# The script's idle state comes before the browser has drawn what the run sent (charts and tables draw
-# after it). Waiting for the browser's next idle moment after a frame tells when the page is drawn, and
-# keeps one measurement's drawing out of the next one's time.
-DRAWN = "() => new Promise(done => requestAnimationFrame(() => requestIdleCallback(() => done(), {timeout: 5000})))"
+# The script's idle state comes before the browser has drawn what the run sent: charts and tables draw after
+# it, Plotly's script is fetched and run on a tab's first chart, images load. A page is drawn once every chart,
+# table and image on it is (the browser tests' settle), and the browser has been idle after a frame. Waiting
+# for that also keeps one measurement's drawing out of the next one's time.
+IDLE_AFTER_A_FRAME = "() => new Promise(done => requestAnimationFrame(() => requestIdleCallback(() => done(), {timeout: 5000})))"
+
+
+def drawn(page) -> None:
+    settle(page)
+    page.evaluate(IDLE_AFTER_A_FRAME)
+
+
+def pause() -> None:
+    """Before each timed step: the tab or browser the bench closed a moment ago is still being torn down (its
+    processes exit, memory is freed), and a person does not click the instant a page is drawn either."""
+    time.sleep(0.5)
 
 
 def open_page(context, url: str, title: str) -> tuple[object, float]:
     page = context.new_page()
+    pause()
     started = time.perf_counter()
     page.goto(url)
     page.get_by_role("heading", name=title, exact=True).first.wait_for(timeout=120_000)
     page.wait_for_selector(IDLE, timeout=120_000)
     seconds = time.perf_counter() - started
-    page.evaluate(DRAWN)
+    drawn(page)
     return page, seconds
 
 
@@ -72,13 +89,14 @@ def through_sidebar(page, title: str, heading: str) -> tuple[float, float]:
     clock starts: a person sees the whole list."""
     nav = page.get_by_test_id("stSidebarNav")
     unfold(nav)
+    pause()
     started = time.perf_counter()
     nav.get_by_text(title, exact=True).click()
     # The heading is drawn by the new page's run; once it is there, that run is the one to wait out.
     page.get_by_role("heading", name=heading, exact=True).first.wait_for(timeout=120_000)
     page.wait_for_selector(IDLE, timeout=120_000)
     idle = time.perf_counter() - started
-    page.evaluate(DRAWN)
+    drawn(page)
     return idle, time.perf_counter() - started
 
 
