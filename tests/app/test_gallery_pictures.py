@@ -63,4 +63,8 @@ def test_the_grid_is_one_element_and_the_actions_are_for_the_chosen_picture(open
     chosen.set_value(other).run()
     assert at.selectbox(key="gal.picked").value == other
     assert at.button(key=f"gal.vary.{other}") and at.button(key=f"gal.open.{other}")
+    # A new picture arrives (a re-run finished): the numbers move on, the chosen picture stays chosen.
+    kept_image(console, "three_1_.png", png.getvalue(), character)
+    at.run()
+    assert len(at.selectbox(key="gal.picked").options) == 3 and at.selectbox(key="gal.picked").value == other
     assert not at.exception
