@@ -35,8 +35,10 @@ import re
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections import defaultdict
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 
 import httpx
@@ -191,6 +193,20 @@ def shell_floor(chromium, runs: int) -> tuple[float, float, float]:
         return median(sessions), median(firsts), median(repeats)
 
 
+def timed(figures: dict[str, list[float]], process, measure: str, step: Callable[[], tuple]):
+    """Run a timed step, which returns (seconds to idle, seconds to drawn) or (page, seconds to idle): record
+    its figures and the console's CPU seconds meanwhile under `measure`; return the page, if it gave one."""
+    cpu = tree_cpu_s(process)
+    first, second = step()
+    figures[f"{measure}_console_cpu_s"].append(tree_cpu_s(process) - cpu)
+    if isinstance(first, float):
+        figures[f"{measure}_s"].append(first)
+        figures[f"{measure}_drawn_s"].append(second)
+        return None
+    figures[f"{measure}_s"].append(second)
+    return first
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=ROOT / "bench" / "out" / "history")
@@ -203,50 +219,30 @@ def main() -> None:
         cached = chromium.new_context()   # the staff member's browser: it has opened the console before
         for path in wanted:  # first start-up of the console and its background indexes
             open_page(cached, f"{url}/{path}", PAGES[path])[0].close()
-        worst_session = worst_first = worst_repeat = 0.0
+        worst: dict[str, float] = defaultdict(float)
         loads = []
         for path in wanted:
-            sessions, sessions_drawn, firsts, colds, repeats, repeats_drawn = [], [], [], [], [], []
-            session_cpu, first_cpu, repeat_cpu = [], [], []
+            figures: dict[str, list[float]] = defaultdict(list)
+
             landing, landing_title = ("connection", PAGES["connection"]) if path == "" else ("", PAGES[""])
+            title = NAV_TITLES.get(path, PAGES[path])
             for _ in range(args.runs):
                 page = open_page(cached, f"{url}/{landing}", landing_title)[0]
-                cpu = tree_cpu_s(process)
-                idle, drawn = through_sidebar(page, NAV_TITLES.get(path, PAGES[path]), PAGES[path])
-                sessions.append(idle)
-                sessions_drawn.append(drawn)
-                session_cpu.append(tree_cpu_s(process) - cpu)
+                timed(figures, process, "first_in_session", partial(through_sidebar, page, title, PAGES[path]))
                 page.close()
-                cpu = tree_cpu_s(process)
-                page, seconds = open_page(cached, f"{url}/{path}", PAGES[path])
-                firsts.append(seconds)
-                first_cpu.append(tree_cpu_s(process) - cpu)
-                cpu = tree_cpu_s(process)
-                idle, drawn = reopen(page, NAV_TITLES.get(path, PAGES[path]), PAGES[path])
-                repeats.append(idle)
-                repeats_drawn.append(drawn)
-                repeat_cpu.append(tree_cpu_s(process) - cpu)
+                page = timed(figures, process, "first", partial(open_page, cached, f"{url}/{path}", PAGES[path]))
+                timed(figures, process, "repeat", partial(reopen, page, title, PAGES[path]))
                 page.close()
                 context = chromium.new_context()
-                colds.append(open_page(context, f"{url}/{path}", PAGES[path])[1])
+                figures["first_cold_cache_s"].append(open_page(context, f"{url}/{path}", PAGES[path])[1])
                 context.close()
                 loads.append(load_average())
-            name = path or "overview"
-            emit(f"page_{name}_first_in_session_s", median(sessions))
-            emit(f"page_{name}_first_in_session_drawn_s", median(sessions_drawn))
-            emit(f"page_{name}_first_s", median(firsts))
-            emit(f"page_{name}_first_cold_cache_s", median(colds))
-            emit(f"page_{name}_repeat_s", median(repeats))
-            emit(f"page_{name}_repeat_drawn_s", median(repeats_drawn))
-            emit(f"page_{name}_first_in_session_console_cpu_s", median(session_cpu))
-            emit(f"page_{name}_first_console_cpu_s", median(first_cpu))
-            emit(f"page_{name}_repeat_console_cpu_s", median(repeat_cpu))
-            worst_session = max(worst_session, median(sessions))
-            worst_first = max(worst_first, median(firsts))
-            worst_repeat = max(worst_repeat, median(repeats))
-        emit("pages_worst_first_in_session_s", worst_session)
-        emit("pages_worst_first_s", worst_first)
-        emit("pages_worst_repeat_s", worst_repeat)
+            for measure, values in figures.items():
+                emit(f"page_{path or 'overview'}_{measure}", median(values))
+            for measure in ("first_in_session_s", "first_s", "repeat_s"):
+                worst[measure] = max(worst[measure], median(figures[measure]))
+        for measure, seconds in worst.items():
+            emit(f"pages_worst_{measure}", seconds)
         floor_first, floor_cold = streamlit_floor(chromium, args.runs)
         emit("pages_streamlit_floor_first_s", floor_first)
         emit("pages_streamlit_floor_first_cold_cache_s", floor_cold)
