@@ -47,8 +47,8 @@ series = actions.endpoint_series(services, role, days=days)
 widgets.lazy_tabs({
     "Cold starts": lambda: st.plotly_chart(cold_starts_figure(series.cold_per_day), key="endpoints.cold"),
     "Queue delay": lambda: st.plotly_chart(percentiles_figure(series.delay_per_day), key="endpoints.delay"),
-    "Workers (24 h)": lambda: st.plotly_chart(worker_timeline_figure(series.workers, title="Workers by state "
-                                                                     "(last 24 h)"), key="endpoints.workers"),
+    "Workers (24 h)": lambda: st.plotly_chart(
+        worker_timeline_figure(series.workers, title="Workers by state (last 24 h)"), key="endpoints.workers"),
 }, key="endpoints.chart")
 
 st.subheader("Settings")
