@@ -115,6 +115,11 @@ def test_endpoints_cold_starts_and_max_workers_through_apply(console_page, wait_
     p50, p90, p98, jobs = (float(v) for v in cold_starts.all_inner_texts()[1:])
     assert 0 < p50 <= p90 <= p98 and jobs > 0
     screenshot(page, wait_idle, "endpoints.png")
+    expect(page.get_by_test_id("stPlotlyChart")).to_have_count(0)   # a chart is drawn when its tab is chosen
+    page.get_by_role("tab", name="Cold starts").click()
+    expect(page.get_by_test_id("stPlotlyChart").locator(".js-plotly-plot")).to_have_count(1)
+    expect(page.get_by_text("Cold starts per day")).to_be_visible()
+    wait_idle(page)
 
     settings = page.get_by_test_id("stDataFrame").filter(has_text="console.toml")
     max_workers = row(settings, "Max workers").locator("td")
