@@ -6,12 +6,13 @@ import streamlit as st
 from lib import costs
 from lib.charts import costs as charts
 from lib.runpod import RunPodError
-from lib.ui import dates, deps, widgets
+from lib.ui import dates, deps, persist, widgets
 
 deps.require_gate()
 services = deps.services()
 
 st.title("Costs")
+persist.remember("costs.op_hours", "costs.op_rate")
 
 
 @st.cache_data(ttl=120, show_spinner="Adding up the costs…")
@@ -26,12 +27,8 @@ window = dates.day_range_window("Date range (UTC)", key="costs.range", last_days
 bucket = c2.radio("Spend per", ["hour", "day", "week"], index=1, horizontal=True, key="costs.bucket")
 days = c3.radio("Compare over the last", [7, 30], index=1, horizontal=True, format_func=lambda d: f"{d} days",
                 key="costs.days")
-with st.expander("Pod comparison assumptions"):
-    a, b = st.columns(2)
-    hours = a.number_input("Operator hours per month a pod needs", 0.0, 200.0, 0.0, 1.0, key="costs.op_hours")
-    rate = b.number_input("Operator cost per hour (USD)", 0.0, 500.0, 0.0, 5.0, key="costs.op_rate")
-    st.caption(f"Pod price ${services.config.prices.pod_hourly_usd:.2f}/h × 730 h and serverless prices "
-               f"as of {services.config.prices.as_of} come from console.toml [prices].")
+# The pod comparison's assumptions are drawn in its section (pod below) and kept while it is closed.
+hours, rate = (st.session_state.get(key, 0.0) for key in ("costs.op_hours", "costs.op_rate"))
 
 if window is None:
     st.stop()
@@ -92,6 +89,12 @@ def estimates() -> None:
 
 def pod() -> None:
     st.subheader(f"Serverless vs a dedicated pod (last {days} days)")
+    a, b = st.columns(2)
+    # No value= : the kept value is put back through Session State, and both start at their minimum, 0.
+    a.number_input("Operator hours per month a pod needs", 0.0, 200.0, step=1.0, key="costs.op_hours")
+    b.number_input("Operator cost per hour (USD)", 0.0, 500.0, step=5.0, key="costs.op_rate")
+    st.caption(f"Pod price ${services.config.prices.pod_hourly_usd:.2f}/h × 730 h and serverless prices "
+               f"as of {services.config.prices.as_of} come from console.toml [prices].")
     left, right = st.columns(2)
     left.plotly_chart(charts.options_chart(analysis.options), key="costs.options")
     right.plotly_chart(charts.break_even_chart(analysis.break_even), key="costs.break_even")

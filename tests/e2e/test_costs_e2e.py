@@ -28,6 +28,14 @@ def section(page, wait_idle, name: str) -> None:
     wait_idle(page)
 
 
+def set_operator_hours(page, wait_idle, hours: str, rate: str) -> None:
+    for name, value in (("Operator hours per month a pod needs", hours), ("Operator cost per hour (USD)", rate)):
+        box = page.get_by_role("spinbutton", name=name)
+        box.fill(value)
+        box.press("Enter")
+        wait_idle(page)
+
+
 def test_costs_report_on_seeded_traffic_with_csv_export(console_page, wait_idle, tmp_path):
     page = console_page
     open_page(page, wait_idle, "Costs", "Costs")
@@ -61,6 +69,18 @@ def test_costs_report_on_seeded_traffic_with_csv_export(console_page, wait_idle,
                                        r"month; at [\d,]+ images a month now (serverless|the pod) is cheaper\."))
            ).to_be_visible()
     screenshot(page, wait_idle, "costs.png")
+    versus_pod = headline.filter(has_text="Serverless per month").get_by_test_id("stMetricDelta")
+    pod_alone = versus_pod.inner_text()
+    set_operator_hours(page, wait_idle, "10", "50")
+    expect(versus_pod).not_to_have_text(pod_alone)
+    pod_with_an_operator = versus_pod.inner_text()
+
+    section(page, wait_idle, "Download")
+    expect(page.get_by_role("spinbutton", name="Operator hours per month a pod needs")).to_have_count(0)
+    expect(versus_pod).to_have_text(pod_with_an_operator)   # kept while their section is closed
+    section(page, wait_idle, "Serverless vs pod")
+    expect(page.get_by_role("spinbutton", name="Operator hours per month a pod needs")).to_have_value("10.00")
+    set_operator_hours(page, wait_idle, "0", "0")   # the other flows compare with a pod alone
 
     section(page, wait_idle, "Download")
     with page.expect_download() as download_info:
