@@ -124,6 +124,6 @@ def downloads() -> None:
 # One section at a time: a visit redrew seven charts and three tables (1.95 s per visit with a year of
 # history, bench/bench_pages.py). One chart per section where it can be: each Plotly chart is 0.06–0.08 s
 # of every redraw in the browser.
-widgets.lazy_tabs({"Spend": spend, "Components": components, "Per job and image": per_job, "Estimates vs billed": estimates,
-                   "Serverless vs pod": pod, "Recommendations": recommendations, "Next month": next_month,
-                   "Download": downloads}, key="costs.section")
+widgets.lazy_tabs({"Spend": spend, "Components": components, "Per job and image": per_job,
+                   "Estimates vs billed": estimates, "Serverless vs pod": pod, "Recommendations": recommendations,
+                   "Next month": next_month, "Download": downloads}, key="costs.section")
